@@ -1,0 +1,200 @@
+"""Configuration (the ``EnvManager`` traitlets section) and the server extension's start-up.
+
+The same ``c.EnvManager.*`` settings are read by the server, the ``jupyter envmgr`` CLI and the
+``%envmgr`` magics: :func:`load_config` reads the Jupyter server config files the way the server
+does, so all three doors see one configuration.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from jupyter_core.paths import jupyter_config_path
+from traitlets import Bool, Int, List, Unicode, default, validate
+from traitlets.config import Config, LoggingConfigurable
+from traitlets.config.loader import JSONFileConfigLoader, PyFileConfigLoader
+
+SHARED_ROOT_ENV = "JUPYTER_ENV_MANAGER_SHARED_ROOT"
+
+
+def read_condarc() -> dict[str, Any]:
+    """The user's conda configuration (rattler does not read it), or ``{}``."""
+    candidates = []
+    if os.environ.get("CONDARC"):
+        candidates.append(Path(os.environ["CONDARC"]))
+    home = Path.home()
+    candidates += [home / ".condarc", home / ".conda" / ".condarc", home / ".config/conda/.condarc"]
+    for path in candidates:
+        try:
+            data = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError):
+            continue
+        if isinstance(data, dict):
+            return data
+    return {}
+
+
+class EnvManager(LoggingConfigurable):
+    """Settings of jupyter_env_manager, in ``c.EnvManager`` of the Jupyter server config."""
+
+    local_root = Unicode(
+        help=(
+            "Directory of the local store: the user's own environments, one conda prefix per "
+            "environment. Keep it on persistent storage (the home directory on JupyterHub)."
+        ),
+    ).tag(config=True)
+
+    @default("local_root")
+    def _default_local_root(self) -> str:
+        return str(Path("~/.conda/envs").expanduser())
+
+    shared_root = Unicode(
+        None,
+        allow_none=True,
+        help=(
+            "Directory of the team-wide shared store (typically on NFS/EFS). Defaults to the "
+            f"environment variable {SHARED_ROOT_ENV}; None disables the shared store."
+        ),
+    ).tag(config=True)
+
+    @default("shared_root")
+    def _default_shared_root(self) -> str | None:
+        return os.environ.get(SHARED_ROOT_ENV) or None
+
+    channels = List(
+        Unicode(),
+        help=(
+            "Conda channels used when a spec names none: names (resolved against conda-forge's "
+            "host), URLs or file:// paths. Defaults to `channels` of ~/.condarc, else conda-forge."
+        ),
+    ).tag(config=True)
+
+    @default("channels")
+    def _default_channels(self) -> list[str]:
+        channels = read_condarc().get("channels")
+        if isinstance(channels, list) and channels:
+            return [str(c) for c in channels if str(c) != "defaults"] or ["conda-forge"]
+        return ["conda-forge"]
+
+    pkgs_dir = Unicode(
+        help=(
+            "Package cache shared by all builds (downloads are extracted once, then hard-linked). "
+            "Defaults to the first `pkgs_dirs` of ~/.condarc, else ~/.conda/pkgs."
+        ),
+    ).tag(config=True)
+
+    @default("pkgs_dir")
+    def _default_pkgs_dir(self) -> str:
+        dirs = read_condarc().get("pkgs_dirs")
+        if isinstance(dirs, list) and dirs:
+            return str(Path(str(dirs[0])).expanduser())
+        return str(Path("~/.conda/pkgs").expanduser())
+
+    default_python = Unicode(
+        "3.11",
+        help="Python version given to new environments whose spec names neither python nor base.",
+    ).tag(config=True)
+
+    kernel_packages = List(
+        Unicode(),
+        default_value=["ipykernel"],
+        help=(
+            "Conda packages every environment gets so that its kernel can start. Each is checked "
+            "by importing it (dashes read as underscores) before a build is put in use."
+        ),
+    ).tag(config=True)
+
+    pip_index_url = Unicode(
+        None,
+        allow_none=True,
+        help="Index URL for the pip layer (uv's --index-url). None: uv's default (PyPI).",
+    ).tag(config=True)
+
+    pip_find_links = List(
+        Unicode(),
+        help="Directories or URLs of wheels for the pip layer (uv's --find-links).",
+    ).tag(config=True)
+
+    pip_no_index = Bool(
+        False,
+        help="Install the pip layer only from pip_find_links, never from an index.",
+    ).tag(config=True)
+
+    max_concurrent_builds = Int(
+        2,
+        help="How many builds and copies run at once in this server; the rest wait in a queue.",
+    ).tag(config=True)
+
+    build_timeout_s = Int(
+        3600,
+        help="A build still running after this many seconds is stopped and marked failed.",
+    ).tag(config=True)
+
+    @validate("max_concurrent_builds")
+    def _validate_max_builds(self, proposal):
+        value = proposal["value"]
+        if value < 1:
+            raise ValueError("max_concurrent_builds must be at least 1")
+        return value
+
+    @validate("local_root", "shared_root", "pkgs_dir")
+    def _expand_path(self, proposal):
+        value = proposal["value"]
+        return None if value is None else str(Path(value).expanduser().absolute())
+
+
+def load_config(config_dirs: list[str] | None = None) -> Config:
+    """Read ``jupyter_server_config.{json,py}`` (and its ``.d`` drop-ins) as the server would.
+
+    Used by the CLI and the magics, which do not run inside the server but must follow the same
+    ``c.EnvManager`` settings.
+    """
+    config = Config()
+    for directory in config_dirs if config_dirs is not None else jupyter_config_path()[::-1]:
+        drop_ins = Path(directory) / "jupyter_server_config.d"
+        if drop_ins.is_dir():
+            for path in sorted(drop_ins.glob("*.json")):
+                config.merge(JSONFileConfigLoader(path.name, str(path.parent)).load_config())
+        for loader_class, suffix in ((JSONFileConfigLoader, ".json"), (PyFileConfigLoader, ".py")):
+            path = Path(directory) / f"jupyter_server_config{suffix}"
+            if path.is_file():
+                config.merge(loader_class(path.name, str(path.parent)).load_config())
+    return config
+
+
+def load_server_extension(server_app) -> None:
+    """Build the core once, keep it in the tornado settings, register routes and events.
+
+    At start the stores are recovered (swaps cut short by a crash are finished or undone, dead
+    builds marked interrupted, staging leftovers removed) and kernelspecs re-synced.
+    """
+    from .handlers import setup_handlers
+    from .service import EnvService
+
+    settings = EnvManager(config=server_app.config, parent=server_app)
+    settings.log = server_app.log
+    service = EnvService(settings, log=server_app.log)
+    setup_handlers(server_app.web_app, service, server_app)
+    try:
+        interrupted = service.recover()
+        if interrupted:
+            server_app.log.warning(
+                "jupyter_env_manager: builds interrupted by a restart: %s", ", ".join(interrupted)
+            )
+        synced = service.sync_kernels()
+        server_app.log.info(
+            "jupyter_env_manager: kernelspecs created %s, updated %s, removed %s",
+            synced["created"] or "-",
+            synced["updated"] or "-",
+            synced["removed"] or "-",
+        )
+    except Exception:  # a broken store must not keep the server from starting
+        server_app.log.exception("jupyter_env_manager: start-up sync failed")
+    server_app.log.info(
+        "jupyter_env_manager: local store %s, shared store %s",
+        settings.local_root,
+        settings.shared_root or "(none)",
+    )

@@ -1,0 +1,477 @@
+"""Solve, install, pip layer, verify and swap: one build of one environment.
+
+Everything here runs inside the build worker process (see :mod:`.worker`), never in the server:
+rattler's solver and installer run in-process there, uv runs as a child of the worker.
+
+A build assembles a complete prefix in ``<root>/.envmgr/staging/<name>.v<N>`` with every
+relocatable path written for the final location (rattler's ``alternative_target_prefix``; uv's
+scripts are rewritten), checks that its python imports the kernel packages, and only then swaps
+it in (:meth:`Store.swap_in`). Until that rename, the version in use is untouched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .spec import EnvSpec, python_match_spec
+from .store import Store
+
+PHASES = ("solve", "download", "link", "pip", "verify", "kernel")
+LOCK_ENV = "default"
+
+
+class BuildFailed(Exception):
+    """A build step failed; the message is shown to the user as the build's error."""
+
+
+@dataclass
+class BuildJob:
+    """Everything a worker needs, written to ``builds/<N>/job.json`` by whoever queues it."""
+
+    scope: str
+    root: str
+    name: str
+    version: int
+    kind: str  # build | revert | copy
+    spec: dict[str, Any]
+    channels: list[str]
+    pkgs_dir: str
+    kernel_packages: list[str]
+    default_python: str
+    pip_index_url: str | None = None
+    pip_find_links: list[str] = field(default_factory=list)
+    pip_no_index: bool = False
+    write_kernel: bool = True
+    # revert/copy: the lock to reproduce; build with a base env: the base's lock and spec
+    source_build_dir: str | None = None
+    base_build_dir: str | None = None
+    base_spec: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BuildJob:
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
+class BuildLog:
+    """The build's log file, written line by line so readers can follow it with offsets."""
+
+    def __init__(self, path: Path, on_phase: Callable[[str], None]):
+        self._file = open(path, "a", buffering=1, encoding="utf-8")
+        self._lock = threading.Lock()
+        self._on_phase = on_phase
+        self.phase: str | None = None
+
+    def write(self, text: str) -> None:
+        stamp = time.strftime("%H:%M:%S")
+        with self._lock:
+            for line in text.rstrip("\n").splitlines() or [""]:
+                self._file.write(f"[{stamp}] {line}\n")
+
+    def set_phase(self, phase: str) -> None:
+        if phase == self.phase:
+            return
+        self.phase = phase
+        self.write(f"== {phase} ==")
+        self._on_phase(phase)
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class _Reporter:
+    """rattler InstallerReporter: turns download/link progress into phases and log lines."""
+
+    def __init__(self, log: BuildLog):
+        self.log = log
+        self._names: dict[int, str] = {}
+        self._next = 1
+        self.linked = 0
+
+    def _token(self, name: str) -> int:
+        token = self._next
+        self._next += 1
+        self._names[token] = name
+        return token
+
+    def on_transaction_start(self, total_operations: int) -> None:
+        self.log.write(f"{total_operations} packages to install")
+
+    def on_populate_cache_start(self, operation: int, package_name: str) -> int:
+        return self._token(package_name)
+
+    def on_download_start(self, cache_entry: int) -> int:
+        name = self._names.get(cache_entry, "?")
+        self.log.set_phase("download")
+        self.log.write(f"downloading {name}")
+        return self._token(name)
+
+    def on_download_completed(self, download_idx: int) -> None:
+        self.log.write(f"downloaded {self._names.get(download_idx, '?')}")
+
+    def on_link_start(self, operation: int, package_name: str) -> int:
+        self.log.set_phase("link")
+        self.log.write(f"linking {package_name}")
+        return self._token(package_name)
+
+    def on_link_complete(self, index: int) -> None:
+        self.linked += 1
+
+    # rattler calls every method of the protocol; the rest are no-ops.
+    def __getattr__(self, attr: str) -> Callable[..., int]:
+        if attr.startswith("on_"):
+            return lambda *args, **kwargs: 0
+        raise AttributeError(attr)
+
+
+def _hex(value: Any) -> str | None:
+    if value is None:
+        return None
+    return value.hex() if isinstance(value, (bytes, bytearray)) else str(value)
+
+
+def conda_lock_entries(records: list[Any]) -> list[dict[str, Any]]:
+    entries = [
+        {
+            "name": r.name.normalized,
+            "version": str(r.version),
+            "build": str(r.build),
+            "channel": str(r.channel) if r.channel else None,
+            "subdir": r.subdir,
+            "url": str(r.url),
+            "sha256": _hex(r.sha256),
+            "md5": _hex(r.md5),
+        }
+        for r in records
+    ]
+    return sorted(entries, key=lambda e: e["name"])
+
+
+def site_packages(prefix: Path) -> Path | None:
+    found = sorted(prefix.glob("lib/python3*/site-packages"))
+    return found[0] if found else None
+
+
+def pip_distributions(prefix: Path) -> list[dict[str, str]]:
+    """Distributions of the pip layer: those uv installed (INSTALLER says so)."""
+    sp = site_packages(prefix)
+    if sp is None:
+        return []
+    dists = []
+    for info in sp.glob("*.dist-info"):
+        try:
+            if (info / "INSTALLER").read_text().strip() != "uv":
+                continue
+            name = version = None
+            with open(info / "METADATA", encoding="utf-8", errors="replace") as f:
+                for line in f:
+                    if line.startswith("Name:"):
+                        name = line.split(":", 1)[1].strip()
+                    elif line.startswith("Version:"):
+                        version = line.split(":", 1)[1].strip()
+                    if (name and version) or not line.strip():
+                        break
+        except OSError:
+            continue
+        if name and version:
+            dists.append({"name": name, "version": version})
+    return sorted(dists, key=lambda d: d["name"].lower())
+
+
+def read_lock(build_dir: Path) -> dict[str, Any]:
+    with open(build_dir / "lock.json") as f:
+        return json.load(f)
+
+
+def lock_records(build_dir: Path) -> list[Any]:
+    """The exact conda records of a finished build, from its rattler lock file (no solve)."""
+    from rattler import LockFile
+
+    lock = LockFile.from_path(build_dir / "rattler-lock.yml")
+    env = lock.environment(LOCK_ENV)
+    records = None
+    if env is not None:
+        for platform in env.platforms():
+            records = env.conda_repodata_records_for_platform(platform)
+            if records is not None:
+                break
+    if records is None:
+        raise BuildFailed(f"The lock of {build_dir} has no packages for this platform")
+    return records
+
+
+def write_locks(build_dir: Path, records: list[Any], pip: list[dict[str, str]], channels) -> None:
+    """Write the rattler lock (to reproduce the build exactly) and our JSON lock (to export)."""
+    from rattler import LockChannel, LockFile, LockPlatform, Platform
+
+    platform = LockPlatform(str(Platform.current()))
+    lock = LockFile([platform])
+    lock.set_channels(LOCK_ENV, [LockChannel(c) for c in channels])
+    for record in records:
+        lock.add_conda_package(LOCK_ENV, platform, record)
+    for dist in pip:
+        lock.add_pypi_package(LOCK_ENV, platform, dist["name"], dist["version"], dist["name"])
+    lock.to_path(build_dir / "rattler-lock.yml")
+    data = {"conda": conda_lock_entries(records), "pip": pip}
+    tmp = build_dir / ".lock.json.tmp"
+    tmp.write_text(json.dumps(data, indent=1))
+    os.replace(tmp, build_dir / "lock.json")
+
+
+class Builder:
+    """Runs one :class:`BuildJob` to the end (or raises)."""
+
+    def __init__(self, job: BuildJob, log: BuildLog):
+        self.job = job
+        self.log = log
+        self.store = Store(job.root, job.scope)
+        self.final = self.store.prefix(job.name)
+        self.staging = self.store.staging_dir(job.name, job.version)
+        self.build_dir = self.store.build_dir(job.name, job.version)
+        self.spec = EnvSpec.from_dict(job.spec)
+        self.channels = self.spec.channels or job.channels
+        self.child: subprocess.Popen | None = None
+
+    # -- phases ------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        job = self.job
+        self.store.remove_tree(self.staging)
+        self.staging.parent.mkdir(parents=True, exist_ok=True)
+        (self.build_dir / "spec.json").write_text(json.dumps(job.spec, indent=1))
+        self.log.set_phase("solve")
+        pip_pins: list[str] = []
+        if job.kind in ("revert", "copy"):
+            source = Path(job.source_build_dir or "")
+            self.log.write(f"reproducing the lock of {source.parent.parent.name} v{source.name}")
+            records = lock_records(source)
+            pip_pins = [f"{d['name']}=={d['version']}" for d in read_lock(source)["pip"]]
+            pip_reqs: list[str] = []
+        else:
+            records = await self.solve()
+            pip_reqs = list(self.spec.pip)
+            if job.base_build_dir:
+                base_pip = read_lock(Path(job.base_build_dir))["pip"]
+                pip_pins = [f"{d['name']}=={d['version']}" for d in base_pip]
+        await self.install(records)
+        pip = await self.pip_layer(pip_reqs, pip_pins)
+        self.log.set_phase("verify")
+        await self.verify()
+        write_locks(self.build_dir, records, pip, self.channels)
+        self.store.swap_in(job.name, self.staging, job.version)
+        register_conda_env(self.final)
+        self.log.write(f"version {job.version} is in use at {self.final}")
+        self.log.set_phase("kernel")
+        if job.write_kernel:
+            from .kernels import write_kernelspec
+
+            kname = write_kernelspec(
+                job.scope, job.name, self.final, self.spec.display_name or job.name, job.version
+            )
+            self.log.write(f"kernel {kname} registered")
+        else:
+            self.log.write("kernel not registered (deactivated)")
+
+    async def solve(self) -> list[Any]:
+        from rattler import Gateway, Platform, solve
+
+        job = self.job
+        specs: list[str] = []
+        locked: list[Any] = []
+        if job.base_build_dir:
+            base = EnvSpec.from_dict(job.base_spec or {})
+            specs.append(python_match_spec(base.python or job.default_python))
+            specs += base.conda
+            locked = lock_records(Path(job.base_build_dir))
+            self.log.write(f"starting from base environment {self.spec.base}")
+        else:
+            specs.append(python_match_spec(self.spec.python or job.default_python))
+        specs += [p for p in job.kernel_packages if p not in specs]
+        specs += self.spec.conda
+        self.log.write("specs: " + ", ".join(specs))
+        self.log.write("channels: " + ", ".join(self.channels))
+        gateway = Gateway(cache_dir=Path(job.pkgs_dir) / "cache" / "repodata")
+        started = time.monotonic()
+        try:
+            records = await solve(
+                sources=self.channels,
+                specs=specs,
+                gateway=gateway,
+                platforms=[Platform.current(), Platform("noarch")],
+                locked_packages=locked or None,
+            )
+        except Exception as err:
+            raise BuildFailed(f"Could not solve the environment: {err}") from None
+        self.log.write(f"solved {len(records)} packages in {time.monotonic() - started:.2f}s")
+        for r in sorted(records, key=lambda r: r.name.normalized):
+            self.log.write(f"  {r.name.normalized} {r.version} {r.build}")
+        return records
+
+    async def install(self, records: list[Any]) -> None:
+        from rattler import install
+
+        self.log.set_phase("download")
+        reporter = _Reporter(self.log)
+        try:
+            await install(
+                records,
+                target_prefix=self.staging,
+                cache_dir=Path(self.job.pkgs_dir),
+                installed_packages=[],
+                show_progress=False,
+                reporter=reporter,
+                alternative_target_prefix=self.final,
+            )
+        except Exception as err:
+            raise BuildFailed(f"Could not install the packages: {err}") from None
+        self.log.set_phase("link")
+        self.log.write(f"linked {len(records)} packages")
+
+    async def pip_layer(self, reqs: list[str], pins: list[str]) -> list[dict[str, str]]:
+        if not reqs and not pins:
+            return []
+        self.log.set_phase("pip")
+        python = self.staging / "bin" / "python"
+        from uv import find_uv_bin
+
+        base = [find_uv_bin(), "pip", "install", "--no-config", "--python", str(python)]
+        if self.job.pip_index_url:
+            base += ["--index-url", self.job.pip_index_url]
+        for link in self.job.pip_find_links:
+            base += ["--find-links", link]
+        if self.job.pip_no_index:
+            base.append("--no-index")
+        if pins:
+            # The locked layer first, exactly, without resolving anything new.
+            await self.run_logged([*base, "--no-deps", "--", *pins], "pip")
+        if reqs:
+            extra: list[str] = []
+            if pins:  # keep the base environment's pip layer where it is
+                constraints = self.staging / ".envmgr-pip-constraints.txt"
+                constraints.write_text("\n".join(pins) + "\n")
+                extra = ["--constraint", str(constraints)]
+            await self.run_logged([*base, *extra, "--", *reqs], "pip")
+            if extra:
+                constraints.unlink()
+        self.relocate_pip_files()
+        dists = pip_distributions(self.staging)
+        self.log.write(f"pip layer: {len(dists)} distributions")
+        return dists
+
+    def relocate_pip_files(self) -> None:
+        """uv wrote the staging path into scripts; point them at the final prefix."""
+        old, new = str(self.staging).encode(), str(self.final).encode()
+        candidates = [p for p in (self.staging / "bin").iterdir() if p.is_file()]
+        sp = site_packages(self.staging)
+        if sp is not None:
+            for record in sp.glob("*.dist-info/RECORD"):
+                for line in record.read_text(errors="replace").splitlines():
+                    rel = line.rsplit(",", 2)[0]
+                    if rel.endswith((".py", ".pth", ".txt", ".json", ".cfg")) or "/bin/" in rel:
+                        candidates.append((sp / rel).resolve() if ".." in rel else sp / rel)
+        for path in set(candidates):
+            try:
+                if path.is_symlink() or not path.is_file():
+                    continue
+                data = path.read_bytes()
+            except OSError:
+                continue
+            if old in data:
+                tmp = path.with_name(f".{path.name}.envmgr-tmp")
+                tmp.write_bytes(data.replace(old, new))
+                os.chmod(tmp, path.stat().st_mode)
+                os.replace(tmp, path)
+
+    async def verify(self) -> None:
+        python = self.staging / "bin" / "python"
+        if not python.exists():
+            raise BuildFailed("The environment has no bin/python: add python (or a base) to it")
+        modules = [p.replace("-", "_") for p in self.job.kernel_packages]
+        code = "import " + ", ".join(modules) if modules else "pass"
+        self.log.write(f"checking that python imports {', '.join(modules) or 'nothing'}")
+        try:
+            await self.run_logged([str(python), "-I", "-c", code], "verify", timeout=300)
+        except BuildFailed as err:
+            raise BuildFailed(f"The environment's python cannot import the kernel packages: {err}")
+        stale = str(self.staging).encode()
+        for path in (self.staging / "bin").iterdir():
+            try:
+                if path.is_file() and not path.is_symlink():
+                    with open(path, "rb") as f:
+                        if stale in f.read(4096):
+                            raise BuildFailed(f"{path.name} still refers to the staging directory")
+            except OSError:
+                continue
+
+    async def run_logged(self, argv: list[str], what: str, timeout: float = 3600) -> None:
+        env = {k: v for k, v in os.environ.items() if not _UV_INDEX_VARS.match(k)}
+        env.update({"UV_NO_PROGRESS": "1", "NO_COLOR": "1", "UV_PYTHON_DOWNLOADS": "never"})
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            stdin=asyncio.subprocess.DEVNULL,
+            env=env,
+        )
+        tail: list[str] = []
+        assert proc.stdout is not None
+
+        async def pump() -> None:
+            async for raw in proc.stdout:
+                line = raw.decode(errors="replace").rstrip()
+                self.log.write(line)
+                tail.append(line)
+                del tail[:-5]
+
+        try:
+            await asyncio.wait_for(asyncio.gather(pump(), proc.wait()), timeout)
+        except asyncio.TimeoutError:
+            proc.kill()
+            raise BuildFailed(f"{what} timed out after {timeout:.0f}s") from None
+        if proc.returncode != 0:
+            detail = next((t for t in reversed(tail) if t.strip()), "")
+            raise BuildFailed(f"{what} failed (exit {proc.returncode}): {detail}")
+
+
+_UV_INDEX_VARS = re.compile(r"^(UV_(INDEX|INDEX_URL|EXTRA_INDEX_URL|DEFAULT_INDEX|FIND_LINKS|NO_INDEX|CONFIG_FILE)|PIP_.*)$")
+
+
+def register_conda_env(prefix: Path) -> None:
+    """List the prefix in ~/.conda/environments.txt as conda does (conda env list finds it)."""
+    path = Path.home() / ".conda" / "environments.txt"
+    try:
+        lines = path.read_text().splitlines() if path.exists() else []
+        if str(prefix) not in lines:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "a") as f:
+                f.write(f"{prefix}\n")
+    except OSError:
+        pass
+
+
+def unregister_conda_env(prefix: Path) -> None:
+    path = Path.home() / ".conda" / "environments.txt"
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return
+    kept = [line for line in lines if line.strip() != str(prefix)]
+    if kept != lines:
+        path.write_text("".join(f"{line}\n" for line in kept))
+
+
+def python_executable() -> str:
+    return sys.executable

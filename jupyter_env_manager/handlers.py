@@ -1,0 +1,289 @@
+"""REST API: thin handlers over :class:`~.service.EnvService`; the route table is at the bottom.
+
+Every handler parses its input, calls the core off the event loop, and writes JSON. Domain
+errors become ``{"message", "field"?, "item"?}`` with 400/404/409 in one place (:meth:`core`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import tornado
+from jupyter_server.auth.decorator import authorized
+from jupyter_server.base.handlers import APIHandler
+from jupyter_server.utils import url_path_join
+from tornado import web
+
+from .builds import BuildQueue
+from .errors import EnvManagerError, ValidationError
+
+NAMESPACE = "env-manager"
+EVENT_SCHEMAS = Path(__file__).parent / "events"
+EVENT_IDS = {
+    kind: f"https://events.jupyter.org/jupyter_env_manager/{kind}/v1"
+    for kind in ("environment", "build", "kernel")
+}
+
+
+class BaseHandler(APIHandler):
+    auth_resource = "env_manager"
+
+    @property
+    def service(self):
+        return self.settings["env_manager"]
+
+    @property
+    def queue(self) -> BuildQueue:
+        return self.settings["env_manager_queue"]
+
+    async def core(self, fn, *args, **kwargs) -> Any:
+        """Call the core in a worker thread; map its errors to responses (the one place)."""
+        try:
+            return await asyncio.to_thread(fn, *args, **kwargs)
+        except EnvManagerError as err:
+            self.set_status(err.status)
+            self.set_header("Content-Type", "application/json")
+            raise web.Finish(json.dumps(err.to_dict())) from None
+
+    def body(self) -> dict[str, Any]:
+        try:
+            data = json.loads(self.request.body or b"{}")
+        except ValueError:
+            self._error(ValidationError("The request body is not valid JSON"))
+        if not isinstance(data, dict):
+            self._error(ValidationError("The request body must be a JSON object"))
+        return data
+
+    def version_arg(self, version: str) -> int:
+        if not version.isdigit():
+            self._error(ValidationError(f"Invalid version {version!r}", field="version", item=version))
+        return int(version)
+
+    def _error(self, err: EnvManagerError) -> None:
+        self.set_status(err.status)
+        self.set_header("Content-Type", "application/json")
+        raise web.Finish(json.dumps(err.to_dict()))
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        # Everything else (auth, bad routes, bugs) also answers with a JSON {"message"}.
+        self.set_header("Content-Type", "application/json")
+        reason = self._reason
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        message = getattr(exc, "log_message", None) or reason
+        if status_code >= 500:
+            message = f"Internal error: {exc}" if exc else reason
+        self.finish(json.dumps({"message": message, "reason": reason}))
+
+    def created(self, payload: dict[str, Any], location: str) -> None:
+        self.set_status(201)
+        self.set_header("Location", location)
+        self.finish(json.dumps(payload))
+
+    def env_url(self, scope: str, name: str) -> str:
+        return url_path_join(self.base_url, NAMESPACE, "environments", scope, name)
+
+
+class InfoHandler(BaseHandler):
+    @tornado.web.authenticated
+    @authorized
+    async def get(self):
+        self.finish(json.dumps(await self.core(self.service.info)))
+
+
+class EnvironmentsHandler(BaseHandler):
+    @tornado.web.authenticated
+    @authorized
+    async def get(self):
+        scope = self.get_query_argument("scope", None) or None
+        envs = await self.core(self.service.list_envs, scope)
+        self.finish(json.dumps({"environments": envs}))
+
+    @tornado.web.authenticated
+    @authorized
+    async def post(self):
+        body = self.body()
+        build = body.get("build", False)
+        env = await self.core(self.service.create_env, body)
+        if build:
+            await self._start_build(env["scope"], env["name"])
+            env = await self.core(self.service.get_env, env["scope"], env["name"], False)
+        self.created(env, self.env_url(env["scope"], env["name"]))
+
+    async def _start_build(self, scope: str, name: str):
+        build = await self.core(self.service.prepare_build, scope, name)
+        self.queue.submit(scope, name, build)
+        return build
+
+
+class ImportHandler(EnvironmentsHandler):
+    @tornado.web.authenticated
+    @authorized
+    async def post(self):
+        body = self.body()
+        env = await self.core(self.service.import_env, body)
+        if body.get("build"):
+            await self._start_build(env["scope"], env["name"])
+            env = await self.core(self.service.get_env, env["scope"], env["name"], False)
+        self.created(env, self.env_url(env["scope"], env["name"]))
+
+
+class EnvironmentHandler(BaseHandler):
+    @tornado.web.authenticated
+    @authorized
+    async def get(self, scope: str, name: str):
+        self.finish(json.dumps(await self.core(self.service.get_env, scope, name)))
+
+    @tornado.web.authenticated
+    @authorized
+    async def patch(self, scope: str, name: str):
+        env = await self.core(self.service.update_env, scope, name, self.body())
+        self.finish(json.dumps(env))
+
+    @tornado.web.authenticated
+    @authorized
+    async def delete(self, scope: str, name: str):
+        await self.core(self.service.delete_env, scope, name)
+        self.set_status(204)
+        self.finish()
+
+
+class BuildsHandler(BaseHandler):
+    @tornado.web.authenticated
+    @authorized
+    async def get(self, scope: str, name: str):
+        self.finish(json.dumps({"builds": await self.core(self.service.builds, scope, name)}))
+
+    @tornado.web.authenticated
+    @authorized
+    async def post(self, scope: str, name: str):
+        build = await self.core(self.service.prepare_build, scope, name)
+        self.queue.submit(scope, name, build)
+        self.set_status(202)
+        self.finish(json.dumps({"build": build.public()}))
+
+
+class BuildHandler(BaseHandler):
+    @tornado.web.authenticated
+    @authorized
+    async def get(self, scope: str, name: str, version: str):
+        build = await self.core(self.service.get_build, scope, name, self.version_arg(version))
+        self.finish(json.dumps(build.public()))
+
+    @tornado.web.authenticated
+    @authorized
+    async def delete(self, scope: str, name: str, version: str):
+        v = self.version_arg(version)
+        await self.core(self.service.check_cancellable, scope, name, v)
+        await self.queue.cancel(scope, name, v)
+        build = await self.core(self.service.get_build, scope, name, v)
+        self.finish(json.dumps(build.public()))
+
+
+class LogHandler(BaseHandler):
+    @tornado.web.authenticated
+    @authorized
+    async def get(self, scope: str, name: str, version: str):
+        offset_arg = self.get_query_argument("offset", "0")
+        if not offset_arg.isdigit():
+            self._error(ValidationError(f"Invalid offset {offset_arg!r}", field="offset"))
+        data, next_offset = await self.core(
+            self.service.read_log, scope, name, self.version_arg(version), int(offset_arg)
+        )
+        self.set_header("Content-Type", "text/plain; charset=utf-8")
+        self.set_header("X-Log-Offset", str(next_offset))
+        self.set_header("Access-Control-Expose-Headers", "X-Log-Offset")
+        self.finish(data)
+
+
+class ActivateHandler(BaseHandler):
+    @tornado.web.authenticated
+    @authorized
+    async def post(self, scope: str, name: str, action: str):
+        call = {
+            "activate": self.service.activate,
+            "deactivate": self.service.deactivate,
+            "adopt": self.service.adopt,
+        }[action]
+        self.finish(json.dumps(await self.core(call, scope, name)))
+
+
+class CopyHandler(BaseHandler):
+    @tornado.web.authenticated
+    @authorized
+    async def post(self, scope: str, name: str):
+        body = self.body()
+        unknown = set(body) - {"to", "name"}
+        if unknown:
+            self._error(ValidationError(f"Unknown field {sorted(unknown)[0]!r}", field=sorted(unknown)[0]))
+        if "to" not in body:
+            self._error(ValidationError("'to' is required: local or shared", field="to"))
+        env, build = await self.core(
+            self.service.prepare_copy, scope, name, body["to"], body.get("name")
+        )
+        self.queue.submit(env["scope"], env["name"], build)
+        self.set_status(202)
+        self.set_header("Location", self.env_url(env["scope"], env["name"]))
+        self.finish(json.dumps({"environment": env, "build": build.public()}))
+
+
+class RevertHandler(BaseHandler):
+    @tornado.web.authenticated
+    @authorized
+    async def post(self, scope: str, name: str):
+        body = self.body()
+        if "version" not in body:
+            self._error(ValidationError("'version' is required", field="version"))
+        build = await self.core(self.service.prepare_revert, scope, name, body["version"])
+        self.queue.submit(scope, name, build)
+        self.set_status(202)
+        self.finish(json.dumps({"build": build.public()}))
+
+
+class ExportHandler(BaseHandler):
+    @tornado.web.authenticated
+    @authorized
+    async def get(self, scope: str, name: str):
+        fmt = self.get_query_argument("format", "environment.yml")
+        text, content_type, filename = await self.core(self.service.export, scope, name, fmt)
+        self.set_header("Content-Type", f"{content_type}; charset=utf-8")
+        self.set_header("Content-Disposition", f'attachment; filename="{filename}"')
+        self.finish(text)
+
+
+def setup_handlers(web_app, service, server_app=None) -> None:
+    """Register routes and event schemas; hook core events to jupyter_events."""
+    logger = getattr(server_app, "event_logger", None) if server_app else None
+    if logger is not None:
+        for path in sorted(EVENT_SCHEMAS.glob("*.yaml")):
+            logger.register_event_schema(path)
+
+        def emit(kind: str, data: dict[str, Any]) -> None:
+            try:
+                logger.emit(schema_id=EVENT_IDS[kind], data=data)
+            except Exception:  # an event must never break the action that caused it
+                service.log.exception("Could not emit %s event", kind)
+
+        service.emit = emit
+    web_app.settings["env_manager"] = service
+    web_app.settings["env_manager_queue"] = BuildQueue(
+        service, service.settings.max_concurrent_builds, service.settings.build_timeout_s
+    )
+    base = url_path_join(web_app.settings["base_url"], NAMESPACE)
+    env = r"/environments/(?P<scope>[^/]+)/(?P<name>[^/]+)"
+    routes = [
+        (r"/info", InfoHandler),
+        (r"/environments", EnvironmentsHandler),
+        (r"/environments/import", ImportHandler),
+        (env, EnvironmentHandler),
+        (env + r"/builds", BuildsHandler),
+        (env + r"/builds/(?P<version>[^/]+)", BuildHandler),
+        (env + r"/builds/(?P<version>[^/]+)/log", LogHandler),
+        (env + r"/(?P<action>activate|deactivate|adopt)", ActivateHandler),
+        (env + r"/copy", CopyHandler),
+        (env + r"/revert", RevertHandler),
+        (env + r"/export", ExportHandler),
+    ]
+    web_app.add_handlers(".*$", [(base + path, handler) for path, handler in routes])

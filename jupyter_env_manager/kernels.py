@@ -1,0 +1,140 @@
+"""Kernelspecs for environments: activation, writing, removing and re-syncing them.
+
+A kernel starts with its environment activated as ``conda activate`` would: PATH, CONDA_PREFIX
+and ``etc/conda/env_vars.d`` go into the kernelspec's ``env`` (computed by rattler). Only when an
+environment has ``etc/conda/activate.d`` scripts, argv starts with ``bash`` sourcing them and
+then ``exec``-ing the kernel: the shell replaces itself, so the process Jupyter signals is the
+kernel itself and interrupt/restart behave exactly as for a plain kernelspec.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+from pathlib import Path
+from typing import Any
+
+from jupyter_core.paths import jupyter_data_dir
+
+from .store import write_json
+
+KERNEL_PREFIX = "envmgr-"
+ACTIVATE_TEMPLATE = '__envmgr_cmd=("$@"); {sources} exec "${{__envmgr_cmd[@]}}"'
+
+
+def kernel_name(scope: str, name: str) -> str:
+    return f"{KERNEL_PREFIX}{name}" if scope == "local" else f"{KERNEL_PREFIX}shared-{name}"
+
+
+def parse_kernel_name(kernel: str) -> tuple[str, str] | None:
+    if not kernel.startswith(KERNEL_PREFIX):
+        return None
+    rest = kernel[len(KERNEL_PREFIX) :]
+    if rest.startswith("shared-"):
+        return "shared", rest[len("shared-") :]
+    return "local", rest
+
+
+def kernels_dir() -> Path:
+    return Path(jupyter_data_dir()) / "kernels"
+
+
+def activation(prefix: Path) -> tuple[dict[str, str], list[str]]:
+    """Variables conda activation sets for ``prefix`` (PATH aside) and activate.d scripts."""
+    from rattler.shell import ActivationVariables, PathModificationBehavior, Shell, activate
+
+    result = activate(
+        prefix,
+        ActivationVariables(None, [], PathModificationBehavior.Prepend),
+        Shell.bash,
+    )
+    env: dict[str, str] = {}
+    scripts: list[str] = []
+    for line in result.script.splitlines():
+        line = line.strip()
+        if line.startswith("export "):
+            key, _, value = line[len("export ") :].partition("=")
+            parts = shlex.split(value) if value else [""]
+            if key and key != "PATH":
+                env[key] = parts[0] if parts else ""
+        elif line.startswith(". "):
+            scripts.append(shlex.split(line[2:])[0])
+    return env, scripts
+
+
+def kernelspec(
+    scope: str, name: str, prefix: Path, display_name: str, version: int | None
+) -> dict[str, Any]:
+    env, scripts = activation(prefix)
+    env.update(
+        {
+            "PATH": f"{prefix / 'bin'}{os.pathsep}${{PATH}}",
+            "CONDA_PREFIX": str(prefix),
+            "CONDA_DEFAULT_ENV": name,
+            "CONDA_SHLVL": "1",
+            "CONDA_PROMPT_MODIFIER": f"({name}) ",
+        }
+    )
+    python = str(prefix / "bin" / "python")
+    argv = [python, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    bash = shutil.which("bash")
+    if scripts and bash:
+        sources = " ".join(f". {shlex.quote(s)} </dev/null;" for s in scripts)
+        argv = [
+            bash,
+            "--noprofile",
+            "--norc",
+            "-c",
+            ACTIVATE_TEMPLATE.format(sources=sources),
+            "envmgr-activate",
+            *argv,
+        ]
+    return {
+        "argv": argv,
+        "display_name": display_name if scope == "local" else f"{display_name} (shared)",
+        "language": "python",
+        "interrupt_mode": "signal",
+        "env": env,
+        "metadata": {
+            "debugger": True,
+            "env_manager": {"scope": scope, "name": name, "version": version},
+        },
+    }
+
+
+def write_kernelspec(
+    scope: str, name: str, prefix: Path, display_name: str, version: int | None
+) -> str:
+    kname = kernel_name(scope, name)
+    directory = kernels_dir() / kname
+    directory.mkdir(parents=True, exist_ok=True)
+    write_json(directory / "kernel.json", kernelspec(scope, name, prefix, display_name, version))
+    return kname
+
+
+def remove_kernelspec(scope: str, name: str) -> bool:
+    directory = kernels_dir() / kernel_name(scope, name)
+    if directory.exists():
+        shutil.rmtree(directory, ignore_errors=True)
+        return True
+    return False
+
+
+def read_kernelspec(scope: str, name: str) -> dict[str, Any] | None:
+    try:
+        return json.loads((kernels_dir() / kernel_name(scope, name) / "kernel.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def installed() -> set[str]:
+    try:
+        return {
+            e.name
+            for e in os.scandir(kernels_dir())
+            if e.name.startswith(KERNEL_PREFIX) and os.path.exists(os.path.join(e.path, "kernel.json"))
+        }
+    except FileNotFoundError:
+        return set()
