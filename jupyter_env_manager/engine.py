@@ -160,6 +160,29 @@ def conda_lock_entries(records: list[Any]) -> list[dict[str, Any]]:
     return sorted(entries, key=lambda e: e["name"])
 
 
+def requested_match_specs(specs: list[str]) -> list[Any] | None:
+    """What was asked for, recorded in conda-meta as conda does (``--from-history`` uses it).
+
+    py-rattler 0.28's ``install(requested_specs=...)`` rejects its own ``MatchSpec`` objects
+    (a wrapper bug); the inner object it wants is ``MatchSpec._match_spec``. This is the one
+    place that knows.
+    """
+    from rattler import MatchSpec
+
+    if not specs:
+        return None
+    return [MatchSpec(s)._match_spec for s in specs]
+
+
+def readable_records(prefix: Path) -> None:
+    """rattler writes conda-meta records 0600; give them the umask's mode (shared stores)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    mode = 0o666 & ~mask
+    for path in (prefix / "conda-meta").glob("*.json"):
+        os.chmod(path, mode)
+
+
 def site_packages(prefix: Path) -> Path | None:
     found = sorted(prefix.glob("lib/python3*/site-packages"))
     return found[0] if found else None
@@ -254,6 +277,7 @@ class Builder:
         (self.build_dir / "spec.json").write_text(json.dumps(job.spec, indent=1))
         self.log.set_phase("solve")
         pip_pins: list[str] = []
+        requested: list[str] = []
         if job.kind in ("revert", "copy"):
             source = Path(job.source_build_dir or "")
             self.log.write(f"reproducing the lock of {source.parent.parent.name} v{source.name}")
@@ -261,17 +285,17 @@ class Builder:
             pip_pins = [f"{d['name']}=={d['version']}" for d in read_lock(source)["pip"]]
             pip_reqs: list[str] = []
         else:
-            records = await self.solve()
+            records, requested = await self.solve()
             pip_reqs = list(self.spec.pip)
             if job.base_build_dir:
                 base_pip = read_lock(Path(job.base_build_dir))["pip"]
                 pip_pins = [f"{d['name']}=={d['version']}" for d in base_pip]
-        await self.install(records)
+        await self.install(records, requested)
         pip = await self.pip_layer(pip_reqs, pip_pins)
         self.log.set_phase("verify")
         await self.verify()
         write_locks(self.build_dir, records, pip, self.channels)
-        self.store.swap_in(job.name, self.staging, job.version)
+        self.store.swap_in(job.name, self.staging, job.version, {"pip_count": len(pip)})
         register_conda_env(self.final)
         self.log.write(f"version {job.version} is in use at {self.final}")
         self.log.set_phase("kernel")
@@ -318,9 +342,9 @@ class Builder:
         self.log.write(f"solved {len(records)} packages in {time.monotonic() - started:.2f}s")
         for r in sorted(records, key=lambda r: r.name.normalized):
             self.log.write(f"  {r.name.normalized} {r.version} {r.build}")
-        return records
+        return records, specs
 
-    async def install(self, records: list[Any]) -> None:
+    async def install(self, records: list[Any], requested: list[str]) -> None:
         from rattler import install
 
         self.log.set_phase("download")
@@ -334,10 +358,12 @@ class Builder:
                 show_progress=False,
                 reporter=reporter,
                 alternative_target_prefix=self.final,
+                requested_specs=requested_match_specs(requested),
             )
         except Exception as err:
             raise BuildFailed(f"Could not install the packages: {err}") from None
         self.log.set_phase("link")
+        readable_records(self.staging)
         self.log.write(f"linked {len(records)} packages")
 
     async def pip_layer(self, reqs: list[str], pins: list[str]) -> list[dict[str, str]]:

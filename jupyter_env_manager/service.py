@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from . import kernels
-from .engine import BuildJob, read_lock, register_conda_env, unregister_conda_env
+from .engine import BuildJob, read_lock, register_conda_env, unregister_conda_env, write_locks
 from .errors import Conflict, NotFound, ValidationError
 from .spec import (
     SPEC_FIELDS,
@@ -646,12 +646,13 @@ class EnvService:
             raise NotFound(f"No environment {name!r} in the {scope} store")
         from rattler import PrefixRecord
 
-        python, conda = None, []
+        python, conda, records = None, [], []
         for path in sorted((store.prefix(name) / "conda-meta").glob("*.json")):
             try:
                 rec = PrefixRecord.from_path(path)
             except Exception:
                 continue
+            records.append(rec)
             pkg = rec.name.normalized
             requested = list(rec.requested_specs or []) or ([rec.requested_spec] if rec.requested_spec else [])
             if pkg == "python":
@@ -675,6 +676,23 @@ class EnvService:
             raise Conflict(f"Environment {name!r} is already managed", field="name", item=name) from None
         (store.env_dir(name) / "builds").mkdir()
         store.write_env(name, record)
+        # Version 1 is the prefix as found: its records become the lock, so it can be
+        # reverted to, copied and exported like any build.
+        build = store.allocate_build(
+            name, Build(version=0, kind="adopt", status="succeeded", started_at=stamp)
+        )
+        build_dir = store.build_dir(name, build.version)
+        (build_dir / "spec.json").write_text(json.dumps(spec.to_dict(), indent=1))
+        channels = sorted({str(r.channel) for r in records if r.channel}) or list(self.settings.channels)
+        write_locks(build_dir, records, [], channels)
+        store.log_path(name, build.version).write_text(
+            f"[{stamp[11:19]}] adopted {len(records)} packages from {store.prefix(name)}\n"
+        )
+        build.finished_at = now()
+        store.write_build(name, build)
+        state = store.read_state(name)
+        state["active_version"] = build.version
+        store.write_state(name, state)
         register_conda_env(store.prefix(name))
         self.emit("environment", {"action": "created", "scope": scope, "name": name})
         return self.get_env(scope, name)

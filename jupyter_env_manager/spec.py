@@ -344,6 +344,8 @@ def from_environment_yml(text: Any) -> tuple[str | None, dict[str, Any]]:
             raise ValidationError(
                 f"Unsupported dependency entry {dep!r}", field="conda", item=str(dep)
             )
+    if pip:  # conda needs its pip package to run the pip: section; our pip layer does not
+        conda = [c for c in conda if c.strip() != "pip"]
     body: dict[str, Any] = {"conda": conda, "pip": pip}
     if python:
         body["python"] = python.rstrip(".*") if python.endswith(".*") else python

@@ -363,7 +363,9 @@ class Store:
 
     # -- putting a prefix in use -------------------------------------------------------------
 
-    def swap_in(self, name: str, staging: Path, version: int) -> None:
+    def swap_in(
+        self, name: str, staging: Path, version: int, summary: dict[str, Any] | None = None
+    ) -> None:
         """Put a finished staging prefix in use as ``<root>/<name>``, crash-safely.
 
         A journal names the version being swapped in; :meth:`recover_swap` finishes or undoes
@@ -372,14 +374,14 @@ class Store:
         target = self.prefix(name)
         (staging / MARKER).write_text(json.dumps({"version": version}))
         journal = self.env_dir(name) / "swap.json"
-        write_json(journal, {"version": version, "staging": str(staging)})
+        write_json(journal, {"version": version, "staging": str(staging), "summary": summary})
         old = None
         if target.exists():
             old = self.trash / f"{name}.{uuid.uuid4().hex[:8]}"
             os.rename(target, old)
         os.rename(staging, target)
         state = self.read_state(name)
-        state["active_version"] = version
+        state.update(summary or {}, active_version=version)
         self.write_state(name, state)
         journal.unlink()
         if old is not None:
@@ -395,7 +397,7 @@ class Store:
             marker = read_json(target / MARKER, {}) or {}
             if marker.get("version") == data["version"]:
                 state = self.read_state(name)
-                state["active_version"] = data["version"]
+                state.update(data.get("summary") or {}, active_version=data["version"])
                 self.write_state(name, state)
         else:
             # Crashed between the two renames: put the newest trashed prefix of this env back.
@@ -406,7 +408,7 @@ class Store:
             if staging.is_dir() and (staging / MARKER).exists():
                 os.rename(staging, target)
                 state = self.read_state(name)
-                state["active_version"] = data["version"]
+                state.update(data.get("summary") or {}, active_version=data["version"])
                 self.write_state(name, state)
             elif candidates:
                 os.rename(candidates[0], target)
