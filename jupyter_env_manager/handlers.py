@@ -41,6 +41,7 @@ class BaseHandler(APIHandler):
 
     async def core(self, fn, *args, **kwargs) -> Any:
         """Call the core in a worker thread; map its errors to responses (the one place)."""
+        self.settings["env_manager_events"].bind(asyncio.get_running_loop())
         try:
             return await asyncio.to_thread(fn, *args, **kwargs)
         except EnvManagerError as err:
@@ -192,10 +193,9 @@ class LogHandler(BaseHandler):
         data, next_offset = await self.core(
             self.service.read_log, scope, name, self.version_arg(version), int(offset_arg)
         )
-        self.set_header("Content-Type", "text/plain; charset=utf-8")
         self.set_header("X-Log-Offset", str(next_offset))
         self.set_header("Access-Control-Expose-Headers", "X-Log-Offset")
-        self.finish(data)
+        self.finish(data, set_content_type="text/plain; charset=utf-8")
 
 
 class ActivateHandler(BaseHandler):
@@ -248,9 +248,43 @@ class ExportHandler(BaseHandler):
     async def get(self, scope: str, name: str):
         fmt = self.get_query_argument("format", "environment.yml")
         text, content_type, filename = await self.core(self.service.export, scope, name, fmt)
-        self.set_header("Content-Type", f"{content_type}; charset=utf-8")
         self.set_header("Content-Disposition", f'attachment; filename="{filename}"')
-        self.finish(text)
+        self.finish(text, set_content_type=f"{content_type}; charset=utf-8")
+
+
+class EventBridge:
+    """Emits the core's events as jupyter_events, on the server's event loop.
+
+    The core runs in worker threads, and ``EventLogger.emit`` starts its listeners (the
+    ``/api/events/subscribe`` WebSocket among them) as tasks of the running loop: events from
+    other threads are handed over to the loop.
+    """
+
+    def __init__(self, logger, log):
+        self.logger = logger
+        self.log = log
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+
+    def __call__(self, kind: str, data: dict[str, Any]) -> None:
+        if self.logger is None:
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is not None or self.loop is None:
+            self._emit(kind, data)
+        else:
+            self.loop.call_soon_threadsafe(self._emit, kind, data)
+
+    def _emit(self, kind: str, data: dict[str, Any]) -> None:
+        try:
+            self.logger.emit(schema_id=EVENT_IDS[kind], data=data)
+        except Exception:  # an event must never break the action that caused it
+            self.log.exception("Could not emit %s event", kind)
 
 
 def setup_handlers(web_app, service, server_app=None) -> None:
@@ -259,14 +293,9 @@ def setup_handlers(web_app, service, server_app=None) -> None:
     if logger is not None:
         for path in sorted(EVENT_SCHEMAS.glob("*.yaml")):
             logger.register_event_schema(path)
-
-        def emit(kind: str, data: dict[str, Any]) -> None:
-            try:
-                logger.emit(schema_id=EVENT_IDS[kind], data=data)
-            except Exception:  # an event must never break the action that caused it
-                service.log.exception("Could not emit %s event", kind)
-
-        service.emit = emit
+    bridge = EventBridge(logger, service.log)
+    service.emit = bridge
+    web_app.settings["env_manager_events"] = bridge
     web_app.settings["env_manager"] = service
     web_app.settings["env_manager_queue"] = BuildQueue(
         service, service.settings.max_concurrent_builds, service.settings.build_timeout_s

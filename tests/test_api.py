@@ -1,0 +1,366 @@
+"""The REST API over real HTTP (pytest-jupyter), real builds from the local test channel."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+
+import pytest
+from tornado.httpclient import HTTPClientError
+
+from jupyter_env_manager import __version__
+from jupyter_env_manager.handlers import EVENT_IDS
+from jupyter_env_manager.testing.channel import PackageDef, build_channel
+
+NS = "env-manager"
+TERMINAL = {"succeeded", "failed", "cancelled", "interrupted"}
+
+
+async def call(jp_fetch, method, *path, body=None, **params):
+    kwargs = {"method": method}
+    if body is not None:
+        kwargs["body"] = json.dumps(body)
+    elif method in ("POST", "PATCH"):
+        kwargs["body"] = "{}"
+    if params:
+        kwargs["params"] = params
+    response = await jp_fetch(NS, *path, **kwargs)
+    return response
+
+
+async def get_json(jp_fetch, *path, **params):
+    return json.loads((await call(jp_fetch, "GET", *path, **params)).body)
+
+
+async def expect_error(jp_fetch, status, method, *path, body=None, match="", **params):
+    with pytest.raises(HTTPClientError) as info:
+        await call(jp_fetch, method, *path, body=body, **params)
+    assert info.value.code == status, info.value.response.body
+    payload = json.loads(info.value.response.body)
+    assert match in payload["message"], payload
+    return payload
+
+
+async def wait_build(jp_fetch, scope, name, version, timeout=120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        build = await get_json(jp_fetch, "environments", scope, name, "builds", str(version))
+        if build["status"] in TERMINAL:
+            return build
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"build {scope}/{name} v{version} did not finish")
+
+
+async def create_and_build(jp_fetch, name, scope="local", **spec):
+    r = await call(jp_fetch, "POST", "environments", body={"name": name, "scope": scope, **spec})
+    assert r.code == 201
+    r = await call(jp_fetch, "POST", "environments", scope, name, "builds")
+    assert r.code == 202
+    build = json.loads(r.body)["build"]
+    return await wait_build(jp_fetch, scope, name, build["version"])
+
+
+async def test_info(jp_fetch, envmgr_settings):
+    info = await get_json(jp_fetch, "info")
+    assert info["version"] == __version__
+    assert info["local_root"] == envmgr_settings["local_root"]
+    assert info["shared_root"] == envmgr_settings["shared_root"]
+    assert info["channels"] == envmgr_settings["channels"]
+    assert info["engine"]["name"] == "py-rattler" and info["engine"]["version"]
+    assert info["user"]
+
+
+async def test_unauthenticated_requests_are_refused(http_server_client, jp_base_url):
+    for method, path, body in [
+        ("GET", "info", None),
+        ("GET", "environments", None),
+        ("POST", "environments", json.dumps({"name": "x"})),
+        ("DELETE", "environments/local/x", None),
+    ]:
+        url = f"{jp_base_url}{NS}/{path}"
+        response = await http_server_client.fetch(url, method=method, body=body, raise_error=False)
+        assert response.code == 403, (method, path, response.code)
+        assert json.loads(response.body)["message"]
+
+
+async def test_create_build_and_follow_the_log(jp_fetch, jp_serverapp):
+    r = await call(
+        jp_fetch, "POST", "environments",
+        body={"name": "web", "display_name": "Web env", "conda": ["alpha", "delta"],
+              "pip": ["envmgr-hello==2.0"]},
+    )
+    assert r.code == 201
+    assert r.headers["Location"].endswith(f"/{NS}/environments/local/web")
+    env = json.loads(r.body)
+    assert env["status"] == "saved" and env["version"] is None and env["managed"] is True
+    assert env["spec"]["conda"] == ["alpha", "delta"] and env["display_name"] == "Web env"
+
+    r = await call(jp_fetch, "POST", "environments", "local", "web", "builds")
+    assert r.code == 202
+    build = json.loads(r.body)["build"]
+    assert build["version"] == 1 and build["status"] == "queued"
+    # follow the log with the offset protocol until the build ends
+    offset, text, statuses = 0, "", set()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        r = await call(jp_fetch, "GET", "environments", "local", "web", "builds", "1", "log",
+                       offset=str(offset))
+        assert r.headers["Content-Type"].startswith("text/plain")
+        chunk = r.body.decode()
+        assert int(r.headers["X-Log-Offset"]) == offset + len(r.body)
+        assert chunk == "" or chunk.endswith("\n")  # whole lines only
+        text += chunk
+        offset = int(r.headers["X-Log-Offset"])
+        b = await get_json(jp_fetch, "environments", "local", "web", "builds", "1")
+        statuses.add(b["status"])
+        if b["status"] in TERMINAL:
+            r = await call(jp_fetch, "GET", "environments", "local", "web", "builds", "1", "log",
+                           offset=str(offset))
+            text += r.body.decode()
+            break
+        await asyncio.sleep(0.02)
+    assert b["status"] == "succeeded", b
+    for phase in ("== solve ==", "== link ==", "== pip ==", "== verify ==", "== kernel =="):
+        assert phase in text
+    assert "build succeeded" in text
+    full = await call(jp_fetch, "GET", "environments", "local", "web", "builds", "1", "log")
+    assert full.body.decode() == text
+    env = await get_json(jp_fetch, "environments", "local", "web")
+    assert env["status"] == "ready" and env["version"] == 1
+    assert env["kernel"] == {"name": "envmgr-web", "display_name": "Web env", "active": True}
+    assert [v["version"] for v in env["versions"]] == [1]
+    specs = await jp_fetch("api", "kernelspecs")
+    assert "envmgr-web" in json.loads(specs.body)["kernelspecs"]
+    listing = await get_json(jp_fetch, "environments")
+    assert [e["name"] for e in listing["environments"]] == ["web"]
+    assert (await get_json(jp_fetch, "environments", scope="shared"))["environments"] == []
+    builds = await get_json(jp_fetch, "environments", "local", "web", "builds")
+    assert builds["builds"][0]["status"] == "succeeded"
+
+
+async def test_patch_export_import_revert_copy_delete(jp_fetch):
+    assert (await create_and_build(jp_fetch, "ops", conda=["alpha=1.0"]))["status"] == "succeeded"
+    r = await call(jp_fetch, "PATCH", "environments", "local", "ops",
+                   body={"conda": ["alpha=2.0"], "description": "newer"})
+    env = json.loads(r.body)
+    assert env["spec"]["conda"] == ["alpha=2.0"] and env["description"] == "newer"
+    assert env["version"] == 1  # the spec changed; the version in use did not
+    b = json.loads((await call(jp_fetch, "POST", "environments", "local", "ops", "builds")).body)
+    assert (await wait_build(jp_fetch, "local", "ops", b["build"]["version"]))["status"] == "succeeded"
+
+    r = await call(jp_fetch, "GET", "environments", "local", "ops", "export",
+                   format="environment.yml")
+    assert "alpha=2.0" in r.body.decode() and "attachment" in r.headers["Content-Disposition"]
+    lock = json.loads((await call(jp_fetch, "GET", "environments", "local", "ops", "export",
+                                  format="lock")).body)
+    assert {e["name"]: e["version"] for e in lock["conda"]}["alpha"] == "2.0"
+    explicit = (await call(jp_fetch, "GET", "environments", "local", "ops", "export",
+                           format="explicit")).body.decode()
+    assert "@EXPLICIT" in explicit
+
+    r = await call(jp_fetch, "POST", "environments", "import",
+                   body={"name": "imported", "environment_yml": "dependencies:\n  - alpha=1.0\n"
+                         "  - pip:\n    - envmgr-hello==1.0\n", "build": True})
+    assert r.code == 201
+    imported = json.loads(r.body)
+    assert imported["spec"]["pip"] == ["envmgr-hello==1.0"]
+    assert imported["status"] == "building"
+    assert (await wait_build(jp_fetch, "local", "imported", 1))["status"] == "succeeded"
+
+    r = await call(jp_fetch, "POST", "environments", "local", "ops", "revert", body={"version": 1})
+    assert r.code == 202
+    revert = json.loads(r.body)["build"]
+    assert revert["kind"] == "revert" and revert["version"] == 3
+    assert (await wait_build(jp_fetch, "local", "ops", 3))["status"] == "succeeded"
+    lock = json.loads((await call(jp_fetch, "GET", "environments", "local", "ops", "export",
+                                  format="lock")).body)
+    assert {e["name"]: e["version"] for e in lock["conda"]}["alpha"] == "1.0"
+
+    r = await call(jp_fetch, "POST", "environments", "local", "ops", "copy",
+                   body={"to": "shared", "name": "team-ops"})
+    assert r.code == 202
+    payload = json.loads(r.body)
+    assert payload["environment"]["scope"] == "shared" and payload["environment"]["name"] == "team-ops"
+    assert (await wait_build(jp_fetch, "shared", "team-ops", payload["build"]["version"]))["status"] == "succeeded"
+    shared = await get_json(jp_fetch, "environments", scope="shared")
+    assert [(e["name"], e["status"]) for e in shared["environments"]] == [("team-ops", "ready")]
+
+    r = await call(jp_fetch, "POST", "environments", "shared", "team-ops", "deactivate")
+    assert json.loads(r.body)["kernel"]["active"] is False
+    r = await call(jp_fetch, "POST", "environments", "shared", "team-ops", "activate")
+    assert json.loads(r.body)["kernel"]["active"] is True
+
+    r = await call(jp_fetch, "DELETE", "environments", "local", "ops")
+    assert r.code == 204
+    await expect_error(jp_fetch, 404, "GET", "environments", "local", "ops", match="No environment 'ops'")
+
+
+async def test_errors(jp_fetch, envmgr_settings):
+    e = await expect_error(jp_fetch, 400, "POST", "environments", body={"name": "../x"},
+                           match="Invalid environment name '../x'")
+    assert e["field"] == "name" and e["item"] == "../x"
+    e = await expect_error(jp_fetch, 400, "POST", "environments",
+                           body={"name": "ok", "conda": ["alpha", "--channel=evil"]},
+                           match="'--channel=evil'")
+    assert e["field"] == "conda"
+    await expect_error(jp_fetch, 400, "POST", "environments",
+                       body={"name": "ok", "pip": ["-r /etc/passwd"]}, match="'-r /etc/passwd'")
+    await expect_error(jp_fetch, 400, "POST", "environments", body={"name": "ok", "colour": 1},
+                       match="Unknown field 'colour'")
+    await expect_error(jp_fetch, 400, "POST", "environments", body={"name": "ok", "conda": "x y z w"},
+                       match="Invalid conda package spec 'x y z w'")
+    with pytest.raises(HTTPClientError) as info:
+        await jp_fetch(NS, "environments", method="POST", body="{not json")
+    assert info.value.code == 400 and "not valid JSON" in json.loads(info.value.response.body)["message"]
+    await expect_error(jp_fetch, 400, "GET", "environments", scope="elsewhere", match="Invalid scope")
+    await expect_error(jp_fetch, 400, "GET", "environments", "nowhere", "x", match="Invalid scope")
+    await expect_error(jp_fetch, 400, "POST", "environments", "import",
+                       body={"environment_yml": "name: [unclosed"}, match="not valid YAML")
+    # nothing was created by any of those
+    assert (await get_json(jp_fetch, "environments"))["environments"] == []
+
+    await expect_error(jp_fetch, 404, "GET", "environments", "local", "ghost", match="No environment 'ghost'")
+    await expect_error(jp_fetch, 404, "PATCH", "environments", "local", "ghost", body={}, match="ghost")
+    await expect_error(jp_fetch, 404, "DELETE", "environments", "local", "ghost", match="ghost")
+    await expect_error(jp_fetch, 404, "POST", "environments", "local", "ghost", "builds", match="ghost")
+
+    await call(jp_fetch, "POST", "environments", body={"name": "dup"})
+    await expect_error(jp_fetch, 409, "POST", "environments", body={"name": "dup"},
+                       match="already exists")
+    await expect_error(jp_fetch, 404, "GET", "environments", "local", "dup", "builds", "7",
+                       match="has no version 7")
+    await expect_error(jp_fetch, 400, "GET", "environments", "local", "dup", "builds", "x",
+                       match="Invalid version 'x'")
+    await expect_error(jp_fetch, 400, "GET", "environments", "local", "dup", "builds", "1", "log",
+                       offset="-3", match="Invalid offset")
+    await expect_error(jp_fetch, 400, "POST", "environments", "local", "dup", "activate",
+                       match="no built version")
+    await expect_error(jp_fetch, 400, "POST", "environments", "local", "dup", "copy",
+                       body={"to": "shared"}, match="no built version to copy")
+    await expect_error(jp_fetch, 400, "POST", "environments", "local", "dup", "copy",
+                       body={}, match="'to' is required")
+    await expect_error(jp_fetch, 400, "POST", "environments", "local", "dup", "revert",
+                       body={}, match="'version' is required")
+    await expect_error(jp_fetch, 404, "POST", "environments", "local", "dup", "revert",
+                       body={"version": 4}, match="no version 4")
+    await expect_error(jp_fetch, 400, "GET", "environments", "local", "dup", "export",
+                       format="tar", match="Unknown export format 'tar'")
+    await expect_error(jp_fetch, 400, "GET", "environments", "local", "dup", "export",
+                       format="lock", match="no lock yet")
+    r = await call(jp_fetch, "POST", "environments", "local", "dup", "builds")
+    version = json.loads(r.body)["build"]["version"]
+    await expect_error(jp_fetch, 409, "POST", "environments", "local", "dup", "builds",
+                       match="already")
+    await expect_error(jp_fetch, 409, "DELETE", "environments", "local", "dup", match="cancel it first")
+    await wait_build(jp_fetch, "local", "dup", version)
+    await expect_error(jp_fetch, 409, "DELETE", "environments", "local", "dup", "builds", str(version),
+                       match="has already succeeded")
+
+
+@pytest.fixture
+def slow_channel(tmp_path_factory):
+    """A channel whose `slowmod` sleeps on import: with kernel_packages it makes verify slow."""
+    pkg = PackageDef(
+        "slowmod", "1.0", noarch="python", depends=["python"],
+        files={"site-packages/slowmod/__init__.py": "import time\ntime.sleep(4)\n"},
+    )
+    return build_channel(tmp_path_factory.mktemp("slow"), extra=[pkg], defaults=False,
+                         host_packages=())
+
+
+@pytest.fixture
+def jp_server_config(envmgr_settings, slow_channel, request):  # noqa: F811
+    from traitlets.config import Config
+
+    settings = dict(envmgr_settings)
+    if "slow" in request.node.name:
+        settings["channels"] = [*settings["channels"], slow_channel]
+        settings["kernel_packages"] = ["ipykernel", "slowmod"]
+        settings["max_concurrent_builds"] = 2
+    if "no_shared" in request.node.name:
+        settings["shared_root"] = None
+    return Config({
+        "ServerApp": {"jpserver_extensions": {"jupyter_env_manager": True},
+                      "allow_unauthenticated_access": False},
+        "EnvManager": settings,
+    })
+
+
+async def test_no_shared_store_gives_400(jp_fetch):  # "no_shared" configures no shared root
+    info = await get_json(jp_fetch, "info")
+    assert info["shared_root"] is None
+    await expect_error(jp_fetch, 400, "GET", "environments", scope="shared",
+                       match="No shared store is configured")
+    await expect_error(jp_fetch, 400, "POST", "environments", body={"name": "x", "scope": "shared"},
+                       match="No shared store is configured")
+    await expect_error(jp_fetch, 400, "GET", "environments", "shared", "x",
+                       match="No shared store is configured")
+    assert (await get_json(jp_fetch, "environments"))["environments"] == []
+
+
+async def test_slow_builds_run_in_background_and_cancel(jp_fetch, jp_serverapp):
+    """Two builds run at once; the server answers meanwhile; a cancel stops one cleanly."""
+    events = []
+
+    async def listener(logger, schema_id, data):
+        events.append((schema_id, dict(data)))
+
+    for schema in EVENT_IDS.values():
+        jp_serverapp.event_logger.add_listener(schema_id=schema, listener=listener)
+
+    for name in ("one", "two"):
+        await call(jp_fetch, "POST", "environments", body={"name": name, "conda": ["alpha"]})
+    for name in ("one", "two"):
+        r = await call(jp_fetch, "POST", "environments", "local", name, "builds")
+        assert r.code == 202
+    # Both builds run at the same time while requests keep being answered.
+    answered_while_both_ran = 0
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and answered_while_both_ran < 20:
+        await get_json(jp_fetch, "info")
+        states = [(await get_json(jp_fetch, "environments", "local", n, "builds", "1"))["status"]
+                  for n in ("one", "two")]
+        if states == ["running", "running"]:
+            answered_while_both_ran += 1
+        await asyncio.sleep(0.01)
+    assert answered_while_both_ran >= 20
+    # Cancel "two" in the middle of its verify phase (its python sleeps importing slowmod).
+    r = await call(jp_fetch, "DELETE", "environments", "local", "two", "builds", "1")
+    cancelled = json.loads(r.body)
+    assert cancelled["status"] == "cancelled"
+    one = await wait_build(jp_fetch, "local", "one", 1)
+    assert one["status"] == "succeeded"
+    two = await get_json(jp_fetch, "environments", "local", "two")
+    assert two["status"] == "saved" and two["version"] is None
+    assert two["versions"][0]["status"] == "cancelled"
+    # the worker and its children are gone, and so is the staging prefix
+    build_dir = str(jp_serverapp.web_app.settings["env_manager"].build_dir("local", "two", 1))
+    leftovers = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and build_dir in (proc / "cmdline").read_text():
+                leftovers.append(proc.name)
+        except OSError:
+            continue
+    assert leftovers == []
+    staging = Path(two["prefix"]).parent / ".envmgr" / "staging"
+    assert list(staging.iterdir()) == []
+    await asyncio.sleep(0.5)
+    by_schema = {}
+    for schema_id, data in events:
+        by_schema.setdefault(schema_id.rsplit("/", 2)[-2], []).append(data)
+    assert {"action": "created", "scope": "local", "name": "one"} in by_schema["environment"]
+    actions = [(d["name"], d["action"], d.get("status")) for d in by_schema["build"]]
+    assert ("one", "queued", "queued") in actions and ("one", "finished", "succeeded") in actions
+    assert ("two", "finished", "cancelled") in actions
+    phases = [d["phase"] for d in by_schema["build"] if d["name"] == "one" and d["action"] == "phase"]
+    assert {"solve", "link", "verify", "kernel"} <= set(phases)
+    assert {"action": "activated", "scope": "local", "name": "one", "kernel_name": "envmgr-one"} \
+        not in by_schema.get("kernel", [])  # builds register kernels without an activate event
+    r = await call(jp_fetch, "POST", "environments", "local", "one", "deactivate")
+    await asyncio.sleep(0.1)
+    kernel_events = [(s, d) for s, d in events if s == EVENT_IDS["kernel"]]
+    assert kernel_events[-1][1] == {"action": "deactivated", "scope": "local", "name": "one",
+                                    "kernel_name": "envmgr-one"}
