@@ -152,8 +152,14 @@ class BuildQueue:
             self._tasks.pop(key, None)
             self.service.emit(
                 "build",
-                {"action": "finished", "scope": scope, "name": name, "version": version,
-                 "status": "cancelled", "phase": ""},
+                {
+                    "action": "finished",
+                    "scope": scope,
+                    "name": name,
+                    "version": version,
+                    "status": "cancelled",
+                    "phase": "",
+                },
             )
 
     async def _terminate(self, proc: asyncio.subprocess.Process) -> None:
@@ -220,10 +226,21 @@ def run_foreground(
             proc.wait()
         service.finish_cancelled(scope, name, build.version, "the user")
     result = service.finish_unfinished(
-        scope, name, build.version, "failed",
+        scope,
+        name,
+        build.version,
+        "failed",
         f"The build worker ended unexpectedly (exit {proc.returncode})",
     )
-    service.emit("build", {"action": "finished", "scope": scope, "name": name,
-                           "version": build.version, "status": result.status,
-                           "phase": result.phase or ""})
+    service.emit(
+        "build",
+        {
+            "action": "finished",
+            "scope": scope,
+            "name": name,
+            "version": build.version,
+            "status": result.status,
+            "phase": result.phase or "",
+        },
+    )
     return result

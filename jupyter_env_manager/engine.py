@@ -431,7 +431,9 @@ class Builder:
         try:
             await self.run_logged([str(python), "-I", "-c", code], "verify", timeout=300)
         except BuildFailed as err:
-            raise BuildFailed(f"The environment's python cannot import the kernel packages: {err}")
+            raise BuildFailed(
+                f"The environment's python cannot import the kernel packages: {err}"
+            ) from None
         stale = str(self.staging).encode()
         for path in (self.staging / "bin").iterdir():
             try:
@@ -472,7 +474,9 @@ class Builder:
             raise BuildFailed(f"{what} failed (exit {proc.returncode}): {detail}")
 
 
-_UV_INDEX_VARS = re.compile(r"^(UV_(INDEX|INDEX_URL|EXTRA_INDEX_URL|DEFAULT_INDEX|FIND_LINKS|NO_INDEX|CONFIG_FILE)|PIP_.*)$")
+_UV_INDEX_VARS = re.compile(
+    r"^(UV_(INDEX|INDEX_URL|EXTRA_INDEX_URL|DEFAULT_INDEX|FIND_LINKS|NO_INDEX|CONFIG_FILE)|PIP_.*)$"
+)
 
 
 def register_conda_env(prefix: Path) -> None:

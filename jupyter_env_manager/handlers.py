@@ -60,7 +60,9 @@ class BaseHandler(APIHandler):
 
     def version_arg(self, version: str) -> int:
         if not version.isdigit():
-            self._error(ValidationError(f"Invalid version {version!r}", field="version", item=version))
+            self._error(
+                ValidationError(f"Invalid version {version!r}", field="version", item=version)
+            )
         return int(version)
 
     def _error(self, err: EnvManagerError) -> None:
@@ -217,7 +219,9 @@ class CopyHandler(BaseHandler):
         body = self.body()
         unknown = set(body) - {"to", "name"}
         if unknown:
-            self._error(ValidationError(f"Unknown field {sorted(unknown)[0]!r}", field=sorted(unknown)[0]))
+            self._error(
+                ValidationError(f"Unknown field {sorted(unknown)[0]!r}", field=sorted(unknown)[0])
+            )
         if "to" not in body:
             self._error(ValidationError("'to' is required: local or shared", field="to"))
         env, build = await self.core(
@@ -301,18 +305,20 @@ def setup_handlers(web_app, service, server_app=None) -> None:
         service, service.settings.max_concurrent_builds, service.settings.build_timeout_s
     )
     base = url_path_join(web_app.settings["base_url"], NAMESPACE)
-    env = r"/environments/(?P<scope>[^/]+)/(?P<name>[^/]+)"
-    routes = [
-        (r"/info", InfoHandler),
-        (r"/environments", EnvironmentsHandler),
-        (r"/environments/import", ImportHandler),
-        (env, EnvironmentHandler),
-        (env + r"/builds", BuildsHandler),
-        (env + r"/builds/(?P<version>[^/]+)", BuildHandler),
-        (env + r"/builds/(?P<version>[^/]+)/log", LogHandler),
-        (env + r"/(?P<action>activate|deactivate|adopt)", ActivateHandler),
-        (env + r"/copy", CopyHandler),
-        (env + r"/revert", RevertHandler),
-        (env + r"/export", ExportHandler),
-    ]
-    web_app.add_handlers(".*$", [(base + path, handler) for path, handler in routes])
+    web_app.add_handlers(".*$", [(base + path, handler) for path, handler in ROUTES])
+
+
+_ENV = r"/environments/(?P<scope>[^/]+)/(?P<name>[^/]+)"
+ROUTES = [
+    (r"/info", InfoHandler),
+    (r"/environments", EnvironmentsHandler),
+    (r"/environments/import", ImportHandler),
+    (_ENV, EnvironmentHandler),
+    (_ENV + r"/builds", BuildsHandler),
+    (_ENV + r"/builds/(?P<version>[^/]+)", BuildHandler),
+    (_ENV + r"/builds/(?P<version>[^/]+)/log", LogHandler),
+    (_ENV + r"/(?P<action>activate|deactivate|adopt)", ActivateHandler),
+    (_ENV + r"/copy", CopyHandler),
+    (_ENV + r"/revert", RevertHandler),
+    (_ENV + r"/export", ExportHandler),
+]

@@ -13,6 +13,7 @@ import json
 import os
 import shlex
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +76,8 @@ def kernelspec(
             "CONDA_DEFAULT_ENV": name,
             "CONDA_SHLVL": "1",
             "CONDA_PROMPT_MODIFIER": f"({name}) ",
+            # The Python that runs the manager, for %envmgr in this kernel (see magics.py).
+            "JUPYTER_ENV_MANAGER_PYTHON": sys.executable,
         }
     )
     python = str(prefix / "bin" / "python")
@@ -134,7 +137,8 @@ def installed() -> set[str]:
         return {
             e.name
             for e in os.scandir(kernels_dir())
-            if e.name.startswith(KERNEL_PREFIX) and os.path.exists(os.path.join(e.path, "kernel.json"))
+            if e.name.startswith(KERNEL_PREFIX)
+            and os.path.exists(os.path.join(e.path, "kernel.json"))
         }
     except FileNotFoundError:
         return set()

@@ -29,7 +29,17 @@ from .spec import (
     validate_name,
     validate_scope,
 )
-from .store import LIVE, Build, EnvRecord, Store, current_user, host_owner, now, read_json, write_json
+from .store import (
+    LIVE,
+    Build,
+    EnvRecord,
+    Store,
+    current_user,
+    host_owner,
+    now,
+    read_json,
+    write_json,
+)
 
 PY_RECORD_RE = re.compile(r"^python-(\d[^-]*)-[^-]+\.json$")
 EXPORT_FORMATS = {
@@ -152,7 +162,8 @@ class EnvService:
             installed = kernels.installed() if installed is None else installed
             kernel = {
                 "name": kname,
-                "display_name": spec.display_name + (" (shared)" if store.scope == "shared" else ""),
+                "display_name": spec.display_name
+                + (" (shared)" if store.scope == "shared" else ""),
                 "active": kname in installed,
             }
         return {
@@ -249,7 +260,8 @@ class EnvService:
         if not store.exists(name):
             if name in store.unmanaged_names():
                 raise ValidationError(
-                    f"Environment {name!r} was not created by the environment manager: adopt it first",
+                    f"Environment {name!r} was not created by the environment manager: "
+                    "adopt it first",
                     field="name",
                     item=name,
                 )
@@ -498,7 +510,11 @@ class EnvService:
     def finish_cancelled(self, scope: str, name: str, version: int, by: str = "") -> Build:
         """Record a cancel for a build that no worker is running (queued, or its worker gone)."""
         return self.finish_unfinished(
-            scope, name, version, "cancelled", "The build was cancelled" + (f" by {by}" if by else "")
+            scope,
+            name,
+            version,
+            "cancelled",
+            "The build was cancelled" + (f" by {by}" if by else ""),
         )
 
     def finish_unfinished(
@@ -542,7 +558,9 @@ class EnvService:
             raise NotFound(f"No environment {name!r} in the {scope} store")
         kname = kernels.write_kernelspec(scope, name, store.prefix(name), display, version)
         self._set_intent(scope, name, True)
-        self.emit("kernel", {"action": "activated", "scope": scope, "name": name, "kernel_name": kname})
+        self.emit(
+            "kernel", {"action": "activated", "scope": scope, "name": name, "kernel_name": kname}
+        )
         return self.get_env(scope, name, versions=False)
 
     def deactivate(self, scope: str, name: str) -> dict[str, Any]:
@@ -654,15 +672,19 @@ class EnvService:
                 continue
             records.append(rec)
             pkg = rec.name.normalized
-            requested = list(rec.requested_specs or []) or ([rec.requested_spec] if rec.requested_spec else [])
+            requested = list(rec.requested_specs or []) or (
+                [rec.requested_spec] if rec.requested_spec else []
+            )
             if pkg == "python":
                 python = ".".join(str(rec.version).split(".")[:2])
             elif requested:
                 conda.append(requested[0])
         if not conda:  # no history of what was asked for: take the leaves at their versions
-            conda = [f"{p.stem.rsplit('-', 2)[0]}=={p.stem.rsplit('-', 2)[1]}"
-                     for p in (store.prefix(name) / "conda-meta").glob("*.json")
-                     if not p.stem.startswith("python-")]
+            conda = [
+                f"{p.stem.rsplit('-', 2)[0]}=={p.stem.rsplit('-', 2)[1]}"
+                for p in (store.prefix(name) / "conda-meta").glob("*.json")
+                if not p.stem.startswith("python-")
+            ]
         conda = [c for c in conda if not c.split()[0].split("=")[0].split("::")[-1] == "python"]
         fields = validate_fields({"python": python, "conda": sorted(set(conda))}, SPEC_FIELDS)
         spec = make_spec(name, fields)
@@ -673,7 +695,9 @@ class EnvService:
         try:
             store.env_dir(name).mkdir()
         except FileExistsError:
-            raise Conflict(f"Environment {name!r} is already managed", field="name", item=name) from None
+            raise Conflict(
+                f"Environment {name!r} is already managed", field="name", item=name
+            ) from None
         (store.env_dir(name) / "builds").mkdir()
         store.write_env(name, record)
         # Version 1 is the prefix as found: its records become the lock, so it can be
@@ -683,7 +707,9 @@ class EnvService:
         )
         build_dir = store.build_dir(name, build.version)
         (build_dir / "spec.json").write_text(json.dumps(spec.to_dict(), indent=1))
-        channels = sorted({str(r.channel) for r in records if r.channel}) or list(self.settings.channels)
+        channels = sorted({str(r.channel) for r in records if r.channel}) or list(
+            self.settings.channels
+        )
         write_locks(build_dir, records, [], channels)
         store.log_path(name, build.version).write_text(
             f"[{stamp[11:19]}] adopted {len(records)} packages from {store.prefix(name)}\n"

@@ -91,9 +91,7 @@ def _text(value: Any, field_name: str, limit: int) -> str:
     if not isinstance(value, str):
         raise ValidationError(f"'{field_name}' must be a string", field=field_name)
     if len(value) > limit:
-        raise ValidationError(
-            f"'{field_name}' is longer than {limit} characters", field=field_name
-        )
+        raise ValidationError(f"'{field_name}' is longer than {limit} characters", field=field_name)
     if any(ord(ch) < 32 and ch not in "\n\t" for ch in value):
         raise ValidationError(f"'{field_name}' contains control characters", field=field_name)
     return value.strip()
@@ -157,7 +155,8 @@ def validate_pip_specs(specs: Any) -> list[str]:
             ) from None
         if req.url and not re.match(r"^(https://|git\+https://)", req.url):
             raise ValidationError(
-                f"Invalid pip requirement {item!r}: only https:// and git+https:// URLs are allowed",
+                f"Invalid pip requirement {item!r}: "
+                "only https:// and git+https:// URLs are allowed",
                 field="pip",
                 item=item,
             )
@@ -312,7 +311,9 @@ def _yml_python(python: str) -> str:
 def from_environment_yml(text: Any) -> tuple[str | None, dict[str, Any]]:
     """Parse an environment.yml into (name, validated spec fields). ``pip:`` is understood."""
     if not isinstance(text, str) or not text.strip():
-        raise ValidationError("'environment_yml' must be a non-empty string", field="environment_yml")
+        raise ValidationError(
+            "'environment_yml' must be a non-empty string", field="environment_yml"
+        )
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as err:
@@ -336,7 +337,9 @@ def from_environment_yml(text: Any) -> tuple[str | None, dict[str, Any]]:
             name = re.split(r"[\s=<>!~\[]", dep.strip(), maxsplit=1)[0]
             if name == "python":
                 rest = dep.strip()[len("python") :].strip()
-                python = rest.lstrip("=").strip() if rest.startswith("=") and "==" not in rest else rest
+                python = (
+                    rest.lstrip("=").strip() if rest.startswith("=") and "==" not in rest else rest
+                )
                 python = python or None
             else:
                 conda.append(dep)

@@ -17,7 +17,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from .engine import BuildFailed, Builder, BuildJob, BuildLog
+from .engine import Builder, BuildFailed, BuildJob, BuildLog
 from .store import Store, host_owner, now
 
 
@@ -55,7 +55,9 @@ def run(build_dir: Path) -> int:
         emit(event="phase", phase=phase)
 
     log = BuildLog(store.log_path(name, version), on_phase)
-    log.write(f"build v{version} of {job.scope}/{name} ({job.kind}) by {build.user}, pid {os.getpid()}")
+    log.write(
+        f"build v{version} of {job.scope}/{name} ({job.kind}) by {build.user}, pid {os.getpid()}"
+    )
     status, error = "failed", None
 
     async def main() -> None:

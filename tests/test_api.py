@@ -87,9 +87,15 @@ async def test_unauthenticated_requests_are_refused(http_server_client, jp_base_
 
 async def test_create_build_and_follow_the_log(jp_fetch, jp_serverapp):
     r = await call(
-        jp_fetch, "POST", "environments",
-        body={"name": "web", "display_name": "Web env", "conda": ["alpha", "delta"],
-              "pip": ["envmgr-hello==2.0"]},
+        jp_fetch,
+        "POST",
+        "environments",
+        body={
+            "name": "web",
+            "display_name": "Web env",
+            "conda": ["alpha", "delta"],
+            "pip": ["envmgr-hello==2.0"],
+        },
     )
     assert r.code == 201
     assert r.headers["Location"].endswith(f"/{NS}/environments/local/web")
@@ -105,8 +111,17 @@ async def test_create_build_and_follow_the_log(jp_fetch, jp_serverapp):
     offset, text, statuses = 0, "", set()
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        r = await call(jp_fetch, "GET", "environments", "local", "web", "builds", "1", "log",
-                       offset=str(offset))
+        r = await call(
+            jp_fetch,
+            "GET",
+            "environments",
+            "local",
+            "web",
+            "builds",
+            "1",
+            "log",
+            offset=str(offset),
+        )
         assert r.headers["Content-Type"].startswith("text/plain")
         chunk = r.body.decode()
         assert int(r.headers["X-Log-Offset"]) == offset + len(r.body)
@@ -116,8 +131,17 @@ async def test_create_build_and_follow_the_log(jp_fetch, jp_serverapp):
         b = await get_json(jp_fetch, "environments", "local", "web", "builds", "1")
         statuses.add(b["status"])
         if b["status"] in TERMINAL:
-            r = await call(jp_fetch, "GET", "environments", "local", "web", "builds", "1", "log",
-                           offset=str(offset))
+            r = await call(
+                jp_fetch,
+                "GET",
+                "environments",
+                "local",
+                "web",
+                "builds",
+                "1",
+                "log",
+                offset=str(offset),
+            )
             text += r.body.decode()
             break
         await asyncio.sleep(0.02)
@@ -142,27 +166,46 @@ async def test_create_build_and_follow_the_log(jp_fetch, jp_serverapp):
 
 async def test_patch_export_import_revert_copy_delete(jp_fetch):
     assert (await create_and_build(jp_fetch, "ops", conda=["alpha=1.0"]))["status"] == "succeeded"
-    r = await call(jp_fetch, "PATCH", "environments", "local", "ops",
-                   body={"conda": ["alpha=2.0"], "description": "newer"})
+    r = await call(
+        jp_fetch,
+        "PATCH",
+        "environments",
+        "local",
+        "ops",
+        body={"conda": ["alpha=2.0"], "description": "newer"},
+    )
     env = json.loads(r.body)
     assert env["spec"]["conda"] == ["alpha=2.0"] and env["description"] == "newer"
     assert env["version"] == 1  # the spec changed; the version in use did not
     b = json.loads((await call(jp_fetch, "POST", "environments", "local", "ops", "builds")).body)
-    assert (await wait_build(jp_fetch, "local", "ops", b["build"]["version"]))["status"] == "succeeded"
+    assert (await wait_build(jp_fetch, "local", "ops", b["build"]["version"]))[
+        "status"
+    ] == "succeeded"
 
-    r = await call(jp_fetch, "GET", "environments", "local", "ops", "export",
-                   format="environment.yml")
+    r = await call(
+        jp_fetch, "GET", "environments", "local", "ops", "export", format="environment.yml"
+    )
     assert "alpha=2.0" in r.body.decode() and "attachment" in r.headers["Content-Disposition"]
-    lock = json.loads((await call(jp_fetch, "GET", "environments", "local", "ops", "export",
-                                  format="lock")).body)
+    lock = json.loads(
+        (await call(jp_fetch, "GET", "environments", "local", "ops", "export", format="lock")).body
+    )
     assert {e["name"]: e["version"] for e in lock["conda"]}["alpha"] == "2.0"
-    explicit = (await call(jp_fetch, "GET", "environments", "local", "ops", "export",
-                           format="explicit")).body.decode()
+    explicit = (
+        await call(jp_fetch, "GET", "environments", "local", "ops", "export", format="explicit")
+    ).body.decode()
     assert "@EXPLICIT" in explicit
 
-    r = await call(jp_fetch, "POST", "environments", "import",
-                   body={"name": "imported", "environment_yml": "dependencies:\n  - alpha=1.0\n"
-                         "  - pip:\n    - envmgr-hello==1.0\n", "build": True})
+    r = await call(
+        jp_fetch,
+        "POST",
+        "environments",
+        "import",
+        body={
+            "name": "imported",
+            "environment_yml": "dependencies:\n  - alpha=1.0\n  - pip:\n    - envmgr-hello==1.0\n",
+            "build": True,
+        },
+    )
     assert r.code == 201
     imported = json.loads(r.body)
     assert imported["spec"]["pip"] == ["envmgr-hello==1.0"]
@@ -174,16 +217,28 @@ async def test_patch_export_import_revert_copy_delete(jp_fetch):
     revert = json.loads(r.body)["build"]
     assert revert["kind"] == "revert" and revert["version"] == 3
     assert (await wait_build(jp_fetch, "local", "ops", 3))["status"] == "succeeded"
-    lock = json.loads((await call(jp_fetch, "GET", "environments", "local", "ops", "export",
-                                  format="lock")).body)
+    lock = json.loads(
+        (await call(jp_fetch, "GET", "environments", "local", "ops", "export", format="lock")).body
+    )
     assert {e["name"]: e["version"] for e in lock["conda"]}["alpha"] == "1.0"
 
-    r = await call(jp_fetch, "POST", "environments", "local", "ops", "copy",
-                   body={"to": "shared", "name": "team-ops"})
+    r = await call(
+        jp_fetch,
+        "POST",
+        "environments",
+        "local",
+        "ops",
+        "copy",
+        body={"to": "shared", "name": "team-ops"},
+    )
     assert r.code == 202
     payload = json.loads(r.body)
-    assert payload["environment"]["scope"] == "shared" and payload["environment"]["name"] == "team-ops"
-    assert (await wait_build(jp_fetch, "shared", "team-ops", payload["build"]["version"]))["status"] == "succeeded"
+    assert (
+        payload["environment"]["scope"] == "shared" and payload["environment"]["name"] == "team-ops"
+    )
+    assert (await wait_build(jp_fetch, "shared", "team-ops", payload["build"]["version"]))[
+        "status"
+    ] == "succeeded"
     shared = await get_json(jp_fetch, "environments", scope="shared")
     assert [(e["name"], e["status"]) for e in shared["environments"]] == [("team-ops", "ready")]
 
@@ -194,80 +249,230 @@ async def test_patch_export_import_revert_copy_delete(jp_fetch):
 
     r = await call(jp_fetch, "DELETE", "environments", "local", "ops")
     assert r.code == 204
-    await expect_error(jp_fetch, 404, "GET", "environments", "local", "ops", match="No environment 'ops'")
+    await expect_error(
+        jp_fetch, 404, "GET", "environments", "local", "ops", match="No environment 'ops'"
+    )
 
 
 async def test_errors(jp_fetch, envmgr_settings):
-    e = await expect_error(jp_fetch, 400, "POST", "environments", body={"name": "../x"},
-                           match="Invalid environment name '../x'")
+    e = await expect_error(
+        jp_fetch,
+        400,
+        "POST",
+        "environments",
+        body={"name": "../x"},
+        match="Invalid environment name '../x'",
+    )
     assert e["field"] == "name" and e["item"] == "../x"
-    e = await expect_error(jp_fetch, 400, "POST", "environments",
-                           body={"name": "ok", "conda": ["alpha", "--channel=evil"]},
-                           match="'--channel=evil'")
+    e = await expect_error(
+        jp_fetch,
+        400,
+        "POST",
+        "environments",
+        body={"name": "ok", "conda": ["alpha", "--channel=evil"]},
+        match="'--channel=evil'",
+    )
     assert e["field"] == "conda"
-    await expect_error(jp_fetch, 400, "POST", "environments",
-                       body={"name": "ok", "pip": ["-r /etc/passwd"]}, match="'-r /etc/passwd'")
-    await expect_error(jp_fetch, 400, "POST", "environments", body={"name": "ok", "colour": 1},
-                       match="Unknown field 'colour'")
-    await expect_error(jp_fetch, 400, "POST", "environments", body={"name": "ok", "conda": "x y z w"},
-                       match="Invalid conda package spec 'x y z w'")
+    await expect_error(
+        jp_fetch,
+        400,
+        "POST",
+        "environments",
+        body={"name": "ok", "pip": ["-r /etc/passwd"]},
+        match="'-r /etc/passwd'",
+    )
+    await expect_error(
+        jp_fetch,
+        400,
+        "POST",
+        "environments",
+        body={"name": "ok", "colour": 1},
+        match="Unknown field 'colour'",
+    )
+    await expect_error(
+        jp_fetch,
+        400,
+        "POST",
+        "environments",
+        body={"name": "ok", "conda": "x y z w"},
+        match="Invalid conda package spec 'x y z w'",
+    )
     with pytest.raises(HTTPClientError) as info:
         await jp_fetch(NS, "environments", method="POST", body="{not json")
-    assert info.value.code == 400 and "not valid JSON" in json.loads(info.value.response.body)["message"]
-    await expect_error(jp_fetch, 400, "GET", "environments", scope="elsewhere", match="Invalid scope")
+    assert (
+        info.value.code == 400
+        and "not valid JSON" in json.loads(info.value.response.body)["message"]
+    )
+    await expect_error(
+        jp_fetch, 400, "GET", "environments", scope="elsewhere", match="Invalid scope"
+    )
     await expect_error(jp_fetch, 400, "GET", "environments", "nowhere", "x", match="Invalid scope")
-    await expect_error(jp_fetch, 400, "POST", "environments", "import",
-                       body={"environment_yml": "name: [unclosed"}, match="not valid YAML")
+    await expect_error(
+        jp_fetch,
+        400,
+        "POST",
+        "environments",
+        "import",
+        body={"environment_yml": "name: [unclosed"},
+        match="not valid YAML",
+    )
     # nothing was created by any of those
     assert (await get_json(jp_fetch, "environments"))["environments"] == []
 
-    await expect_error(jp_fetch, 404, "GET", "environments", "local", "ghost", match="No environment 'ghost'")
-    await expect_error(jp_fetch, 404, "PATCH", "environments", "local", "ghost", body={}, match="ghost")
+    await expect_error(
+        jp_fetch, 404, "GET", "environments", "local", "ghost", match="No environment 'ghost'"
+    )
+    await expect_error(
+        jp_fetch, 404, "PATCH", "environments", "local", "ghost", body={}, match="ghost"
+    )
     await expect_error(jp_fetch, 404, "DELETE", "environments", "local", "ghost", match="ghost")
-    await expect_error(jp_fetch, 404, "POST", "environments", "local", "ghost", "builds", match="ghost")
+    await expect_error(
+        jp_fetch, 404, "POST", "environments", "local", "ghost", "builds", match="ghost"
+    )
 
     await call(jp_fetch, "POST", "environments", body={"name": "dup"})
-    await expect_error(jp_fetch, 409, "POST", "environments", body={"name": "dup"},
-                       match="already exists")
-    await expect_error(jp_fetch, 404, "GET", "environments", "local", "dup", "builds", "7",
-                       match="has no version 7")
-    await expect_error(jp_fetch, 400, "GET", "environments", "local", "dup", "builds", "x",
-                       match="Invalid version 'x'")
-    await expect_error(jp_fetch, 400, "GET", "environments", "local", "dup", "builds", "1", "log",
-                       offset="-3", match="Invalid offset")
-    await expect_error(jp_fetch, 400, "POST", "environments", "local", "dup", "activate",
-                       match="no built version")
-    await expect_error(jp_fetch, 400, "POST", "environments", "local", "dup", "copy",
-                       body={"to": "shared"}, match="no built version to copy")
-    await expect_error(jp_fetch, 400, "POST", "environments", "local", "dup", "copy",
-                       body={}, match="'to' is required")
-    await expect_error(jp_fetch, 400, "POST", "environments", "local", "dup", "revert",
-                       body={}, match="'version' is required")
-    await expect_error(jp_fetch, 404, "POST", "environments", "local", "dup", "revert",
-                       body={"version": 4}, match="no version 4")
-    await expect_error(jp_fetch, 400, "GET", "environments", "local", "dup", "export",
-                       format="tar", match="Unknown export format 'tar'")
-    await expect_error(jp_fetch, 400, "GET", "environments", "local", "dup", "export",
-                       format="lock", match="no lock yet")
+    await expect_error(
+        jp_fetch, 409, "POST", "environments", body={"name": "dup"}, match="already exists"
+    )
+    await expect_error(
+        jp_fetch,
+        404,
+        "GET",
+        "environments",
+        "local",
+        "dup",
+        "builds",
+        "7",
+        match="has no version 7",
+    )
+    await expect_error(
+        jp_fetch,
+        400,
+        "GET",
+        "environments",
+        "local",
+        "dup",
+        "builds",
+        "x",
+        match="Invalid version 'x'",
+    )
+    await expect_error(
+        jp_fetch,
+        400,
+        "GET",
+        "environments",
+        "local",
+        "dup",
+        "builds",
+        "1",
+        "log",
+        offset="-3",
+        match="Invalid offset",
+    )
+    await expect_error(
+        jp_fetch, 400, "POST", "environments", "local", "dup", "activate", match="no built version"
+    )
+    await expect_error(
+        jp_fetch,
+        400,
+        "POST",
+        "environments",
+        "local",
+        "dup",
+        "copy",
+        body={"to": "shared"},
+        match="no built version to copy",
+    )
+    await expect_error(
+        jp_fetch,
+        400,
+        "POST",
+        "environments",
+        "local",
+        "dup",
+        "copy",
+        body={},
+        match="'to' is required",
+    )
+    await expect_error(
+        jp_fetch,
+        400,
+        "POST",
+        "environments",
+        "local",
+        "dup",
+        "revert",
+        body={},
+        match="'version' is required",
+    )
+    await expect_error(
+        jp_fetch,
+        404,
+        "POST",
+        "environments",
+        "local",
+        "dup",
+        "revert",
+        body={"version": 4},
+        match="no version 4",
+    )
+    await expect_error(
+        jp_fetch,
+        400,
+        "GET",
+        "environments",
+        "local",
+        "dup",
+        "export",
+        format="tar",
+        match="Unknown export format 'tar'",
+    )
+    await expect_error(
+        jp_fetch,
+        400,
+        "GET",
+        "environments",
+        "local",
+        "dup",
+        "export",
+        format="lock",
+        match="no lock yet",
+    )
     r = await call(jp_fetch, "POST", "environments", "local", "dup", "builds")
     version = json.loads(r.body)["build"]["version"]
-    await expect_error(jp_fetch, 409, "POST", "environments", "local", "dup", "builds",
-                       match="already")
-    await expect_error(jp_fetch, 409, "DELETE", "environments", "local", "dup", match="cancel it first")
+    await expect_error(
+        jp_fetch, 409, "POST", "environments", "local", "dup", "builds", match="already"
+    )
+    await expect_error(
+        jp_fetch, 409, "DELETE", "environments", "local", "dup", match="cancel it first"
+    )
     await wait_build(jp_fetch, "local", "dup", version)
-    await expect_error(jp_fetch, 409, "DELETE", "environments", "local", "dup", "builds", str(version),
-                       match="has already succeeded")
+    await expect_error(
+        jp_fetch,
+        409,
+        "DELETE",
+        "environments",
+        "local",
+        "dup",
+        "builds",
+        str(version),
+        match="has already succeeded",
+    )
 
 
 @pytest.fixture
 def slow_channel(tmp_path_factory):
     """A channel whose `slowmod` sleeps on import: with kernel_packages it makes verify slow."""
     pkg = PackageDef(
-        "slowmod", "1.0", noarch="python", depends=["python"],
+        "slowmod",
+        "1.0",
+        noarch="python",
+        depends=["python"],
         files={"site-packages/slowmod/__init__.py": "import time\ntime.sleep(4)\n"},
     )
-    return build_channel(tmp_path_factory.mktemp("slow"), extra=[pkg], defaults=False,
-                         host_packages=())
+    return build_channel(
+        tmp_path_factory.mktemp("slow"), extra=[pkg], defaults=False, host_packages=()
+    )
 
 
 @pytest.fixture
@@ -281,22 +486,34 @@ def jp_server_config(envmgr_settings, slow_channel, request):  # noqa: F811
         settings["max_concurrent_builds"] = 2
     if "no_shared" in request.node.name:
         settings["shared_root"] = None
-    return Config({
-        "ServerApp": {"jpserver_extensions": {"jupyter_env_manager": True},
-                      "allow_unauthenticated_access": False},
-        "EnvManager": settings,
-    })
+    return Config(
+        {
+            "ServerApp": {
+                "jpserver_extensions": {"jupyter_env_manager": True},
+                "allow_unauthenticated_access": False,
+            },
+            "EnvManager": settings,
+        }
+    )
 
 
 async def test_no_shared_store_gives_400(jp_fetch):  # "no_shared" configures no shared root
     info = await get_json(jp_fetch, "info")
     assert info["shared_root"] is None
-    await expect_error(jp_fetch, 400, "GET", "environments", scope="shared",
-                       match="No shared store is configured")
-    await expect_error(jp_fetch, 400, "POST", "environments", body={"name": "x", "scope": "shared"},
-                       match="No shared store is configured")
-    await expect_error(jp_fetch, 400, "GET", "environments", "shared", "x",
-                       match="No shared store is configured")
+    await expect_error(
+        jp_fetch, 400, "GET", "environments", scope="shared", match="No shared store is configured"
+    )
+    await expect_error(
+        jp_fetch,
+        400,
+        "POST",
+        "environments",
+        body={"name": "x", "scope": "shared"},
+        match="No shared store is configured",
+    )
+    await expect_error(
+        jp_fetch, 400, "GET", "environments", "shared", "x", match="No shared store is configured"
+    )
     assert (await get_json(jp_fetch, "environments"))["environments"] == []
 
 
@@ -320,8 +537,10 @@ async def test_slow_builds_run_in_background_and_cancel(jp_fetch, jp_serverapp):
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and answered_while_both_ran < 20:
         await get_json(jp_fetch, "info")
-        states = [(await get_json(jp_fetch, "environments", "local", n, "builds", "1"))["status"]
-                  for n in ("one", "two")]
+        states = [
+            (await get_json(jp_fetch, "environments", "local", n, "builds", "1"))["status"]
+            for n in ("one", "two")
+        ]
         if states == ["running", "running"]:
             answered_while_both_ran += 1
         await asyncio.sleep(0.01)
@@ -355,12 +574,72 @@ async def test_slow_builds_run_in_background_and_cancel(jp_fetch, jp_serverapp):
     actions = [(d["name"], d["action"], d.get("status")) for d in by_schema["build"]]
     assert ("one", "queued", "queued") in actions and ("one", "finished", "succeeded") in actions
     assert ("two", "finished", "cancelled") in actions
-    phases = [d["phase"] for d in by_schema["build"] if d["name"] == "one" and d["action"] == "phase"]
+    phases = [
+        d["phase"] for d in by_schema["build"] if d["name"] == "one" and d["action"] == "phase"
+    ]
     assert {"solve", "link", "verify", "kernel"} <= set(phases)
-    assert {"action": "activated", "scope": "local", "name": "one", "kernel_name": "envmgr-one"} \
-        not in by_schema.get("kernel", [])  # builds register kernels without an activate event
+    assert {
+        "action": "activated",
+        "scope": "local",
+        "name": "one",
+        "kernel_name": "envmgr-one",
+    } not in by_schema.get("kernel", [])  # builds register kernels without an activate event
     r = await call(jp_fetch, "POST", "environments", "local", "one", "deactivate")
     await asyncio.sleep(0.1)
     kernel_events = [(s, d) for s, d in events if s == EVENT_IDS["kernel"]]
-    assert kernel_events[-1][1] == {"action": "deactivated", "scope": "local", "name": "one",
-                                    "kernel_name": "envmgr-one"}
+    assert kernel_events[-1][1] == {
+        "action": "deactivated",
+        "scope": "local",
+        "name": "one",
+        "kernel_name": "envmgr-one",
+    }
+
+
+def _openapi():
+    import yaml
+
+    return yaml.safe_load((Path(__file__).parents[1] / "docs" / "openapi.yaml").read_text())
+
+
+def test_openapi_documents_every_route():
+    import re
+
+    from jupyter_env_manager.handlers import ROUTES
+
+    documented = set(_openapi()["paths"])
+    served = set()
+    for pattern, _handler in ROUTES:
+        path = re.sub(r"\(\?P<(\w+)>\[\^/\]\+\)", r"{\1}", pattern)
+        alternatives = re.search(r"\(\?P<action>([\w|]+)\)", path)
+        if alternatives:
+            for action in alternatives.group(1).split("|"):
+                served.add(path.replace(alternatives.group(0), action))
+        else:
+            served.add(path)
+    assert served == documented
+
+
+async def test_responses_match_the_openapi_schemas(jp_fetch):
+    from openapi_schema_validator import OAS30Validator
+
+    doc = _openapi()
+
+    def check(name, instance):
+        schema = {**doc["components"]["schemas"][name], "components": doc["components"]}
+        schema = json.loads(json.dumps(schema).replace("#/components/", "#/components/"))
+        OAS30Validator(schema).validate(instance)
+
+    check("Info", await get_json(jp_fetch, "info"))
+    await create_and_build(jp_fetch, "shaped", conda=["alpha"])
+    env = await get_json(jp_fetch, "environments", "local", "shaped")
+    check("Env", env)
+    for build in env["versions"]:
+        check("Build", build)
+    lock = json.loads(
+        (
+            await call(jp_fetch, "GET", "environments", "local", "shaped", "export", format="lock")
+        ).body
+    )
+    check("Lock", lock)
+    err = await expect_error(jp_fetch, 400, "POST", "environments", body={"name": "B@d"})
+    check("Error", err)

@@ -52,13 +52,24 @@ def test_build_makes_a_complete_prefix_with_lock_and_kernel(service, ready_env):
     assert (prefix / "etc" / "gamma.conf").read_text().strip() == f"prefix={prefix}"
     assert files_containing(prefix, ".envmgr/staging") == []
     out = subprocess.run(
-        [prefix / "bin" / "python", "-I", "-c", "import envmgr_hello; print(envmgr_hello.__version__)"],
-        capture_output=True, text=True, check=True,
+        [
+            prefix / "bin" / "python",
+            "-I",
+            "-c",
+            "import envmgr_hello; print(envmgr_hello.__version__)",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert out.stdout.strip() == "1.0"
     lock = json.loads(service.export("local", "demo", "lock")[0])
     alpha = next(e for e in lock["conda"] if e["name"] == "alpha")
-    assert alpha["version"] == "1.0" and len(alpha["sha256"]) == 64 and alpha["url"].startswith("file://")
+    assert (
+        alpha["version"] == "1.0"
+        and len(alpha["sha256"]) == 64
+        and alpha["url"].startswith("file://")
+    )
     assert {"name": "envmgr-hello", "version": "1.0"} in lock["pip"]
     assert ready_env["packages"] == len(names) + 1
     # registered with conda, and as a kernel with the environment's metadata
@@ -82,7 +93,8 @@ def test_kernel_runs_activated_and_interrupts(service, ready_env):
             "import os, sys\n"
             "print(sys.prefix)\n"
             "print(os.environ['PATH'].split(os.pathsep)[0])\n"
-            "print(os.environ['CONDA_PREFIX'], os.environ['DELTA_VAR'], os.environ['DELTA_ACTIVATED'])\n"
+            "print(os.environ['CONDA_PREFIX'], os.environ['DELTA_VAR'],"
+            " os.environ['DELTA_ACTIVATED'])\n"
             "print(os.environ['DELTA_HOME'])\n"
             "print(os.getpid())",
         )
@@ -121,7 +133,9 @@ def test_kernel_runs_activated_and_interrupts(service, ready_env):
         ({"conda": ["badmod"]}, "verify", "cannot import"),
     ],
 )
-def test_failed_build_keeps_last_good_version(service, ready_env, envmgr_config, change, phase, message):
+def test_failed_build_keeps_last_good_version(
+    service, ready_env, envmgr_config, change, phase, message
+):
     if phase == "verify":
         envmgr_config.EnvManager.kernel_packages = ["ipykernel", "badmod"]
         service = EnvService(EnvManager(config=envmgr_config))
@@ -137,7 +151,9 @@ def test_failed_build_keeps_last_good_version(service, ready_env, envmgr_config,
     assert [v["status"] for v in env["versions"]] == ["succeeded", "failed"]
     assert message in service.read_log("local", "demo", 2)[0].decode()
     assert list(Store(service.local.root, "local").meta.joinpath("staging").iterdir()) == []
-    out, reply = run_in_kernel("envmgr-demo", "import alpha_marker" if False else "print('still ok')")
+    out, reply = run_in_kernel(
+        "envmgr-demo", "import alpha_marker" if False else "print('still ok')"
+    )
     assert out.strip() == "still ok"
 
 
@@ -156,7 +172,9 @@ def test_killed_build_is_interrupted_and_leaves_nothing(service, ready_env):
     service.update_env("local", "demo", {"conda": ["alpha=2.0", "gamma", "delta"]})
     b = service.prepare_build("local", "demo")
     build_dir = service.build_dir("local", "demo", b.version)
-    proc = subprocess.Popen(worker_argv(build_dir), stdout=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        worker_argv(build_dir), stdout=subprocess.DEVNULL, start_new_session=True
+    )
     for _ in range(200):
         if json.loads((build_dir / "build.json").read_text())["status"] == "running":
             break
@@ -188,7 +206,9 @@ def test_crash_between_renames_restores_the_prefix(service, ready_env):
 
 
 def test_revert_reinstalls_exact_lock_without_solving(service, ready_env):
-    service.update_env("local", "demo", {"conda": ["alpha=2.0", "gamma", "delta"], "pip": ["envmgr-hello==2.0"]})
+    service.update_env(
+        "local", "demo", {"conda": ["alpha=2.0", "gamma", "delta"], "pip": ["envmgr-hello==2.0"]}
+    )
     assert build(service, "local", "demo").status == "succeeded"
     assert "alpha-2.0" in " ".join(os.listdir(Path(ready_env["prefix"]) / "conda-meta"))
     b = service.prepare_revert("local", "demo", 1)
@@ -243,7 +263,9 @@ def test_export_and_import_round_trip(service, ready_env):
     assert env["spec"]["pip"] == ["envmgr-hello==1.0"]
     explicit = service.export("local", "demo", "explicit")[0]
     lines = explicit.splitlines()
-    assert "@EXPLICIT" in lines and any(line.startswith("file://") and "alpha-1.0" in line for line in lines)
+    assert "@EXPLICIT" in lines and any(
+        line.startswith("file://") and "alpha-1.0" in line for line in lines
+    )
     assert "# pip: envmgr-hello==1.0" in lines
     with pytest.raises(ValidationError, match="Unknown export format"):
         service.export("local", "demo", "zip")
@@ -296,10 +318,15 @@ def test_unmanaged_env_is_listed_given_a_kernel_and_adopted(service, ready_env):
     env = service.activate("local", "byconda")
     assert env["kernel"]["active"] is True
     assert kernels.read_kernelspec("local", "byconda")["argv"][0] in (
-        f"{store.root}/byconda/bin/python", "/usr/bin/bash", "/bin/bash")
+        f"{store.root}/byconda/bin/python",
+        "/usr/bin/bash",
+        "/bin/bash",
+    )
     adopted = service.adopt("local", "byconda")
     assert adopted["managed"] is True and adopted["version"] == 1
-    assert "alpha=1.0" in adopted["spec"]["conda"] or any(c.startswith("alpha") for c in adopted["spec"]["conda"])
+    assert "alpha=1.0" in adopted["spec"]["conda"] or any(
+        c.startswith("alpha") for c in adopted["spec"]["conda"]
+    )
 
 
 def test_activate_deactivate_and_sync(service, ready_env):
@@ -332,10 +359,14 @@ def test_delete_removes_everything(service, ready_env):
 
 
 def test_base_environment(service, ready_env):
-    service.create_env({"name": "child", "base": "demo", "conda": ["beta"], "pip": ["envmgr-uses-dep"]})
+    service.create_env(
+        {"name": "child", "base": "demo", "conda": ["beta"], "pip": ["envmgr-uses-dep"]}
+    )
     assert build(service, "local", "child").status == "succeeded"
     child = service.get_env("local", "child")
-    names = {p.name.rsplit("-", 2)[0] for p in (Path(child["prefix"]) / "conda-meta").glob("*.json")}
+    names = {
+        p.name.rsplit("-", 2)[0] for p in (Path(child["prefix"]) / "conda-meta").glob("*.json")
+    }
     assert {"alpha", "gamma", "delta", "beta", "python", "ipykernel"} <= names
     lock = json.loads(service.export("local", "child", "lock")[0])
     pip = {d["name"]: d["version"] for d in lock["pip"]}

@@ -1,0 +1,806 @@
+"""``jupyter envmgr``: the command-line door, and the parser and dispatch the magics share.
+
+One argparse definition (:func:`build_parser`) serves ``jupyter envmgr`` and ``%envmgr``;
+:func:`dispatch` turns parsed arguments into core calls and returns a :class:`Result` (data, a
+one-line message, success), which each door renders its way: text or JSON here, HTML or text in
+IPython (:mod:`.magics`). Builds run in the foreground and report to a :class:`Progress`.
+
+This module imports only the standard library at the top: the magics import it inside kernels
+whose environment lacks the core's dependencies, and run the core through
+``python -m jupyter_env_manager.cli --stream`` instead (one JSON object per line on stdout).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+PROG = "jupyter envmgr"
+EXPORT_FORMATS = ("environment.yml", "lock", "explicit")
+
+# -- the parser ----------------------------------------------------------------------------------
+
+
+class UsageError(Exception):
+    """Bad command-line usage (exit code 2); ``prog`` names the (sub)command that refused it."""
+
+    def __init__(self, message: str, prog: str = ""):
+        super().__init__(message)
+        self.message = message
+        self.prog = prog
+
+
+class HelpShown(Exception):
+    """argparse printed help (or a version) and wanted to exit."""
+
+    def __init__(self, status: int = 0):
+        super().__init__(status)
+        self.status = status
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser that raises instead of exiting, so a magic can use it too."""
+
+    def error(self, message: str):  # noqa: D102 - argparse API
+        raise UsageError(message, self.prog)
+
+    def exit(self, status: int = 0, message: str | None = None):  # noqa: D102 - argparse API
+        if message:
+            raise UsageError(message.strip(), self.prog)
+        raise HelpShown(status)
+
+
+def build_parser(prog: str = PROG) -> Parser:
+    """The subcommands of ``jupyter envmgr`` and ``%envmgr`` (``prog`` is shown in help)."""
+    common = Parser(add_help=False)
+    common.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="print JSON for scripts"
+    )
+    common.add_argument(
+        "--stream", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+    )
+    scoped = Parser(add_help=False, parents=[common])
+    scoped.add_argument("--shared", action="store_true", help="the environment of the shared store")
+    named = Parser(add_help=False, parents=[scoped])
+    named.add_argument("name", metavar="NAME", help="environment name")
+
+    parser = Parser(
+        prog=prog,
+        description="Manage the conda environments of Jupyter (the local and shared stores).",
+        epilog=f"Run '{prog} COMMAND --help' for the options of a command.",
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON for scripts")
+    parser.add_argument("--stream", action="store_true", help=argparse.SUPPRESS)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+
+    def add(name: str, parents: list[Parser], help_text: str) -> Parser:
+        return sub.add_parser(name, parents=parents, help=help_text, description=help_text)
+
+    p = add("list", [common], "list the environments of both stores")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--shared", action="store_true", help="only the shared store")
+    which.add_argument("--local", action="store_true", help="only the local store")
+
+    add("show", [named], "show an environment: status, spec, kernel, versions")
+
+    p = add("create", [named], "create an environment (and build it with --build)")
+    p.add_argument("--python", metavar="X", help="python version, e.g. 3.11")
+    p.add_argument("--conda", nargs="+", action="extend", metavar="PKG", help="conda packages")
+    p.add_argument("--pip", nargs="+", action="extend", metavar="PKG", help="pip requirements")
+    p.add_argument("--channel", nargs="+", action="extend", metavar="CH", help="conda channels")
+    p.add_argument(
+        "--base", metavar="ENV", help="build on a built environment (NAME or scope/NAME)"
+    )
+    p.add_argument("--display-name", metavar="TEXT", help="name shown in the launcher")
+    p.add_argument("--description", metavar="TEXT", help="a description")
+    p.add_argument("--file", metavar="environment.yml", help="take the packages from this file")
+    p.add_argument("--build", action="store_true", help="build it now")
+
+    p = add("import", [scoped], "create an environment from an environment.yml")
+    p.add_argument("file", metavar="FILE", help="the environment.yml")
+    p.add_argument("--name", help="environment name (default: the file's name:)")
+    p.add_argument("--display-name", metavar="TEXT", help="name shown in the launcher")
+    p.add_argument("--build", action="store_true", help="build it now")
+
+    add("build", [named], "build a new version from the spec, showing its log")
+
+    for verb, doing in (("install", "add"), ("uninstall", "remove")):
+        p = add(
+            verb,
+            [scoped],
+            f"{doing} packages in the spec of this kernel's environment (or --env) and rebuild",
+        )
+        p.add_argument("packages", nargs="+", metavar="PKG", help="conda specs, or pip with --pip")
+        p.add_argument("--pip", action="store_true", help="pip requirements, not conda packages")
+        p.add_argument("--env", metavar="NAME", help="the environment (default: see --prefix)")
+        p.add_argument(
+            "--prefix",
+            metavar="PATH",
+            help="the environment at PATH (default: $CONDA_PREFIX, else this Python's prefix)",
+        )
+
+    add("activate", [named], "make the environment's kernel appear in the launcher")
+    add("deactivate", [named], "remove the environment's kernel (the environment is kept)")
+
+    p = add("copy", [named], "copy the version in use into a store (no re-solve)")
+    p.add_argument("--to", required=True, choices=("shared", "local"), help="the target store")
+    p.add_argument("--name", dest="new_name", metavar="NEW", help="name of the copy")
+
+    add("versions", [named], "list the versions (builds) of an environment")
+
+    p = add("revert", [named], "put a former version back in use (its exact lock)")
+    p.add_argument("version", metavar="VERSION", help="a version that built successfully")
+
+    p = add("log", [named], "print the log of a build (default: the latest)")
+    p.add_argument("version", metavar="VERSION", nargs="?", help="build version")
+
+    p = add("export", [named], "print the spec or lock of an environment")
+    p.add_argument("--format", default="environment.yml", choices=EXPORT_FORMATS, help="format")
+    p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of printing")
+
+    p = add("delete", [named], "delete an environment, its versions and its kernel")
+    p.add_argument("--yes", action="store_true", help="confirm the deletion")
+
+    add("adopt", [named], "manage an environment made by conda or mamba")
+    add("sync-kernels", [common], "re-create missing kernelspecs, remove orphaned ones")
+    add("info", [common], "show the configuration: stores, channels, versions")
+    p = add("help", [], "show help for a command")
+    p.add_argument("topic", metavar="COMMAND", nargs="?", help="a command")
+    return parser
+
+
+def help_text(parser: Parser, topic: str | None = None) -> str:
+    """The help of ``parser`` or of one of its commands."""
+    if topic:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                if topic not in action.choices:
+                    raise UsageError(f"unknown command {topic!r}", parser.prog)
+                return action.choices[topic].format_help()
+    return parser.format_help()
+
+
+# -- results and progress ------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    """What a command did. ``data`` is what ``--json`` prints; ``message`` one line for people."""
+
+    kind: str  # envs | env | builds | build | info | text | message
+    data: Any
+    message: str = ""
+    ok: bool = True
+    text: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Result:
+        return cls(**{k: data[k] for k in ("kind", "data", "message", "ok", "text") if k in data})
+
+
+class Progress:
+    """What a door shows while a build runs. This one shows nothing (``--json``)."""
+
+    def start(self, title: str) -> None:
+        pass
+
+    def log(self, line: str) -> None:
+        pass
+
+    def event(self, event: dict[str, Any]) -> None:
+        pass
+
+    def finish(self, result: Result) -> None:
+        pass
+
+
+class TextProgress(Progress):
+    """Log lines as they come, for a terminal."""
+
+    def __init__(self, out=None):
+        self.out = out
+
+    def _print(self, text: str) -> None:
+        print(text, file=self.out or sys.stdout, flush=True)
+
+    def start(self, title: str) -> None:
+        self._print(f"{title} ...")
+
+    def log(self, line: str) -> None:
+        self._print(f"  {line}")
+
+
+class StreamProgress(Progress):
+    """JSON lines on stdout, read by the magics when they run the core in another Python."""
+
+    def start(self, title: str) -> None:
+        emit_line({"start": title})
+
+    def log(self, line: str) -> None:
+        emit_line({"log": line})
+
+    def event(self, event: dict[str, Any]) -> None:
+        emit_line({"event": event})
+
+    def finish(self, result: Result) -> None:
+        emit_line({"finish": result.to_dict()})
+
+
+def emit_line(obj: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+# -- dispatch ------------------------------------------------------------------------------------
+
+
+def make_service():
+    """The core, configured by ``c.EnvManager`` of the Jupyter server config files."""
+    from .app import EnvManager, load_config
+    from .service import EnvService
+
+    return EnvService(EnvManager(config=load_config()))
+
+
+def dispatch(service, args: argparse.Namespace, progress: Progress | None = None) -> Result:
+    """Run one parsed command against the core. Raises the core's errors and UsageError."""
+    handler = COMMANDS.get(args.command)
+    if handler is None:
+        raise UsageError(f"unknown command {args.command!r}")
+    return handler(service, args, progress or Progress())
+
+
+def _scope(args) -> str:
+    return "shared" if getattr(args, "shared", False) else "local"
+
+
+def cmd_list(service, args, progress) -> Result:
+    scope = "shared" if args.shared else "local" if args.local else None
+    envs = service.list_envs(scope)
+    return Result("envs", {"environments": envs}, "" if envs else "No environments yet.")
+
+
+def cmd_show(service, args, progress) -> Result:
+    return Result("env", service.get_env(_scope(args), args.name))
+
+
+def cmd_create(service, args, progress) -> Result:
+    scope = _scope(args)
+    if args.file:
+        clash = [
+            f"--{opt.replace('_', '-')}"
+            for opt in ("python", "conda", "pip", "channel", "base", "description")
+            if getattr(args, opt)
+        ]
+        if clash:
+            raise UsageError(f"--file cannot be combined with {', '.join(clash)}")
+        body = {"scope": scope, "name": args.name, "environment_yml": read_text(args.file)}
+        if args.display_name:
+            body["display_name"] = args.display_name
+        env = service.import_env(body)
+    else:
+        body = {"scope": scope, "name": args.name}
+        for key, value in (
+            ("python", args.python),
+            ("conda", args.conda),
+            ("pip", args.pip),
+            ("channels", args.channel),
+            ("base", args.base),
+            ("display_name", args.display_name),
+            ("description", args.description),
+        ):
+            if value is not None:
+                body[key] = value
+        env = service.create_env(body)
+    return _created(service, env, args, progress)
+
+
+def cmd_import(service, args, progress) -> Result:
+    body = {"scope": _scope(args), "environment_yml": read_text(args.file)}
+    if args.name:
+        body["name"] = args.name
+    if args.display_name:
+        body["display_name"] = args.display_name
+    return _created(service, service.import_env(body), args, progress)
+
+
+def _created(service, env: dict[str, Any], args, progress) -> Result:
+    scope, name = env["scope"], env["name"]
+    if args.build:
+        return run_build(service, scope, name, service.prepare_build(scope, name), progress)
+    return Result("message", env, f"✓ created {scope}/{name} (not built yet)")
+
+
+def cmd_build(service, args, progress) -> Result:
+    scope = _scope(args)
+    return run_build(service, scope, args.name, service.prepare_build(scope, args.name), progress)
+
+
+def cmd_install(service, args, progress) -> Result:
+    from .errors import EnvManagerError
+
+    scope, name = target_env(service, args)
+    kind = "pip" if args.pip else "conda"
+    env = service.get_env(scope, name, versions=False)
+    before = list(env["spec"][kind])
+    if args.command == "install":
+        after = add_packages(before, args.packages, kind)
+    else:
+        after = remove_packages(before, args.packages, kind, f"{scope}/{name}")
+    service.update_env(scope, name, {kind: after})
+    try:
+        result = run_build(service, scope, name, service.prepare_build(scope, name), progress)
+    except (EnvManagerError, KeyboardInterrupt):
+        service.update_env(scope, name, {kind: before})
+        raise
+    if not result.ok:  # leave the spec as it was, like a failed `pip install`
+        service.update_env(scope, name, {kind: before})
+        result.message += f" (the spec of {scope}/{name} is unchanged)"
+    return result
+
+
+def cmd_activate(service, args, progress) -> Result:
+    env = service.activate(_scope(args), args.name)
+    kernel = env["kernel"]
+    message = f"✓ kernel {kernel['name']} ({kernel['display_name']}) is in the launcher"
+    return Result("message", env, message)
+
+
+def cmd_deactivate(service, args, progress) -> Result:
+    scope = _scope(args)
+    env = service.deactivate(scope, args.name)
+    kname = (env["kernel"] or {}).get("name") or args.name
+    return Result("message", env, f"✓ kernel {kname} removed; {scope}/{args.name} is kept")
+
+
+def cmd_copy(service, args, progress) -> Result:
+    env, build = service.prepare_copy(_scope(args), args.name, args.to, args.new_name)
+    return run_build(service, env["scope"], env["name"], build, progress)
+
+
+def cmd_versions(service, args, progress) -> Result:
+    env = service.get_env(_scope(args), args.name)
+    return Result("builds", {"builds": env["versions"], "active_version": env["version"]})
+
+
+def cmd_revert(service, args, progress) -> Result:
+    scope = _scope(args)
+    build = service.prepare_revert(scope, args.name, args.version)
+    return run_build(service, scope, args.name, build, progress)
+
+
+def cmd_log(service, args, progress) -> Result:
+    from .errors import ValidationError
+
+    scope = _scope(args)
+    if args.version is None:
+        builds = service.builds(scope, args.name)
+        if not builds:
+            raise ValidationError(f"Environment {args.name!r} has no builds yet", field="version")
+        version = builds[-1]["version"]
+    elif args.version.isdigit():
+        version = int(args.version)
+    else:
+        raise ValidationError(
+            f"Invalid version {args.version!r}", field="version", item=args.version
+        )
+    chunks, offset = [], 0
+    while True:
+        data, offset = service.read_log(scope, args.name, version, offset)
+        if not data:
+            break
+        chunks.append(data)
+    text = b"".join(chunks).decode(errors="replace")
+    data = {"scope": scope, "name": args.name, "version": version, "log": text}
+    return Result("text", data, text=text)
+
+
+def cmd_export(service, args, progress) -> Result:
+    scope = _scope(args)
+    text, content_type, filename = service.export(scope, args.name, args.format)
+    data = {"format": args.format, "content_type": content_type, "filename": filename}
+    if args.output:
+        Path(args.output).write_text(text)
+        return Result("message", {**data, "path": args.output}, f"✓ wrote {args.output}")
+    return Result("text", {**data, "content": text}, text=text)
+
+
+def cmd_delete(service, args, progress) -> Result:
+    scope = _scope(args)
+    if not args.yes:
+        raise UsageError(
+            f"delete removes {scope}/{args.name}, all its versions and its kernel: "
+            "add --yes to confirm"
+        )
+    service.delete_env(scope, args.name)
+    return Result(
+        "message",
+        {"deleted": {"scope": scope, "name": args.name}},
+        f"✓ deleted {scope}/{args.name}",
+    )
+
+
+def cmd_adopt(service, args, progress) -> Result:
+    env = service.adopt(_scope(args), args.name)
+    message = (
+        f"✓ adopted {env['scope']}/{env['name']} as v{env['version']} ({env['packages']} packages)"
+    )
+    return Result("message", env, message)
+
+
+def cmd_sync_kernels(service, args, progress) -> Result:
+    done = service.sync_kernels()
+    parts = [f"{what} {', '.join(done[what]) or '-'}" for what in ("created", "updated", "removed")]
+    return Result("message", done, "✓ kernelspecs " + "; ".join(parts))
+
+
+def cmd_info(service, args, progress) -> Result:
+    return Result("info", service.info())
+
+
+COMMANDS = {
+    "list": cmd_list,
+    "show": cmd_show,
+    "create": cmd_create,
+    "import": cmd_import,
+    "build": cmd_build,
+    "install": cmd_install,
+    "uninstall": cmd_install,
+    "activate": cmd_activate,
+    "deactivate": cmd_deactivate,
+    "copy": cmd_copy,
+    "versions": cmd_versions,
+    "revert": cmd_revert,
+    "log": cmd_log,
+    "export": cmd_export,
+    "delete": cmd_delete,
+    "adopt": cmd_adopt,
+    "sync-kernels": cmd_sync_kernels,
+    "info": cmd_info,
+}
+
+
+def run_build(service, scope: str, name: str, build, progress: Progress) -> Result:
+    """Run a prepared build in the foreground, reporting to ``progress``; Ctrl-C cancels it."""
+    from .builds import run_foreground
+
+    doing = {"build": "building", "revert": "reverting", "copy": "copying"}.get(build.kind)
+    progress.start(f"{doing or build.kind} {scope}/{name} v{build.version}")
+    started = time.monotonic()
+    done = run_foreground(service, scope, name, build, on_log=progress.log, on_event=progress.event)
+    elapsed = time.monotonic() - started
+    env = service.get_env(scope, name, versions=False)
+    result = Result(
+        "build",
+        {"environment": env, "build": done.public()},
+        build_message(scope, name, done, env, elapsed),
+        ok=done.status == "succeeded",
+    )
+    progress.finish(result)
+    return result
+
+
+def build_message(scope: str, name: str, build, env: dict[str, Any], elapsed: float) -> str:
+    """``✓ built local/x v3 (12 packages) in 1.2s`` or ``✗ build of local/x v3 failed ...``."""
+    where = f"{scope}/{name} v{build.version}"
+    source = build.source or {}
+    if build.status == "succeeded":
+        if build.kind == "revert":
+            what = f"reverted {scope}/{name} to v{source.get('version')} as v{build.version}"
+        elif build.kind == "copy":
+            what = f"copied {source.get('scope')}/{source.get('name')} v{source.get('version')}"
+            what += f" to {where}"
+        else:
+            what = f"built {where}"
+        return f"✓ {what} ({env['packages']} packages) in {elapsed:.1f}s"
+    if build.status == "cancelled":
+        return f"✗ {build.kind} of {where} was cancelled"
+    phase = f" in phase {build.phase}" if build.phase else ""
+    return f"✗ {build.kind} of {where} {build.status}{phase}: {build.error}"
+
+
+# -- small pure helpers --------------------------------------------------------------------------
+
+
+def read_text(path: str) -> str:
+    from .errors import ValidationError
+
+    try:
+        return Path(path).read_text()
+    except (OSError, UnicodeDecodeError) as err:
+        reason = getattr(err, "strerror", None) or str(err)
+        raise ValidationError(f"Cannot read {path}: {reason}", field="file", item=path) from None
+
+
+def env_of_prefix(service, prefix: str | os.PathLike[str]) -> tuple[str, str] | None:
+    """(scope, name) of the store environment at ``prefix``, or None."""
+    path = Path(prefix).resolve()
+    for store in service.stores():
+        if path.parent == store.root.resolve():
+            return store.scope, path.name
+    return None
+
+
+def target_env(service, args) -> tuple[str, str]:
+    """The environment ``install``/``uninstall`` change: --env, else the one at --prefix."""
+    from .errors import ValidationError
+
+    if args.env:
+        return _scope(args), args.env
+    prefix = args.prefix or os.environ.get("CONDA_PREFIX") or sys.prefix
+    found = env_of_prefix(service, prefix)
+    if found is None:
+        raise ValidationError(
+            f"{prefix} is not an environment of the local or shared store: name one with --env",
+            field="env",
+            item=str(prefix),
+        )
+    return found
+
+
+def package_name(spec: str, kind: str) -> str:
+    """The normalized package name of a conda match spec or pip requirement ('' if unparsable)."""
+    try:
+        if kind == "pip":
+            from packaging.requirements import Requirement
+
+            return re.sub(r"[-_.]+", "-", Requirement(spec).name).lower()
+        from rattler import MatchSpec
+
+        match = MatchSpec(spec)
+        return match.name.normalized if match.name else ""
+    except Exception:  # invalid: the core's validation reports it with its own message
+        return ""
+
+
+def add_packages(current: list[str], new: list[str], kind: str) -> list[str]:
+    """``current`` with ``new`` added; a package already listed is replaced in place."""
+    out = list(current)
+    for spec in new:
+        name = package_name(spec, kind)
+        for i, old in enumerate(out):
+            if name and package_name(old, kind) == name:
+                out[i] = spec
+                break
+        else:
+            out.append(spec)
+    return out
+
+
+def remove_packages(current: list[str], names: list[str], kind: str, where: str) -> list[str]:
+    """``current`` without the packages ``names``; each must be listed."""
+    from .errors import ValidationError
+
+    out = list(current)
+    for spec in names:
+        name = package_name(spec, kind) or spec
+        kept = [old for old in out if package_name(old, kind) != name]
+        if len(kept) == len(out):
+            raise ValidationError(
+                f"Package {name!r} is not in the {kind} packages of {where}",
+                field=kind,
+                item=name,
+            )
+        out = kept
+    return out
+
+
+# -- rendering as text ---------------------------------------------------------------------------
+
+
+@dataclass
+class Table:
+    """Rows to show; without ``headers`` it is a two-column field/value table."""
+
+    rows: list[list[str]]
+    headers: list[str] | None = None
+    title: str = ""
+    classes: list[str] = field(default_factory=list)
+
+
+def _when(stamp: str | None) -> str:
+    return stamp[:19].replace("T", " ") if stamp else "-"
+
+
+def _duration(build: dict[str, Any]) -> str:
+    try:
+        start = datetime.fromisoformat(build["started_at"])
+        end = datetime.fromisoformat(build["finished_at"])
+    except (KeyError, TypeError, ValueError):
+        return "-"
+    return f"{(end - start).total_seconds():.1f}s"
+
+
+def _kernel(env: dict[str, Any]) -> str:
+    kernel = env.get("kernel")
+    if not kernel:
+        return "-"
+    return kernel["name"] if kernel["active"] else f"{kernel['name']} (inactive)"
+
+
+def _join(items: list[str] | None) -> str:
+    return ", ".join(items) if items else "-"
+
+
+def tables(result: Result) -> list[Table]:
+    """The tables a result is shown as (text in terminals, HTML in notebooks)."""
+    data = result.data
+    if result.kind == "envs":
+        headers = ["name", "scope", "status", "version", "python", "packages", "kernel"]
+        rows = [
+            [
+                e["name"] + ("" if e["managed"] else " (unmanaged)"),
+                e["scope"],
+                e["status"] + (f" ({e['phase']})" if e.get("phase") else ""),
+                str(e["version"] or "-"),
+                e["python_version"] or "-",
+                str(e["packages"] or "-"),
+                _kernel(e),
+            ]
+            for e in data["environments"]
+        ]
+        return [Table(rows, headers)] if rows else []
+    if result.kind == "env":
+        return _env_tables(data)
+    if result.kind == "builds":
+        return [_builds_table(data["builds"], data.get("active_version"))]
+    if result.kind == "info":
+        return [Table([[k, v if isinstance(v, str) else json.dumps(v)] for k, v in data.items()])]
+    return []
+
+
+def _env_tables(env: dict[str, Any]) -> list[Table]:
+    spec = env["spec"]
+    latest = env.get("latest_build")
+    rows = [
+        ["environment", f"{env['scope']}/{env['name']}"],
+        ["display name", env["display_name"]],
+        ["status", env["status"] + (f" ({env['phase']})" if env.get("phase") else "")],
+        ["version in use", str(env["version"] or "-")],
+        ["python", env["python_version"] or "-"],
+        ["packages", str(env["packages"])],
+        ["kernel", _kernel(env)],
+        ["prefix", env["prefix"]],
+        ["spec: python", spec.get("python") or spec.get("base") and f"from {spec['base']}" or "-"],
+        ["spec: conda", _join(spec.get("conda"))],
+        ["spec: pip", _join(spec.get("pip"))],
+        ["spec: channels", _join(spec.get("channels")) if spec.get("channels") else "(default)"],
+        ["created", f"{_when(env['created_at'])} by {env['created_by'] or '-'}"],
+        ["updated", _when(env["updated_at"])],
+    ]
+    if env.get("description"):
+        rows.insert(2, ["description", env["description"]])
+    if latest:
+        note = f": {latest['error']}" if latest.get("error") else ""
+        rows.append(
+            ["latest build", f"v{latest['version']} {latest['kind']} {latest['status']}{note}"]
+        )
+    if not env["managed"]:
+        rows.append(["managed", f"no: adopt it with 'adopt {env['name']}'"])
+    out = [Table(rows, title=f"{env['scope']}/{env['name']}")]
+    if env.get("versions"):
+        out.append(_builds_table(env["versions"], env["version"]))
+    return out
+
+
+def _builds_table(builds: list[dict[str, Any]], active: int | None) -> Table:
+    headers = ["version", "kind", "status", "started", "took", "by", "note"]
+    rows = []
+    for b in builds:
+        source = b.get("source") or {}
+        if b["status"] != "succeeded" and b.get("error"):
+            note = (f"{b['phase']}: " if b.get("phase") else "") + b["error"]
+        elif b["kind"] == "revert":
+            note = f"from v{source.get('version')}"
+        elif b["kind"] == "copy":
+            note = f"from {source.get('scope')}/{source.get('name')} v{source.get('version')}"
+        else:
+            note = ""
+        mark = " *" if b["version"] == active else ""
+        rows.append(
+            [
+                f"v{b['version']}{mark}",
+                b["kind"],
+                b["status"] + (f" ({b['phase']})" if b["status"] == "running" else ""),
+                _when(b.get("started_at") or b.get("created_at")),
+                _duration(b),
+                b.get("user") or "-",
+                note,
+            ]
+        )
+    return Table(rows, headers, title="versions (* = in use)")
+
+
+def table_text(table: Table) -> str:
+    headers = table.headers
+    rows = ([headers] if headers else []) + table.rows
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = [table.title] if table.title and headers else []
+    for n, row in enumerate(rows):
+        cells = [cell.ljust(w) for cell, w in zip(row, widths, strict=True)]
+        lines.append(("  " if headers else "") + "  ".join(cells).rstrip())
+        if headers and n == 0:
+            lines.append("  " + "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def render_text(result: Result) -> str:
+    """A result as a terminal shows it."""
+    if result.kind == "text":
+        return (result.text or "").rstrip("\n")
+    parts = [table_text(t) for t in tables(result)]
+    if result.message:
+        parts.append(result.message)
+    return "\n\n".join(parts)
+
+
+# -- main ----------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``jupyter envmgr``: 0 on success, 1 on errors and failed builds, 2 on bad usage."""
+    parser = build_parser(PROG)
+    stream = as_json = False
+    try:
+        args = parser.parse_args(argv)
+        stream, as_json = args.stream, args.json
+        if args.command in (None, "help"):
+            print(help_text(parser, getattr(args, "topic", None)), end="")
+            return 0
+        if stream:
+            progress: Progress = StreamProgress()
+        else:
+            progress = Progress() if as_json else TextProgress()
+        result = dispatch(make_service(), args, progress)
+    except HelpShown as shown:
+        return shown.status
+    except UsageError as err:
+        return _fail(err.message + _see(err.prog), 2, stream, usage=True)
+    except KeyboardInterrupt:
+        return _fail("interrupted", 130, stream)
+    except Exception as err:
+        from .errors import EnvManagerError
+
+        if not isinstance(err, EnvManagerError):
+            raise
+        if as_json and not stream:
+            print(json.dumps(err.to_dict()))
+        return _fail(err.message, 1, stream, body=err.to_dict())
+    if stream:
+        emit_line({"result": result.to_dict()})
+    elif as_json:
+        print(json.dumps(result.data, indent=1))
+    else:
+        text = render_text(result if result.ok else Result(result.kind, result.data, ""))
+        if text:
+            print(text)
+        if not result.ok:
+            print(result.message, file=sys.stderr)
+    return 0 if result.ok else 1
+
+
+def _see(prog: str) -> str:
+    return f" (see '{prog} --help')" if prog and prog != PROG else ""
+
+
+def _fail(message: str, code: int, stream: bool, usage: bool = False, body=None) -> int:
+    if stream:
+        emit_line({"error": body or {"message": message}, "usage": usage, "code": code})
+    else:
+        print(f"{PROG}: error: {message}", file=sys.stderr)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
