@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Install the test dependencies and run every test suite: pytest, jest and Galata.
+# Usage (from a fresh clone): bash tests/run_all.sh        Exit status: non-zero on any failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+chromium="${CHROMIUM_PATH:-/usr/bin/chromium}"
+if [ ! -x "$chromium" ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq && apt-get install -y -qq chromium >/dev/null
+  else
+    echo "Galata needs Chromium: install it (Debian: sudo apt-get install chromium)" \
+      "or set CHROMIUM_PATH" >&2
+    exit 1
+  fi
+fi
+
+# Python package (editable, with the labextension built and linked) and test dependencies.
+python -m pip install -q -e ".[test]"
+jupyter labextension develop . --overwrite >/dev/null
+
+echo "== pytest"
+python -m pytest -q -p no:cacheprovider
+
+echo "== jest"
+jlpm install --immutable >/dev/null
+jlpm test
+
+echo "== galata"
+(cd ui-tests && jlpm install --immutable >/dev/null && jlpm playwright test)
