@@ -133,6 +133,14 @@ class EnvManager(LoggingConfigurable):
         help="A build still running after this many seconds is stopped and marked failed.",
     ).tag(config=True)
 
+    build_niceness = Int(
+        10,
+        help=(
+            "CPU priority (nice increment) of build workers, so that a running build never slows "
+            "the server or the kernels down; 0 keeps the server's priority."
+        ),
+    ).tag(config=True)
+
     @validate("max_concurrent_builds")
     def _validate_max_builds(self, proposal):
         value = proposal["value"]

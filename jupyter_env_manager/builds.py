@@ -13,10 +13,10 @@ import asyncio
 import contextlib
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -203,20 +203,24 @@ def run_foreground(
     try:
         assert proc.stdout is not None
         os.set_blocking(proc.stdout.fileno(), False)
+        pending = b""
         while True:
-            done = proc.poll() is not None
-            chunk = proc.stdout.read() or b""
-            for raw in chunk.splitlines():
+            # Wake up on the worker's events (or its exit), or every 100 ms for new log lines.
+            readable, _, _ = select.select([proc.stdout], [], [], 0.1)
+            chunk = (proc.stdout.read() or b"") if readable else b""
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for raw in lines:
                 with contextlib.suppress(ValueError):
-                    if on_event:
+                    if on_event and raw.strip():
                         on_event(json.loads(raw))
             if on_log:
                 data, offset = service.read_log(scope, name, build.version, offset)
                 for line in data.decode(errors="replace").splitlines():
                     on_log(line)
-            if done:
+            if readable and not chunk:  # end of the worker's stdout: it is gone
+                proc.wait()
                 break
-            time.sleep(0.1)
     except KeyboardInterrupt:
         os.killpg(proc.pid, signal.SIGTERM)
         try:

@@ -53,6 +53,7 @@ class BuildJob:
     pip_find_links: list[str] = field(default_factory=list)
     pip_no_index: bool = False
     write_kernel: bool = True
+    niceness: int = 10
     # revert/copy: the lock to reproduce; build with a base env: the base's lock and spec
     source_build_dir: str | None = None
     base_build_dir: str | None = None

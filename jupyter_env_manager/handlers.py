@@ -93,7 +93,7 @@ class InfoHandler(BaseHandler):
     @tornado.web.authenticated
     @authorized
     async def get(self):
-        self.finish(json.dumps(await self.core(self.service.info)))
+        self.finish(json.dumps(self.service.info()))  # memory only: no thread needed
 
 
 class EnvironmentsHandler(BaseHandler):

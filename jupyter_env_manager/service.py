@@ -8,10 +8,12 @@ background) and for the CLI and magics (in the foreground, streaming the log).
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
 import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -60,6 +62,9 @@ class EnvService:
         self.emit: Emit = emit or (lambda kind, data: None)
         self.local = Store(settings.local_root, "local")
         self.shared = Store(settings.shared_root, "shared") if settings.shared_root else None
+        self._user = current_user()
+        # Listing cache: (scope, name) -> (fingerprint, view without its kernel state).
+        self._views: dict[tuple[str, str], tuple[tuple[int, ...], dict[str, Any]]] = {}
 
     # -- stores ------------------------------------------------------------------------------
 
@@ -82,18 +87,16 @@ class EnvService:
         return [s for s in (self.local, self.shared) if s is not None]
 
     def info(self) -> dict[str, Any]:
-        from importlib.metadata import version
-
         from . import __version__
 
         return {
             "version": __version__,
-            "user": current_user(),
+            "user": self._user,
             "local_root": str(self.local.root),
             "shared_root": str(self.shared.root) if self.shared else None,
             "channels": list(self.settings.channels),
-            "engine": {"name": "py-rattler", "version": version("py-rattler")},
-            "pip_engine": {"name": "uv", "version": version("uv")},
+            "engine": {"name": "py-rattler", "version": _dist_version("py-rattler")},
+            "pip_engine": {"name": "uv", "version": _dist_version("uv")},
             "kernel_packages": list(self.settings.kernel_packages),
             "default_python": self.settings.default_python,
             "max_concurrent_builds": self.settings.max_concurrent_builds,
@@ -137,7 +140,52 @@ class EnvService:
             pass
         return python, count
 
+    def _fingerprint(self, store: Store, name: str, latest: int | None) -> tuple[int, ...] | None:
+        """mtimes that change whenever anything a view shows changes (metadata is replaced by
+        rename, so the directories' mtimes move); None when too fresh to trust."""
+        env_dir = store.env_dir(name)
+        paths = [env_dir, env_dir / "builds", store.prefix(name) / "conda-meta"]
+        if latest:
+            paths.append(store.build_dir(name, latest))
+        stamps = []
+        for path in paths:
+            try:
+                stamps.append(os.stat(path).st_mtime_ns)
+            except FileNotFoundError:
+                stamps.append(0)
+        if time.time_ns() - max(stamps) < 2_000_000_000:
+            return None  # changed within the clock's granularity: a second change could hide
+        return tuple(stamps)
+
     def _view(self, store: Store, name: str, installed=None, intents=None) -> dict[str, Any]:
+        key = (store.scope, name)
+        cached = self._views.get(key)
+        if cached is not None:
+            latest = (cached[1]["latest_build"] or {}).get("version")
+            if self._fingerprint(store, name, latest) == cached[0]:
+                return self._with_kernel(store, dict(cached[1]), installed)
+        view = self._compute_view(store, name)
+        latest = (view["latest_build"] or {}).get("version")
+        fingerprint = self._fingerprint(store, name, latest)
+        if fingerprint is not None and view["status"] != "building":
+            self._views[key] = (fingerprint, view)
+        else:
+            self._views.pop(key, None)
+        return self._with_kernel(store, dict(view), installed)
+
+    def _with_kernel(self, store: Store, view: dict[str, Any], installed=None) -> dict[str, Any]:
+        if view["version"]:
+            kname = kernels.kernel_name(store.scope, view["name"])
+            installed = kernels.installed() if installed is None else installed
+            view["kernel"] = {
+                "name": kname,
+                "display_name": view["display_name"]
+                + (" (shared)" if store.scope == "shared" else ""),
+                "active": kname in installed,
+            }
+        return view
+
+    def _compute_view(self, store: Store, name: str) -> dict[str, Any]:
         record = store.read_env(name)
         state = store.read_state(name)
         latest = store.latest_build(name)
@@ -156,16 +204,6 @@ class EnvService:
         else:
             status = "failed"
         spec = record.spec
-        kernel = None
-        if version:
-            kname = kernels.kernel_name(store.scope, name)
-            installed = kernels.installed() if installed is None else installed
-            kernel = {
-                "name": kname,
-                "display_name": spec.display_name
-                + (" (shared)" if store.scope == "shared" else ""),
-                "active": kname in installed,
-            }
         return {
             "name": name,
             "scope": store.scope,
@@ -175,7 +213,7 @@ class EnvService:
             "version": version,
             "prefix": str(store.prefix(name)),
             "spec": spec.package_specs(),
-            "kernel": kernel,
+            "kernel": None,
             "python_version": python,
             "packages": packages + int(state.get("pip_count", 0)) if version else 0,
             "created_at": record.created_at,
@@ -375,6 +413,7 @@ class EnvService:
             pip_find_links=list(s.pip_find_links),
             pip_no_index=s.pip_no_index,
             write_kernel=self.kernel_wanted(store.scope, name),
+            niceness=s.build_niceness,
             **extra,
         )
 
@@ -722,6 +761,13 @@ class EnvService:
         register_conda_env(store.prefix(name))
         self.emit("environment", {"action": "created", "scope": scope, "name": name})
         return self.get_env(scope, name)
+
+
+@functools.cache
+def _dist_version(name: str) -> str:
+    from importlib.metadata import version
+
+    return version(name)
 
 
 def _build_event(action: str, scope: str, name: str, build: Build) -> dict[str, Any]:

@@ -28,6 +28,8 @@ def emit(**event) -> None:
 
 def run(build_dir: Path) -> int:
     job = BuildJob.from_dict(json.loads((build_dir / "job.json").read_text()))
+    if job.niceness > 0:
+        os.nice(job.niceness)  # the server and the kernels come first; uv inherits it
     store = Store(job.root, job.scope)
     name, version = job.name, job.version
     lock_fd = store.try_build_lock(name)

@@ -379,3 +379,24 @@ def test_shared_scope_needs_a_shared_store(envmgr_config):
     with pytest.raises(ValidationError, match="No shared store is configured"):
         svc.create_env({"scope": "shared", "name": "x"})
     assert svc.info()["shared_root"] is None
+
+
+def test_listing_cache_follows_every_change(service, ready_env, monkeypatch):
+    """Listing reuses unchanged views; any change on disk (from any process) shows at once."""
+    import jupyter_env_manager.service as service_module
+
+    # Pretend every file is old enough to cache (the real rule waits 2 s past a change).
+    real_time_ns = time.time_ns
+    monkeypatch.setattr(service_module.time, "time_ns", lambda: real_time_ns() + 10**12)
+    first = {e["name"]: e for e in service.list_envs("local")}["demo"]
+    assert ("local", "demo") in service._views
+    assert {e["name"]: e for e in service.list_envs("local")}["demo"] == first
+    # another process changes the spec, builds, deactivates the kernel: the listing follows
+    other = EnvService(service.settings)
+    other.update_env("local", "demo", {"display_name": "Renamed"})
+    assert service.list_envs("local")[0]["display_name"] == "Renamed"
+    other.deactivate("local", "demo")
+    assert service.list_envs("local")[0]["kernel"]["active"] is False
+    assert build(other, "local", "demo").status == "succeeded"
+    listed = service.list_envs("local")[0]
+    assert listed["version"] == 2 and listed["latest_build"]["version"] == 2
