@@ -1,9 +1,10 @@
 """``jupyter envmgr``: the command-line door, and the parser and dispatch the magics share.
 
 One argparse definition (:func:`build_parser`) serves ``jupyter envmgr`` and ``%envmgr``;
-:func:`dispatch` turns parsed arguments into core calls and returns a :class:`Result` (data, a
-one-line message, success), which each door renders its way: text or JSON here, HTML or text in
-IPython (:mod:`.magics`). Builds run in the foreground and report to a :class:`Progress`.
+:func:`dispatch` turns parsed arguments into core calls and returns a :class:`~.views.Result`
+(data, a one-line message, success), which each door renders its way (:mod:`.views`): text or
+JSON here, HTML or text in IPython (:mod:`.magics`). Builds run in the foreground and report
+to a :class:`Progress`.
 
 This module imports only the standard library at the top: the magics import it inside kernels
 whose environment lacks the core's dependencies, and run the core through
@@ -18,15 +19,15 @@ import os
 import re
 import sys
 import time
-from dataclasses import asdict, dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+from .views import Result, build_message, render_text
 
 PROG = "jupyter envmgr"
 EXPORT_FORMATS = ("environment.yml", "lock", "explicit")
 
-# -- the parser ----------------------------------------------------------------------------------
+# -- the parser -----------------------------------------------------------------------------------
 
 
 class UsageError(Exception):
@@ -49,10 +50,12 @@ class HelpShown(Exception):
 class Parser(argparse.ArgumentParser):
     """An ArgumentParser that raises instead of exiting, so a magic can use it too."""
 
-    def error(self, message: str):  # noqa: D102 - argparse API
+    commands: dict[str, Parser]  # set on the top-level parser: command name -> its parser
+
+    def error(self, message: str):
         raise UsageError(message, self.prog)
 
-    def exit(self, status: int = 0, message: str | None = None):  # noqa: D102 - argparse API
+    def exit(self, status: int = 0, message: str | None = None):
         if message:
             raise UsageError(message.strip(), self.prog)
         raise HelpShown(status)
@@ -112,12 +115,8 @@ def build_parser(prog: str = PROG) -> Parser:
 
     add("build", [named], "build a new version from the spec, showing its log")
 
-    for verb, doing in (("install", "add"), ("uninstall", "remove")):
-        p = add(
-            verb,
-            [scoped],
-            f"{doing} packages in the spec of this kernel's environment (or --env) and rebuild",
-        )
+    for verb, doing in (("install", "add packages to"), ("uninstall", "remove packages from")):
+        p = add(verb, [scoped], f"{doing} the current (or --env) environment's spec and rebuild")
         p.add_argument("packages", nargs="+", metavar="PKG", help="conda specs, or pip with --pip")
         p.add_argument("--pip", action="store_true", help="pip requirements, not conda packages")
         p.add_argument("--env", metavar="NAME", help="the environment (default: see --prefix)")
@@ -154,39 +153,20 @@ def build_parser(prog: str = PROG) -> Parser:
     add("info", [common], "show the configuration: stores, channels, versions")
     p = add("help", [], "show help for a command")
     p.add_argument("topic", metavar="COMMAND", nargs="?", help="a command")
+    parser.commands = sub.choices
     return parser
 
 
 def help_text(parser: Parser, topic: str | None = None) -> str:
     """The help of ``parser`` or of one of its commands."""
-    if topic:
-        for action in parser._actions:
-            if isinstance(action, argparse._SubParsersAction):
-                if topic not in action.choices:
-                    raise UsageError(f"unknown command {topic!r}", parser.prog)
-                return action.choices[topic].format_help()
-    return parser.format_help()
+    if not topic:
+        return parser.format_help()
+    if topic not in parser.commands:
+        raise UsageError(f"unknown command {topic!r}", parser.prog)
+    return parser.commands[topic].format_help()
 
 
-# -- results and progress ------------------------------------------------------------------------
-
-
-@dataclass
-class Result:
-    """What a command did. ``data`` is what ``--json`` prints; ``message`` one line for people."""
-
-    kind: str  # envs | env | builds | build | info | text | message
-    data: Any
-    message: str = ""
-    ok: bool = True
-    text: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Result:
-        return cls(**{k: data[k] for k in ("kind", "data", "message", "ok", "text") if k in data})
+# -- progress -------------------------------------------------------------------------------------
 
 
 class Progress:
@@ -242,7 +222,7 @@ def emit_line(obj: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
-# -- dispatch ------------------------------------------------------------------------------------
+# -- dispatch -------------------------------------------------------------------------------------
 
 
 def make_service():
@@ -346,7 +326,10 @@ def cmd_install(service, args, progress) -> Result:
         raise
     if not result.ok:  # leave the spec as it was, like a failed `pip install`
         service.update_env(scope, name, {kind: before})
-        result.message += f" (the spec of {scope}/{name} is unchanged)"
+        build, env = result.data["build"], result.data["environment"]
+        result.message = build_message(
+            scope, name, build, env, 0, f" (the spec of {scope}/{name} is unchanged)"
+        )
     return result
 
 
@@ -411,7 +394,7 @@ def cmd_export(service, args, progress) -> Result:
     text, content_type, filename = service.export(scope, args.name, args.format)
     data = {"format": args.format, "content_type": content_type, "filename": filename}
     if args.output:
-        Path(args.output).write_text(text)
+        write_text(args.output, text)
         return Result("message", {**data, "path": args.output}, f"✓ wrote {args.output}")
     return Result("text", {**data, "content": text}, text=text)
 
@@ -484,33 +467,14 @@ def run_build(service, scope: str, name: str, build, progress: Progress) -> Resu
     result = Result(
         "build",
         {"environment": env, "build": done.public()},
-        build_message(scope, name, done, env, elapsed),
+        build_message(scope, name, done.public(), env, elapsed),
         ok=done.status == "succeeded",
     )
     progress.finish(result)
     return result
 
 
-def build_message(scope: str, name: str, build, env: dict[str, Any], elapsed: float) -> str:
-    """``✓ built local/x v3 (12 packages) in 1.2s`` or ``✗ build of local/x v3 failed ...``."""
-    where = f"{scope}/{name} v{build.version}"
-    source = build.source or {}
-    if build.status == "succeeded":
-        if build.kind == "revert":
-            what = f"reverted {scope}/{name} to v{source.get('version')} as v{build.version}"
-        elif build.kind == "copy":
-            what = f"copied {source.get('scope')}/{source.get('name')} v{source.get('version')}"
-            what += f" to {where}"
-        else:
-            what = f"built {where}"
-        return f"✓ {what} ({env['packages']} packages) in {elapsed:.1f}s"
-    if build.status == "cancelled":
-        return f"✗ {build.kind} of {where} was cancelled"
-    phase = f" in phase {build.phase}" if build.phase else ""
-    return f"✗ {build.kind} of {where} {build.status}{phase}: {build.error}"
-
-
-# -- small pure helpers --------------------------------------------------------------------------
+# -- small pure helpers ---------------------------------------------------------------------------
 
 
 def read_text(path: str) -> str:
@@ -521,6 +485,16 @@ def read_text(path: str) -> str:
     except (OSError, UnicodeDecodeError) as err:
         reason = getattr(err, "strerror", None) or str(err)
         raise ValidationError(f"Cannot read {path}: {reason}", field="file", item=path) from None
+
+
+def write_text(path: str, text: str) -> None:
+    from .errors import ValidationError
+
+    try:
+        Path(path).write_text(text)
+    except OSError as err:
+        reason = err.strerror or str(err)
+        raise ValidationError(f"Cannot write {path}: {reason}", field="output", item=path) from None
 
 
 def env_of_prefix(service, prefix: str | os.PathLike[str]) -> tuple[str, str] | None:
@@ -596,156 +570,7 @@ def remove_packages(current: list[str], names: list[str], kind: str, where: str)
     return out
 
 
-# -- rendering as text ---------------------------------------------------------------------------
-
-
-@dataclass
-class Table:
-    """Rows to show; without ``headers`` it is a two-column field/value table."""
-
-    rows: list[list[str]]
-    headers: list[str] | None = None
-    title: str = ""
-    classes: list[str] = field(default_factory=list)
-
-
-def _when(stamp: str | None) -> str:
-    return stamp[:19].replace("T", " ") if stamp else "-"
-
-
-def _duration(build: dict[str, Any]) -> str:
-    try:
-        start = datetime.fromisoformat(build["started_at"])
-        end = datetime.fromisoformat(build["finished_at"])
-    except (KeyError, TypeError, ValueError):
-        return "-"
-    return f"{(end - start).total_seconds():.1f}s"
-
-
-def _kernel(env: dict[str, Any]) -> str:
-    kernel = env.get("kernel")
-    if not kernel:
-        return "-"
-    return kernel["name"] if kernel["active"] else f"{kernel['name']} (inactive)"
-
-
-def _join(items: list[str] | None) -> str:
-    return ", ".join(items) if items else "-"
-
-
-def tables(result: Result) -> list[Table]:
-    """The tables a result is shown as (text in terminals, HTML in notebooks)."""
-    data = result.data
-    if result.kind == "envs":
-        headers = ["name", "scope", "status", "version", "python", "packages", "kernel"]
-        rows = [
-            [
-                e["name"] + ("" if e["managed"] else " (unmanaged)"),
-                e["scope"],
-                e["status"] + (f" ({e['phase']})" if e.get("phase") else ""),
-                str(e["version"] or "-"),
-                e["python_version"] or "-",
-                str(e["packages"] or "-"),
-                _kernel(e),
-            ]
-            for e in data["environments"]
-        ]
-        return [Table(rows, headers)] if rows else []
-    if result.kind == "env":
-        return _env_tables(data)
-    if result.kind == "builds":
-        return [_builds_table(data["builds"], data.get("active_version"))]
-    if result.kind == "info":
-        return [Table([[k, v if isinstance(v, str) else json.dumps(v)] for k, v in data.items()])]
-    return []
-
-
-def _env_tables(env: dict[str, Any]) -> list[Table]:
-    spec = env["spec"]
-    latest = env.get("latest_build")
-    rows = [
-        ["environment", f"{env['scope']}/{env['name']}"],
-        ["display name", env["display_name"]],
-        ["status", env["status"] + (f" ({env['phase']})" if env.get("phase") else "")],
-        ["version in use", str(env["version"] or "-")],
-        ["python", env["python_version"] or "-"],
-        ["packages", str(env["packages"])],
-        ["kernel", _kernel(env)],
-        ["prefix", env["prefix"]],
-        ["spec: python", spec.get("python") or spec.get("base") and f"from {spec['base']}" or "-"],
-        ["spec: conda", _join(spec.get("conda"))],
-        ["spec: pip", _join(spec.get("pip"))],
-        ["spec: channels", _join(spec.get("channels")) if spec.get("channels") else "(default)"],
-        ["created", f"{_when(env['created_at'])} by {env['created_by'] or '-'}"],
-        ["updated", _when(env["updated_at"])],
-    ]
-    if env.get("description"):
-        rows.insert(2, ["description", env["description"]])
-    if latest:
-        note = f": {latest['error']}" if latest.get("error") else ""
-        rows.append(
-            ["latest build", f"v{latest['version']} {latest['kind']} {latest['status']}{note}"]
-        )
-    if not env["managed"]:
-        rows.append(["managed", f"no: adopt it with 'adopt {env['name']}'"])
-    out = [Table(rows, title=f"{env['scope']}/{env['name']}")]
-    if env.get("versions"):
-        out.append(_builds_table(env["versions"], env["version"]))
-    return out
-
-
-def _builds_table(builds: list[dict[str, Any]], active: int | None) -> Table:
-    headers = ["version", "kind", "status", "started", "took", "by", "note"]
-    rows = []
-    for b in builds:
-        source = b.get("source") or {}
-        if b["status"] != "succeeded" and b.get("error"):
-            note = (f"{b['phase']}: " if b.get("phase") else "") + b["error"]
-        elif b["kind"] == "revert":
-            note = f"from v{source.get('version')}"
-        elif b["kind"] == "copy":
-            note = f"from {source.get('scope')}/{source.get('name')} v{source.get('version')}"
-        else:
-            note = ""
-        mark = " *" if b["version"] == active else ""
-        rows.append(
-            [
-                f"v{b['version']}{mark}",
-                b["kind"],
-                b["status"] + (f" ({b['phase']})" if b["status"] == "running" else ""),
-                _when(b.get("started_at") or b.get("created_at")),
-                _duration(b),
-                b.get("user") or "-",
-                note,
-            ]
-        )
-    return Table(rows, headers, title="versions (* = in use)")
-
-
-def table_text(table: Table) -> str:
-    headers = table.headers
-    rows = ([headers] if headers else []) + table.rows
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = [table.title] if table.title and headers else []
-    for n, row in enumerate(rows):
-        cells = [cell.ljust(w) for cell, w in zip(row, widths, strict=True)]
-        lines.append(("  " if headers else "") + "  ".join(cells).rstrip())
-        if headers and n == 0:
-            lines.append("  " + "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
-def render_text(result: Result) -> str:
-    """A result as a terminal shows it."""
-    if result.kind == "text":
-        return (result.text or "").rstrip("\n")
-    parts = [table_text(t) for t in tables(result)]
-    if result.message:
-        parts.append(result.message)
-    return "\n\n".join(parts)
-
-
-# -- main ----------------------------------------------------------------------------------------
+# -- main -----------------------------------------------------------------------------------------
 
 
 def main(argv: list[str] | None = None) -> int:

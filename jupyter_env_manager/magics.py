@@ -34,18 +34,8 @@ from typing import Any
 from IPython.core.magic import Magics, line_magic, magics_class
 from IPython.display import display
 
-from .cli import (
-    HelpShown,
-    Progress,
-    Result,
-    Table,
-    TextProgress,
-    UsageError,
-    build_parser,
-    help_text,
-    render_text,
-    tables,
-)
+from .cli import HelpShown, Progress, TextProgress, UsageError, build_parser, help_text
+from .views import Result, render_html, render_text
 
 PROG = "%envmgr"
 MANAGER_PYTHON_ENV = "JUPYTER_ENV_MANAGER_PYTHON"
@@ -187,7 +177,11 @@ def core_runner() -> InProcess | Delegated:
     """Run the core here, or in the manager's Python named by this kernel's kernelspec."""
     python = os.environ.get(MANAGER_PYTHON_ENV)
     # Compare paths, not files: an environment's python may be a link to the same binary.
-    if python and os.path.isfile(python) and os.path.abspath(python) != sys.executable:
+    if (
+        python
+        and os.path.isfile(python)
+        and os.path.abspath(python) != os.path.abspath(sys.executable)
+    ):
         return Delegated([python, "-m", "jupyter_env_manager.cli"])
     try:
         import rattler  # noqa: F401
@@ -214,33 +208,12 @@ def show(result: Result, as_json: bool) -> None:
     if result.kind == "text":
         print((result.text or "").rstrip("\n"))
         return
-    found = tables(result)
-    if found:
+    rich = render_html(result)
+    if rich:
         plain = render_text(Result(result.kind, result.data))
-        display({"text/plain": plain, "text/html": tables_html(found)}, raw=True)
+        display({"text/plain": plain, "text/html": rich}, raw=True)
     if result.message:
         print(result.message, file=sys.stdout if result.ok else sys.stderr, flush=True)
-
-
-def table_html(table: Table) -> str:
-    e = html.escape
-    left = ' style="text-align:left"'
-    out = ['<table class="jp-EnvManager-table">']
-    if table.title:
-        out.append(f"<caption{left}><b>{e(table.title)}</b></caption>")
-    if table.headers:
-        out.append("<thead><tr>" + "".join(f"<th{left}>{e(h)}</th>" for h in table.headers))
-        out.append("</tr></thead>")
-        cells = lambda row: "".join(f"<td{left}>{e(c)}</td>" for c in row)  # noqa: E731
-    else:
-        cells = lambda row: f"<th{left}>{e(row[0])}</th><td{left}>{e(row[1])}</td>"  # noqa: E731
-    out.append("<tbody>" + "".join(f"<tr>{cells(row)}</tr>" for row in table.rows) + "</tbody>")
-    out.append("</table>")
-    return "".join(out)
-
-
-def tables_html(found: list[Table]) -> str:
-    return "\n".join(table_html(t) for t in found)
 
 
 class NotebookProgress(Progress):
