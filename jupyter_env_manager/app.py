@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 from jupyter_core.paths import jupyter_config_path
-from traitlets import Bool, Int, List, Unicode, default, validate
+from traitlets import Bool, Float, Int, List, Unicode, default, validate
 from traitlets.config import Config, LoggingConfigurable
 from traitlets.config.loader import JSONFileConfigLoader, PyFileConfigLoader
 
@@ -141,6 +141,14 @@ class EnvManager(LoggingConfigurable):
         ),
     ).tag(config=True)
 
+    watch_interval_s = Float(
+        2.0,
+        help=(
+            "How often the server looks for changes made by other processes (the CLI, the "
+            "magics, other servers on a shared store) to tell the panel; 0 disables it."
+        ),
+    ).tag(config=True)
+
     @validate("max_concurrent_builds")
     def _validate_max_builds(self, proposal):
         value = proposal["value"]
@@ -186,6 +194,14 @@ def load_server_extension(server_app) -> None:
     settings.log = server_app.log
     service = EnvService(settings, log=server_app.log)
     setup_handlers(server_app.web_app, service, server_app)
+    if settings.watch_interval_s > 0:
+        from tornado.ioloop import IOLoop
+
+        from .watcher import StoreWatcher
+
+        watcher = StoreWatcher(service, settings.watch_interval_s)
+        server_app.web_app.settings["env_manager_watcher"] = watcher
+        IOLoop.current().add_callback(watcher.start)
     try:
         interrupted = service.recover()
         if interrupted:

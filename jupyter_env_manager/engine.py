@@ -463,7 +463,7 @@ class Builder:
                 line = raw.decode(errors="replace").rstrip()
                 self.log.write(line)
                 tail.append(line)
-                del tail[:-5]
+                del tail[:-30]
 
         try:
             await asyncio.wait_for(asyncio.gather(pump(), proc.wait()), timeout)
@@ -471,13 +471,26 @@ class Builder:
             proc.kill()
             raise BuildFailed(f"{what} timed out after {timeout:.0f}s") from None
         if proc.returncode != 0:
-            detail = next((t for t in reversed(tail) if t.strip()), "")
-            raise BuildFailed(f"{what} failed (exit {proc.returncode}): {detail}")
+            raise BuildFailed(f"{what} failed (exit {proc.returncode}): {_explanation(tail)}")
 
 
 _UV_INDEX_VARS = re.compile(
     r"^(UV_(INDEX|INDEX_URL|EXTRA_INDEX_URL|DEFAULT_INDEX|FIND_LINKS|NO_INDEX|CONFIG_FILE)|PIP_.*)$"
 )
+
+
+def _explanation(tail: list[str]) -> str:
+    """The tool's own account of a failure: from its last error marker to the end, one line.
+
+    uv wraps its explanation over several lines (``× No solution found ... ╰─▶ Because ...``).
+    """
+    start = 0
+    for i, line in enumerate(tail):
+        stripped = line.strip()
+        if stripped.startswith(("×", "error", "Error", "ERROR", "Traceback")):
+            start = i
+    text = " ".join(" ".join(tail[start:]).split())
+    return text[:600] + ("…" if len(text) > 600 else "")
 
 
 def register_conda_env(prefix: Path) -> None:

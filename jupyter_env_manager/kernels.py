@@ -22,6 +22,7 @@ from jupyter_core.paths import jupyter_data_dir
 from .store import write_json
 
 KERNEL_PREFIX = "envmgr-"
+PYLIB = "pylib"
 ACTIVATE_TEMPLATE = '__envmgr_cmd=("$@"); {sources} exec "${{__envmgr_cmd[@]}}"'
 
 
@@ -78,6 +79,9 @@ def kernelspec(
             "CONDA_PROMPT_MODIFIER": f"({name}) ",
             # The Python that runs the manager, for %envmgr in this kernel (see magics.py).
             "JUPYTER_ENV_MANAGER_PYTHON": sys.executable,
+            # Only this package (its light modules need nothing but IPython), so that
+            # `%load_ext jupyter_env_manager` works in the kernel; no host package leaks in.
+            "PYTHONPATH": str(kernels_dir() / kernel_name(scope, name) / PYLIB),
         }
     )
     python = str(prefix / "bin" / "python")
@@ -112,9 +116,29 @@ def write_kernelspec(
 ) -> str:
     kname = kernel_name(scope, name)
     directory = kernels_dir() / kname
-    directory.mkdir(parents=True, exist_ok=True)
+    _link_package(directory / PYLIB)
     write_json(directory / "kernel.json", kernelspec(scope, name, prefix, display_name, version))
     return kname
+
+
+def is_current(scope: str, name: str, prefix: Path, display_name: str, version: int | None) -> bool:
+    """Whether the installed kernelspec is exactly what :func:`write_kernelspec` would write."""
+    link = kernels_dir() / kernel_name(scope, name) / PYLIB / "jupyter_env_manager"
+    return link.resolve() == Path(__file__).parent.resolve() and read_kernelspec(
+        scope, name
+    ) == kernelspec(scope, name, prefix, display_name, version)
+
+
+def _link_package(pylib: Path) -> None:
+    pylib.mkdir(parents=True, exist_ok=True)
+    link = pylib / "jupyter_env_manager"
+    target = Path(__file__).parent.resolve()
+    if link.is_symlink() and link.resolve() == target:
+        return
+    tmp = pylib / ".jupyter_env_manager.tmp"
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(target, target_is_directory=True)
+    os.replace(tmp, link)
 
 
 def remove_kernelspec(scope: str, name: str) -> bool:

@@ -637,11 +637,13 @@ class EnvService:
                     wanted[kernels.kernel_name(store.scope, name)] = (store, name, None, name)
         created, updated, removed = [], [], []
         for kname, (store, name, version, display) in wanted.items():
-            spec = kernels.read_kernelspec(store.scope, name) if kname in installed else None
-            meta = (spec or {}).get("metadata", {}).get("env_manager", {})
-            if spec is None or meta.get("version") != version:
-                kernels.write_kernelspec(store.scope, name, store.prefix(name), display, version)
-                (updated if spec else created).append(kname)
+            prefix = store.prefix(name)
+            if kname in installed and kernels.is_current(
+                store.scope, name, prefix, display, version
+            ):
+                continue
+            kernels.write_kernelspec(store.scope, name, prefix, display, version)
+            (updated if kname in installed else created).append(kname)
         for kname in installed - set(wanted):
             parsed = kernels.parse_kernel_name(kname)
             if parsed:

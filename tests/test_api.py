@@ -479,7 +479,7 @@ def slow_channel(tmp_path_factory):
 def jp_server_config(envmgr_settings, slow_channel, request):  # noqa: F811
     from traitlets.config import Config
 
-    settings = dict(envmgr_settings)
+    settings = dict(envmgr_settings, watch_interval_s=0.2)
     if "slow" in request.node.name:
         settings["channels"] = [*settings["channels"], slow_channel]
         settings["kernel_packages"] = ["ipykernel", "slowmod"]
@@ -643,3 +643,52 @@ async def test_responses_match_the_openapi_schemas(jp_fetch):
     check("Lock", lock)
     err = await expect_error(jp_fetch, 400, "POST", "environments", body={"name": "B@d"})
     check("Error", err)
+
+
+async def test_changes_by_other_processes_reach_the_event_stream(jp_fetch, jp_serverapp):
+    """What the CLI or the magics do (another process, same store) is announced as events."""
+    from jupyter_env_manager.app import EnvManager
+    from jupyter_env_manager.service import EnvService
+
+    events = []
+
+    async def listener(logger, schema_id, data):
+        events.append((schema_id.rsplit("/", 2)[-2], dict(data)))
+
+    for schema in EVENT_IDS.values():
+        jp_serverapp.event_logger.add_listener(schema_id=schema, listener=listener)
+    await get_json(jp_fetch, "info")
+    await asyncio.sleep(0.5)  # the watcher's first look
+    other = EnvService(EnvManager(config=jp_serverapp.config))  # as the CLI would
+    other.create_env({"name": "elsewhere", "conda": ["alpha"]})
+    from jupyter_env_manager.builds import run_foreground
+
+    build = other.prepare_build("local", "elsewhere")
+    result = await asyncio.to_thread(run_foreground, other, "local", "elsewhere", build)
+    assert result.status == "succeeded"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if ("build", "elsewhere", "finished") in {(k, d["name"], d["action"]) for k, d in events}:
+            break
+        await asyncio.sleep(0.1)
+    assert ("environment", {"action": "created", "scope": "local", "name": "elsewhere"}) in events
+    finished = [d for k, d in events if k == "build" and d["action"] == "finished"]
+    assert finished == [
+        {
+            "action": "finished",
+            "scope": "local",
+            "name": "elsewhere",
+            "version": 1,
+            "status": "succeeded",
+            "phase": "kernel",
+        }
+    ]
+    other.delete_env("local", "elsewhere")
+    deadline = time.monotonic() + 10
+    while (
+        time.monotonic() < deadline
+        and ("environment", {"action": "deleted", "scope": "local", "name": "elsewhere"})
+        not in events
+    ):
+        await asyncio.sleep(0.1)
+    assert ("environment", {"action": "deleted", "scope": "local", "name": "elsewhere"}) in events

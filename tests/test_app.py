@@ -11,9 +11,18 @@ from jupyter_env_manager.app import EnvManager, load_config
 def test_every_trait_has_help_and_is_documented_in_the_readme():
     readme = (Path(__file__).parents[1] / "README.md").read_text()
     traits = EnvManager.class_traits(config=True)
-    assert {"local_root", "shared_root", "channels", "pkgs_dir", "default_python",
-            "kernel_packages", "pip_index_url", "pip_find_links", "pip_no_index",
-            "max_concurrent_builds"} <= set(traits)
+    assert {
+        "local_root",
+        "shared_root",
+        "channels",
+        "pkgs_dir",
+        "default_python",
+        "kernel_packages",
+        "pip_index_url",
+        "pip_find_links",
+        "pip_no_index",
+        "max_concurrent_builds",
+    } <= set(traits)
     for name, trait in traits.items():
         assert trait.help, name
         assert f"| `{name}` |" in readme, f"{name} is missing from the README's configuration table"

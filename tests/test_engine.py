@@ -129,7 +129,11 @@ def test_kernel_runs_activated_and_interrupts(service, ready_env):
     "change, phase, message",
     [
         ({"conda": ["needs-missing"]}, "solve", "Could not solve"),
-        ({"pip": ["envmgr-not-in-the-wheelhouse"]}, "pip", "pip failed"),
+        (
+            {"pip": ["envmgr-not-in-the-wheelhouse"]},
+            "pip",
+            "envmgr-not-in-the-wheelhouse was not found",
+        ),
         ({"conda": ["badmod"]}, "verify", "cannot import"),
     ],
 )
