@@ -79,8 +79,11 @@ class BuildLog:
     def write(self, text: str) -> None:
         stamp = time.strftime("%H:%M:%S")
         with self._lock:
-            for line in text.rstrip("\n").splitlines() or [""]:
-                self._file.write(f"[{stamp}] {line}\n")
+            try:
+                for line in text.rstrip("\n").splitlines() or [""]:
+                    self._file.write(f"[{stamp}] {line}\n")
+            except OSError:
+                pass  # the log is best effort: a full disk must not turn into a second error
 
     def set_phase(self, phase: str) -> None:
         if phase == self.phase:

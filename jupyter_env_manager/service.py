@@ -561,12 +561,12 @@ class EnvService:
     ) -> Build:
         """End a build whose worker is gone without recording an end, and clear its staging."""
         store = self.store(scope)
+        store.remove_tree(store.staging_dir(name, version))  # first: the disk may be full
         with store.env_lock(name):
             build = store.read_build(name, version)
             if build.status in LIVE:
                 build.status, build.error, build.finished_at = status, error, now()
                 store.write_build(name, build)
-        store.remove_tree(store.staging_dir(name, version))
         return build
 
     def check_cancellable(self, scope: str, name: str, version: int) -> Build:

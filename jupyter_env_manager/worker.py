@@ -79,6 +79,10 @@ def run(build_dir: Path) -> int:
     except Exception as err:  # a bug or an environment problem: keep the traceback in the log
         error = f"Unexpected error: {err}"
         log.write(traceback.format_exc())
+    if status != "cancelled":
+        # First free the space (a full disk may be why we failed), then record the end.
+        # On cancel, rattler threads may still be writing: the parent clears staging after exit.
+        store.remove_tree(store.staging_dir(name, version))
     final = store.read_build(name, version)
     final.status, final.error, final.finished_at = status, error, now()
     if final.phases:
@@ -86,9 +90,6 @@ def run(build_dir: Path) -> int:
     store.write_build(name, final)
     log.write(f"build {status}" + (f": {error}" if error else ""))
     log.close()
-    if status != "cancelled":
-        # On cancel, rattler threads may still be writing: the parent clears staging after exit.
-        store.remove_tree(store.staging_dir(name, version))
     emit(event="finished", status=status, error=error)
     return 0 if status == "succeeded" else 1
 
