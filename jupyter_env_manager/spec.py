@@ -11,9 +11,6 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import yaml
-from packaging.requirements import InvalidRequirement, Requirement
-
 from .errors import ValidationError
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
@@ -143,6 +140,8 @@ def validate_conda_specs(specs: Any, field_name: str = "conda") -> list[str]:
 
 
 def validate_pip_specs(specs: Any) -> list[str]:
+    from packaging.requirements import InvalidRequirement, Requirement
+
     items = _string_list(specs, "pip")
     for item in items:
         try:
@@ -262,6 +261,8 @@ def validate_fields(body: dict[str, Any], allowed: tuple[str, ...]) -> dict[str,
 
 def _package_name(item: str, kind: str) -> str:
     if kind == "pip":
+        from packaging.requirements import Requirement
+
         return Requirement(item).name.lower().replace("_", "-")
     from rattler import MatchSpec
 
@@ -281,6 +282,8 @@ def make_spec(name: str, fields: dict[str, Any]) -> EnvSpec:
 
 
 def to_environment_yml(spec: EnvSpec, default_channels: list[str]) -> str:
+    import yaml
+
     deps: list[Any] = []
     if spec.python:
         deps.append(_yml_python(spec.python))
@@ -310,6 +313,8 @@ def _yml_python(python: str) -> str:
 
 def from_environment_yml(text: Any) -> tuple[str | None, dict[str, Any]]:
     """Parse an environment.yml into (name, validated spec fields). ``pip:`` is understood."""
+    import yaml
+
     if not isinstance(text, str) or not text.strip():
         raise ValidationError(
             "'environment_yml' must be a non-empty string", field="environment_yml"

@@ -101,8 +101,11 @@ class Build:
         return asdict(self)
 
     def public(self) -> dict[str, Any]:
-        data = self.to_dict()
-        data.pop("owner", None)
+        """The REST shape (no owner). Listing calls this per environment: no deep copy."""
+        data = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "owner"}
+        data["phases"] = [dict(p) for p in self.phases]
+        if self.source is not None:
+            data["source"] = dict(self.source)
         return data
 
     @classmethod

@@ -1,0 +1,136 @@
+"""Rows 3 and 7: how soon a kernel is listed, and how fast an activated kernel starts."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from common import RUN, Row, Server, build_env, median, ms, parse_stamp
+
+POLL_S = 0.01
+POLL_LIMIT_S = 10.0
+
+
+def _listed_after(server: Server, kernel: str, t0: float) -> float:
+    """Poll GET /api/kernelspecs every 10 ms until ``kernel`` is listed; seconds since t0."""
+    deadline = t0 + POLL_LIMIT_S
+    while True:
+        specs = server.json("GET", "api/kernelspecs")["kernelspecs"]
+        if kernel in specs:
+            return time.perf_counter() - t0
+        if time.perf_counter() > deadline:
+            raise RuntimeError(f"{kernel} not listed after {POLL_LIMIT_S}s")
+        time.sleep(POLL_S)
+
+
+def kernel_appears(service, server: Server, reps: int, log) -> Row:
+    after_build, after_activate, worker_lag = [], [], []
+    for i in range(reps):
+        name = f"appear{i}"
+        built = build_env(service, "local", name, {"conda": ["synth-003"]})
+        after_build.append(_listed_after(server, f"envmgr-{name}", built.returned_perf))
+        worker_lag.append(built.returned_wall - parse_stamp(built.build.finished_at))
+    env = "env-manager/environments/local/appear0"
+    for _ in range(reps):
+        server.json("POST", env + "/deactivate")
+        if "envmgr-appear0" in server.json("GET", "api/kernelspecs")["kernelspecs"]:
+            raise RuntimeError("deactivate left the kernelspec listed")
+        t0 = time.perf_counter()
+        server.json("POST", env + "/activate")
+        after_activate.append(_listed_after(server, "envmgr-appear0", t0))
+    worst = max(after_build + after_activate)
+    log(
+        f"kernel appears: after build {ms(median(after_build))}, "
+        f"after activate {ms(median(after_activate))}, worst {ms(worst)}"
+    )
+    return Row(
+        "3",
+        "kernel appears in GET /api/kernelspecs after a build's end / POST activate",
+        f"build: median {ms(median(after_build))}, max {ms(max(after_build))}; "
+        f"activate: median {ms(median(after_activate))}, max {ms(max(after_activate))}",
+        "—",
+        "—",
+        "< 1 s",
+        worst < 1.0,
+        [
+            "from run_foreground's return (build) / from sending POST activate; "
+            f"the worker's recorded end precedes run_foreground's return by "
+            f"{ms(median(worker_lag))} (median)"
+        ],
+    )
+
+
+def _first_reply(kernel: str, check: bool) -> float:
+    from jupyter_client.manager import start_new_kernel
+
+    with open(RUN / "logs" / "kernels.log", "ab") as output:
+        started = time.perf_counter()
+        km, kc = start_new_kernel(
+            kernel_name=kernel, startup_timeout=120, stdout=output, stderr=output
+        )
+    try:
+        msg_id = kc.execute(
+            "import os", user_expressions={"v": "os.environ.get('DELTA_ACTIVATED', '')"}
+        )
+        while True:
+            reply = kc.get_shell_msg(timeout=60)
+            if reply["parent_header"].get("msg_id") == msg_id:
+                break
+        seconds = time.perf_counter() - started
+        if reply["content"]["status"] != "ok":
+            raise RuntimeError(f"{kernel}: execute failed: {reply['content']}")
+        value = reply["content"]["user_expressions"]["v"]["data"]["text/plain"]
+        if check and value != "'yes'":
+            raise RuntimeError(f"{kernel}: activate.d did not run (DELTA_ACTIVATED={value})")
+        return seconds
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+
+
+def kernel_start(service, reps: int, log) -> Row:
+    from jupyter_env_manager.kernels import kernel_name, kernels_dir
+
+    build_env(service, "local", "activated", {"conda": ["delta"]})
+    kernel = kernel_name("local", "activated")
+    spec = json.loads((kernels_dir() / kernel / "kernel.json").read_text())
+    if not Path(spec["argv"][0]).name == "bash":
+        raise RuntimeError(f"expected a bash-activated kernelspec, got argv {spec['argv'][:3]}")
+    python = str(service.local.prefix("activated") / "bin" / "python")
+    plain = "bench-plain"
+    (kernels_dir() / plain).mkdir(parents=True, exist_ok=True)
+    (kernels_dir() / plain / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [python, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "plain (same interpreter, no activation)",
+                "language": "python",
+            }
+        )
+    )
+    _first_reply(kernel, True)  # warm-up both (byte-code, page cache)
+    _first_reply(plain, False)
+    ours, plain_times = [], []
+    for i in range(reps):  # A,B then B,A: neither always follows the other's shutdown
+        for which in ("A", "B") if i % 2 == 0 else ("B", "A"):
+            if which == "A":
+                ours.append(_first_reply(kernel, True))
+            else:
+                plain_times.append(_first_reply(plain, False))
+    ratios = [a / b for a, b in zip(ours, plain_times, strict=True)]
+    ratio = median(ratios)
+    log(f"kernel start: activated {ms(median(ours))} vs plain {ms(median(plain_times))}")
+    return Row(
+        "7",
+        "kernel start to first execute reply, env with activate.d + env_vars.d (bash + exec)",
+        f"median {ms(median(ours))}",
+        f"plain kernelspec {ms(median(plain_times))}",
+        f"{ratio:.3f}× (median of {reps} A/B pairs)",
+        "≤ 1.1×",
+        ratio <= 1.1,
+        [
+            f"pair ratios: {', '.join(f'{r:.3f}' for r in ratios)}; "
+            "activation checked in every start (DELTA_ACTIVATED set by activate.d)"
+        ],
+    )
