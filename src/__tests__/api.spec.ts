@@ -1,0 +1,159 @@
+import { ApiError, EnvManagerAPI } from '../api';
+import { env, serverInfo } from './fixtures';
+import { MockEnvServer } from './mockServer';
+
+describe('EnvManagerAPI', () => {
+  let server: MockEnvServer;
+  let api: EnvManagerAPI;
+
+  beforeEach(() => {
+    server = new MockEnvServer();
+    api = new EnvManagerAPI(server.settings);
+  });
+
+  it('gets the server info', async () => {
+    server.on('GET', 'info', () => ({ json: serverInfo() }));
+    const info = await api.info();
+    expect(info.version).toBe('0.1.0');
+    expect(info.engine.name).toBe('py-rattler');
+  });
+
+  it('lists environments of one scope', async () => {
+    server.on('GET', 'environments', ({ query }) => ({
+      json: { environments: [env({ scope: query.get('scope') as 'shared' })] }
+    }));
+    const envs = await api.listEnvironments('shared');
+    expect(envs).toHaveLength(1);
+    expect(envs[0].scope).toBe('shared');
+    expect(server.calls[0].query.get('scope')).toBe('shared');
+  });
+
+  it('sends the create body as JSON and returns the environment', async () => {
+    server.on('POST', 'environments', ({ body }) => ({
+      status: 201,
+      json: env(body as object)
+    }));
+    const created = await api.createEnvironment({
+      name: 'ml',
+      conda: ['numpy', 'pandas>=2'],
+      build: true
+    });
+    expect(created.name).toBe('ml');
+    expect(server.calls[0].body).toEqual({
+      name: 'ml',
+      conda: ['numpy', 'pandas>=2'],
+      build: true
+    });
+  });
+
+  it('carries the message and field of a 400', async () => {
+    server.on('POST', 'environments', () => ({
+      status: 400,
+      json: {
+        message: "Invalid environment name 'Bad Name'",
+        field: 'name',
+        item: 'Bad Name'
+      }
+    }));
+    const error = await api
+      .createEnvironment({ name: 'Bad Name' })
+      .catch(e => e);
+    expect(error).toBeInstanceOf(ApiError);
+    expect(error.status).toBe(400);
+    expect(error.message).toBe("Invalid environment name 'Bad Name'");
+    expect(error.field).toBe('name');
+    expect(error.item).toBe('Bad Name');
+  });
+
+  it('reports a missing route as a 404 without field', async () => {
+    const error = await api.info().catch(e => e);
+    expect(error).toBeInstanceOf(ApiError);
+    expect(error.status).toBe(404);
+    expect(error.field).toBeNull();
+    expect(error.isMissingExtension).toBe(true);
+  });
+
+  it('reports a network failure as status 0', async () => {
+    const settings = {
+      ...server.settings,
+      fetch: () => Promise.reject(new TypeError('Failed to fetch'))
+    };
+    const error = await new EnvManagerAPI(settings).info().catch(e => e);
+    expect(error).toBeInstanceOf(ApiError);
+    expect(error.status).toBe(0);
+    expect(error.message).toMatch(/Cannot reach the server/);
+  });
+
+  it('encodes names in paths', async () => {
+    server.on('DELETE', 'environments/local/a b', () => ({ status: 204 }));
+    await api.deleteEnvironment({ scope: 'local', name: 'a b' });
+    expect(server.calls[0]).toMatchObject({
+      method: 'DELETE',
+      path: 'environments/local/a b'
+    });
+  });
+
+  it('reads logs with the offset protocol', async () => {
+    server.on('GET', 'environments/local/demo/builds/3/log', ({ query }) => {
+      const offset = Number(query.get('offset'));
+      const log = 'solve\nlink\n';
+      return {
+        text: log.slice(offset),
+        headers: { 'X-Log-Offset': String(log.length) }
+      };
+    });
+    const first = await api.getBuildLog({ scope: 'local', name: 'demo' }, 3, 0);
+    expect(first).toEqual({ text: 'solve\nlink\n', next: 11 });
+    const second = await api.getBuildLog(
+      { scope: 'local', name: 'demo' },
+      3,
+      first.next
+    );
+    expect(second).toEqual({ text: '', next: 11 });
+  });
+
+  it('falls back to the byte length when X-Log-Offset is missing', async () => {
+    server.on('GET', 'environments/local/demo/builds/1/log', () => ({
+      text: 'é\n'
+    }));
+    const chunk = await api.getBuildLog({ scope: 'local', name: 'demo' }, 1, 5);
+    expect(chunk.next).toBe(5 + 3);
+  });
+
+  it('posts copy and revert bodies', async () => {
+    server
+      .on('POST', 'environments/local/demo/copy', ({ body }) => ({
+        status: 202,
+        json: {
+          environment: env({ scope: 'shared', name: (body as any).name }),
+          build: {}
+        }
+      }))
+      .on('POST', 'environments/local/demo/revert', () => ({
+        status: 202,
+        json: { build: { version: 4, status: 'queued', kind: 'revert' } }
+      }));
+    const ref = { scope: 'local' as const, name: 'demo' };
+    const copied = await api.copy(ref, 'shared', 'team-demo');
+    expect(copied.environment.name).toBe('team-demo');
+    expect(server.calls[0].body).toEqual({ to: 'shared', name: 'team-demo' });
+    const build = await api.revert(ref, 2);
+    expect(build.version).toBe(4);
+    expect(server.calls[1].body).toEqual({ version: 2 });
+  });
+
+  it('exports with the file name of Content-Disposition', async () => {
+    server.on('GET', 'environments/local/demo/export', ({ query }) => ({
+      text: 'name: demo\n',
+      headers: {
+        'Content-Type': 'text/yaml',
+        'Content-Disposition': `attachment; filename="demo-${query.get('format')}"`
+      }
+    }));
+    const exported = await api.exportEnvironment(
+      { scope: 'local', name: 'demo' },
+      'lock'
+    );
+    expect(exported).toEqual({ text: 'name: demo\n', filename: 'demo-lock' });
+  });
+});

@@ -1,0 +1,57 @@
+import type { IBuild, IEnv, IServerInfo } from '../tokens';
+
+/**
+ * Sample payloads shaped like the server's.
+ */
+export function serverInfo(overrides: Partial<IServerInfo> = {}): IServerInfo {
+  return {
+    version: '0.1.0',
+    user: 'alice',
+    local_root: '/home/alice/.conda/envs',
+    shared_root: '/shared/envs',
+    channels: ['conda-forge'],
+    engine: { name: 'py-rattler', version: '0.28.0' },
+    ...overrides
+  };
+}
+
+export function build(overrides: Partial<IBuild> = {}): IBuild {
+  return {
+    version: 1,
+    status: 'succeeded',
+    phase: null,
+    started_at: '2025-01-01T10:00:00Z',
+    finished_at: '2025-01-01T10:01:00Z',
+    error: null,
+    kind: 'build',
+    ...overrides
+  };
+}
+
+export function env(overrides: Partial<IEnv> = {}): IEnv {
+  return {
+    name: 'demo',
+    scope: 'local',
+    display_name: 'Demo',
+    description: '',
+    status: 'ready',
+    version: 1,
+    prefix: '/home/alice/.conda/envs/demo',
+    spec: {
+      python: '3.11',
+      conda: ['numpy'],
+      pip: [],
+      channels: [],
+      base: null
+    },
+    kernel: { name: 'envmgr-demo', display_name: 'Demo', active: true },
+    python_version: '3.11.7',
+    packages: 12,
+    created_at: '2025-01-01T09:00:00Z',
+    updated_at: '2025-01-01T10:01:00Z',
+    managed: true,
+    phase: null,
+    latest_build: build(),
+    ...overrides
+  };
+}

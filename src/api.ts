@@ -1,0 +1,298 @@
+import { URLExt } from '@jupyterlab/coreutils';
+import { ServerConnection } from '@jupyterlab/services';
+import type {
+  ExportFormat,
+  IBuild,
+  ICreateEnvRequest,
+  IEnv,
+  IEnvPatch,
+  IEnvRef,
+  IServerInfo,
+  Scope
+} from './tokens';
+
+/**
+ * The server extension's URL namespace.
+ */
+export const API_NAMESPACE = 'env-manager';
+
+/**
+ * An error from the REST API, carrying the server's message and, for
+ * validation errors, the field (and item) it is about.
+ */
+export class ApiError extends Error {
+  constructor(
+    message: string,
+    readonly status: number,
+    readonly field: string | null = null,
+    readonly item: string | null = null
+  ) {
+    super(message);
+    this.name = 'ApiError';
+  }
+
+  /**
+   * Whether the server could not be reached or the route does not exist.
+   */
+  get isMissingExtension(): boolean {
+    return this.status === 0 || (this.status === 404 && this.field === null);
+  }
+}
+
+/**
+ * What {@link requestAPI} returns: parsed JSON, or text with its headers.
+ */
+export interface ITextResponse {
+  text: string;
+  headers: Headers;
+}
+
+/**
+ * Call the server extension.
+ *
+ * @param endPoint - path below `{base_url}env-manager/`, already URL-encoded
+ * @param init - fetch options; a plain object body is sent as JSON
+ * @param settings - server settings (defaults to the page's)
+ * @returns the parsed JSON body, or `null` for an empty body (204)
+ * @throws {ApiError} with the server's `message` and `field` on failure
+ */
+export async function requestAPI<T>(
+  endPoint = '',
+  init: RequestInit = {},
+  settings: ServerConnection.ISettings = ServerConnection.makeSettings()
+): Promise<T> {
+  const response = await fetchAPI(endPoint, init, settings);
+  const text = await response.text();
+  if (!text) {
+    return null as T;
+  }
+  try {
+    return JSON.parse(text) as T;
+  } catch (error) {
+    throw new ApiError(
+      `Invalid JSON from ${endPoint}: ${text.slice(0, 200)}`,
+      response.status
+    );
+  }
+}
+
+/**
+ * Like {@link requestAPI}, for text routes (logs, exports).
+ */
+export async function requestText(
+  endPoint: string,
+  init: RequestInit = {},
+  settings: ServerConnection.ISettings = ServerConnection.makeSettings()
+): Promise<ITextResponse> {
+  const response = await fetchAPI(endPoint, init, settings);
+  return { text: await response.text(), headers: response.headers };
+}
+
+async function fetchAPI(
+  endPoint: string,
+  init: RequestInit,
+  settings: ServerConnection.ISettings
+): Promise<Response> {
+  const url = URLExt.join(settings.baseUrl, API_NAMESPACE, endPoint);
+  let response: Response;
+  try {
+    response = await ServerConnection.makeRequest(url, init, settings);
+  } catch (error) {
+    throw new ApiError(
+      `Cannot reach the server: ${(error as Error).message ?? error}`,
+      0
+    );
+  }
+  if (!response.ok) {
+    throw await errorFromResponse(response);
+  }
+  return response;
+}
+
+async function errorFromResponse(response: Response): Promise<ApiError> {
+  const text = await response.text().catch(() => '');
+  let body: { message?: unknown; field?: unknown; item?: unknown } = {};
+  try {
+    body = JSON.parse(text);
+  } catch {
+    // Not JSON: a proxy or tornado's default error page.
+  }
+  const message =
+    typeof body.message === 'string' && body.message
+      ? body.message
+      : `${response.status} ${response.statusText || 'error'}`;
+  return new ApiError(
+    message,
+    response.status,
+    typeof body.field === 'string' ? body.field : null,
+    typeof body.item === 'string' ? body.item : null
+  );
+}
+
+function json(method: string, body?: unknown): RequestInit {
+  return body === undefined
+    ? { method }
+    : {
+        method,
+        body: JSON.stringify(body),
+        headers: { 'Content-Type': 'application/json' }
+      };
+}
+
+function envPath(ref: IEnvRef, ...rest: (string | number)[]): string {
+  return ['environments', ref.scope, ref.name, ...rest]
+    .map(part => encodeURIComponent(String(part)))
+    .join('/');
+}
+
+/**
+ * Typed wrappers of the REST API, one per route.
+ */
+export class EnvManagerAPI {
+  constructor(
+    readonly serverSettings: ServerConnection.ISettings = ServerConnection.makeSettings()
+  ) {}
+
+  info(): Promise<IServerInfo> {
+    return this._json<IServerInfo>('info');
+  }
+
+  async listEnvironments(scope?: Scope): Promise<IEnv[]> {
+    const query = scope ? `?scope=${encodeURIComponent(scope)}` : '';
+    const reply = await this._json<{ environments: IEnv[] }>(
+      `environments${query}`
+    );
+    return reply.environments;
+  }
+
+  createEnvironment(request: ICreateEnvRequest): Promise<IEnv> {
+    return this._json<IEnv>('environments', json('POST', request));
+  }
+
+  importEnvironment(request: {
+    scope?: Scope;
+    name?: string;
+    environment_yml: string;
+    build?: boolean;
+  }): Promise<IEnv> {
+    return this._json<IEnv>('environments/import', json('POST', request));
+  }
+
+  getEnvironment(ref: IEnvRef): Promise<IEnv> {
+    return this._json<IEnv>(envPath(ref));
+  }
+
+  updateEnvironment(ref: IEnvRef, patch: IEnvPatch): Promise<IEnv> {
+    return this._json<IEnv>(envPath(ref), json('PATCH', patch));
+  }
+
+  async deleteEnvironment(ref: IEnvRef): Promise<void> {
+    await this._json<null>(envPath(ref), json('DELETE'));
+  }
+
+  async startBuild(ref: IEnvRef): Promise<IBuild> {
+    const reply = await this._json<{ build: IBuild }>(
+      envPath(ref, 'builds'),
+      json('POST')
+    );
+    return reply.build;
+  }
+
+  async listBuilds(ref: IEnvRef): Promise<IBuild[]> {
+    const reply = await this._json<{ builds: IBuild[] }>(
+      envPath(ref, 'builds')
+    );
+    return reply.builds;
+  }
+
+  getBuild(ref: IEnvRef, version: number): Promise<IBuild> {
+    return this._json<IBuild>(envPath(ref, 'builds', version));
+  }
+
+  async cancelBuild(ref: IEnvRef, version: number): Promise<void> {
+    await this._json<null>(envPath(ref, 'builds', version), json('DELETE'));
+  }
+
+  /**
+   * Read a build log from byte `offset`; `next` is the offset to ask for next.
+   */
+  async getBuildLog(
+    ref: IEnvRef,
+    version: number,
+    offset = 0
+  ): Promise<{ text: string; next: number }> {
+    const reply = await requestText(
+      `${envPath(ref, 'builds', version, 'log')}?offset=${offset}`,
+      {},
+      this.serverSettings
+    );
+    const header = reply.headers.get('X-Log-Offset');
+    const next = header !== null && header !== '' ? Number(header) : NaN;
+    return {
+      text: reply.text,
+      next: Number.isFinite(next) ? next : offset + byteLength(reply.text)
+    };
+  }
+
+  activate(ref: IEnvRef): Promise<IEnv> {
+    return this._json<IEnv>(envPath(ref, 'activate'), json('POST'));
+  }
+
+  deactivate(ref: IEnvRef): Promise<IEnv> {
+    return this._json<IEnv>(envPath(ref, 'deactivate'), json('POST'));
+  }
+
+  copy(
+    ref: IEnvRef,
+    to: Scope,
+    name?: string
+  ): Promise<{ environment: IEnv; build: IBuild }> {
+    const body: { to: Scope; name?: string } = { to };
+    if (name) {
+      body.name = name;
+    }
+    return this._json(envPath(ref, 'copy'), json('POST', body));
+  }
+
+  async revert(ref: IEnvRef, version: number): Promise<IBuild> {
+    const reply = await this._json<{ build: IBuild }>(
+      envPath(ref, 'revert'),
+      json('POST', { version })
+    );
+    return reply.build;
+  }
+
+  /**
+   * Export an environment; `filename` comes from the server's
+   * Content-Disposition, with a fallback.
+   */
+  async exportEnvironment(
+    ref: IEnvRef,
+    format: ExportFormat
+  ): Promise<{ text: string; filename: string }> {
+    const reply = await requestText(
+      `${envPath(ref, 'export')}?format=${encodeURIComponent(format)}`,
+      {},
+      this.serverSettings
+    );
+    const disposition = reply.headers.get('Content-Disposition') ?? '';
+    const match = /filename="?([^";]+)"?/.exec(disposition);
+    const fallback =
+      format === 'environment.yml'
+        ? `${ref.name}-environment.yml`
+        : `${ref.name}-${format}.txt`;
+    return { text: reply.text, filename: match ? match[1] : fallback };
+  }
+
+  adopt(ref: IEnvRef): Promise<IEnv> {
+    return this._json<IEnv>(envPath(ref, 'adopt'), json('POST'));
+  }
+
+  private _json<T>(endPoint: string, init: RequestInit = {}): Promise<T> {
+    return requestAPI<T>(endPoint, init, this.serverSettings);
+  }
+}
+
+function byteLength(text: string): number {
+  return new TextEncoder().encode(text).length;
+}

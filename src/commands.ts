@@ -1,0 +1,635 @@
+import type { JupyterFrontEnd } from '@jupyterlab/application';
+import {
+  Dialog,
+  ICommandPalette,
+  InputDialog,
+  MainAreaWidget,
+  Notification,
+  showDialog,
+  showErrorMessage
+} from '@jupyterlab/apputils';
+import type { TranslationBundle } from '@jupyterlab/translation';
+import type { ReadonlyPartialJSONObject } from '@lumino/coreutils';
+import { download, showEnvForm, showVersions } from './dialogs';
+import { envManagerIcon } from './icons';
+import type { EnvManagerModel } from './model';
+import { followBuild } from './notifications';
+import { CommandIDs } from './tokens';
+import type { ExportFormat, IBuild, IEnv, IEnvRef, Scope } from './tokens';
+import type { EnvPanel } from './widgets/EnvPanel';
+import { LogViewer } from './widgets/LogViewer';
+
+export { CommandIDs };
+
+/**
+ * What the commands need besides the application.
+ */
+export interface ICommandOptions {
+  model: EnvManagerModel;
+  panel: EnvPanel;
+  trans: TranslationBundle;
+  palette: ICommandPalette | null;
+  /**
+   * The environment "current" commands act on: the one selected in the
+   * panel, else the one of the current notebook's kernel.
+   */
+  currentEnv: () => IEnvRef | null;
+  /**
+   * How often a log viewer polls a running build.
+   */
+  logPollIntervalMs: () => number;
+}
+
+const RUNNING = new Set(['queued', 'running']);
+
+/**
+ * Register the commands (and put the user-level ones in the palette).
+ */
+export function addCommands(
+  app: JupyterFrontEnd,
+  options: ICommandOptions
+): void {
+  const { commands, shell } = app;
+  const { model, panel, trans } = options;
+  const category = trans.__('Environments');
+  const logs = new Map<string, MainAreaWidget<LogViewer>>();
+
+  const refOf = (args: ReadonlyPartialJSONObject): IEnvRef | null =>
+    typeof args.scope === 'string' && typeof args.name === 'string'
+      ? { scope: args.scope as Scope, name: args.name }
+      : null;
+  const envOf = (args: ReadonlyPartialJSONObject): IEnv | undefined => {
+    const ref = refOf(args);
+    return ref ? model.get(ref) : undefined;
+  };
+  const currentRef = (args: ReadonlyPartialJSONObject): IEnvRef | null =>
+    refOf(args) ?? options.currentEnv();
+
+  /**
+   * Why an action cannot apply to an environment, or '' when it can.
+   */
+  const why = (env: IEnv | undefined, needs: Need[]): string => {
+    if (!env) {
+      return trans.__('Select an environment first');
+    }
+    for (const need of needs) {
+      if (need === 'managed' && !env.managed) {
+        return trans.__(
+          'Not managed by the environment manager: adopt it first'
+        );
+      }
+      if (need === 'idle' && env.status === 'building') {
+        return trans.__('Wait for the running build to finish');
+      }
+      if (need === 'built' && env.version === null) {
+        return trans.__('Build it first: it has no working version yet');
+      }
+      if (need === 'shared' && env.scope === 'local' && !model.hasSharedStore) {
+        return trans.__('No shared store is configured on the server');
+      }
+    }
+    return '';
+  };
+  type Need = 'managed' | 'idle' | 'built' | 'shared';
+
+  const fail = (title: string, error: unknown) => {
+    Notification.error(`${title}: ${(error as Error).message ?? error}`, {
+      autoClose: false
+    });
+  };
+
+  const openLog = (ref: IEnvRef, version?: number) => {
+    const key = `${ref.scope}/${ref.name}/${version ?? 'latest'}`;
+    const open = logs.get(key);
+    if (open && !open.isDisposed) {
+      shell.activateById(open.id);
+      return open;
+    }
+    const content = new LogViewer({
+      model,
+      ref,
+      version,
+      trans,
+      pollIntervalMs: options.logPollIntervalMs()
+    });
+    const widget = new MainAreaWidget({ content });
+    widget.id = `jp-EnvManager-log-${ref.scope}-${ref.name}-${version ?? 'latest'}`;
+    widget.title.label = version
+      ? trans.__('Log: %1 v%2', ref.name, version)
+      : trans.__('Log: %1', ref.name);
+    widget.title.icon = envManagerIcon;
+    widget.title.closable = true;
+    logs.set(key, widget);
+    widget.disposed.connect(() => logs.delete(key));
+    shell.add(widget, 'main');
+    shell.activateById(widget.id);
+    return widget;
+  };
+
+  const onBuildStarted = (ref: IEnvRef, build: IBuild) =>
+    followBuild({ model, trans, ref, build, what: trans.__('Build'), openLog });
+
+  commands.addCommand(CommandIDs.create, {
+    label: trans.__('New Environment…'),
+    caption: trans.__('Create a conda environment and its kernel'),
+    icon: args => (args.isPalette ? undefined : envManagerIcon),
+    isEnabled: () => model.connection === 'ready',
+    execute: async () => {
+      const result = await showEnvForm({
+        model,
+        trans,
+        mode: 'create',
+        onBuildStarted
+      });
+      const env = result.value;
+      if (!result.button.accept || !env) {
+        return;
+      }
+      model.select(env);
+      if (env.latest_build && RUNNING.has(env.latest_build.status)) {
+        followBuild({
+          model,
+          trans,
+          ref: env,
+          build: env.latest_build,
+          what: trans.__('Build'),
+          openLog
+        });
+      } else {
+        Notification.success(trans.__('Environment %1 saved', env.name), {
+          autoClose: 3000
+        });
+      }
+      return env;
+    }
+  });
+
+  commands.addCommand(CommandIDs.openPanel, {
+    label: trans.__('Show Environments'),
+    caption: trans.__('Open the environments panel'),
+    execute: args => {
+      shell.activateById(panel.id);
+      const ref = refOf(args);
+      if (ref) {
+        // Reveal it even if the filter box hides it.
+        if (!model.filtered(ref.scope).some(env => env.name === ref.name)) {
+          model.filter = '';
+        }
+        model.select(ref);
+      }
+    }
+  });
+
+  commands.addCommand(CommandIDs.refresh, {
+    label: trans.__('Refresh Environments'),
+    execute: () => model.refresh()
+  });
+
+  commands.addCommand(CommandIDs.build, {
+    label: trans.__('Build'),
+    caption: args =>
+      why(envOf(args), ['managed', 'idle']) || trans.__('Build a new version'),
+    isEnabled: args => !why(envOf(args), ['managed', 'idle']),
+    execute: async args => {
+      const ref = refOf(args);
+      if (!ref) {
+        return;
+      }
+      try {
+        const build = await model.build(ref);
+        followBuild({
+          model,
+          trans,
+          ref,
+          build,
+          what: trans.__('Build'),
+          openLog
+        });
+      } catch (error) {
+        fail(trans.__('Cannot build %1', ref.name), error);
+      }
+    }
+  });
+
+  commands.addCommand(CommandIDs.buildCurrent, {
+    label: trans.__('Build Current Environment'),
+    caption: args => {
+      const ref = currentRef(args);
+      return ref
+        ? why(model.get(ref), ['managed', 'idle']) ||
+            trans.__('Build %1', ref.name)
+        : trans.__('Select an environment or open a notebook using one');
+    },
+    isEnabled: args => {
+      const ref = currentRef(args);
+      return !!ref && !why(model.get(ref), ['managed', 'idle']);
+    },
+    execute: args => {
+      const ref = currentRef(args);
+      return ref ? commands.execute(CommandIDs.build, { ...ref }) : undefined;
+    }
+  });
+
+  commands.addCommand(CommandIDs.cancel, {
+    label: trans.__('Cancel build'),
+    caption: args => {
+      const env = envOf(args);
+      return env?.status === 'building'
+        ? trans.__('Stop the running build')
+        : trans.__('No build is running');
+    },
+    isEnabled: args => envOf(args)?.status === 'building',
+    execute: async args => {
+      const env = envOf(args);
+      const build = env?.latest_build;
+      if (!env || !build) {
+        return;
+      }
+      try {
+        await model.cancel(env, build.version);
+      } catch (error) {
+        fail(trans.__('Cannot cancel the build of %1', env.name), error);
+      }
+    }
+  });
+
+  commands.addCommand(CommandIDs.edit, {
+    label: trans.__('Edit spec'),
+    caption: args =>
+      why(envOf(args), ['managed', 'idle']) ||
+      trans.__('Change packages, Python or channels'),
+    isEnabled: args => !why(envOf(args), ['managed', 'idle']),
+    execute: async args => {
+      const ref = refOf(args);
+      const env = ref ? ((await model.reload(ref)) ?? undefined) : undefined;
+      if (!env) {
+        return;
+      }
+      await showEnvForm({ model, trans, mode: 'edit', env, onBuildStarted });
+    }
+  });
+
+  commands.addCommand(CommandIDs.showLog, {
+    label: trans.__('Logs'),
+    caption: args => {
+      const env = envOf(args);
+      if (!env) {
+        return trans.__('Select an environment first');
+      }
+      return env.latest_build || typeof args.version === 'number'
+        ? trans.__('Show the build log')
+        : trans.__('Never built: there is no log yet');
+    },
+    isEnabled: args =>
+      !!envOf(args)?.latest_build || typeof args.version === 'number',
+    execute: args => {
+      const ref = refOf(args);
+      if (ref) {
+        openLog(
+          ref,
+          typeof args.version === 'number' ? args.version : undefined
+        );
+      }
+    }
+  });
+
+  const kernelReason = (env: IEnv | undefined): string => {
+    if (!env) {
+      return trans.__('Select an environment first');
+    }
+    if (env.kernel?.active) {
+      return '';
+    }
+    return env.managed ? why(env, ['built']) : '';
+  };
+
+  commands.addCommand(CommandIDs.toggleKernel, {
+    label: args => {
+      const env = envOf(args);
+      if (env?.kernel?.active) {
+        return trans.__('Deactivate kernel');
+      }
+      return env && !env.managed
+        ? trans.__('Make kernel')
+        : trans.__('Activate kernel');
+    },
+    caption: args => {
+      const env = envOf(args);
+      return (
+        kernelReason(env) ||
+        (env?.kernel?.active
+          ? trans.__('Remove its kernel from the Launcher')
+          : trans.__('Offer it as a kernel in the Launcher'))
+      );
+    },
+    isEnabled: args => !kernelReason(envOf(args)),
+    execute: async args => {
+      const env = envOf(args);
+      if (!env) {
+        return;
+      }
+      const activate = !env.kernel?.active;
+      try {
+        const updated = activate
+          ? await model.activate(env)
+          : await model.deactivate(env);
+        Notification.success(
+          activate
+            ? trans.__(
+                'Kernel "%1" is available',
+                updated.kernel?.display_name ?? env.name
+              )
+            : trans.__('Kernel of %1 removed', env.name),
+          { autoClose: 4000 }
+        );
+      } catch (error) {
+        fail(
+          activate
+            ? trans.__('Cannot activate the kernel of %1', env.name)
+            : trans.__('Cannot deactivate the kernel of %1', env.name),
+          error
+        );
+      }
+    }
+  });
+
+  commands.addCommand(CommandIDs.activateCurrent, {
+    label: trans.__('Activate Kernel of Current Environment'),
+    caption: args => {
+      const ref = currentRef(args);
+      return ref
+        ? kernelReason(model.get(ref)) ||
+            trans.__('Activate the kernel of %1', ref.name)
+        : trans.__('Select an environment or open a notebook using one');
+    },
+    isEnabled: args => {
+      const ref = currentRef(args);
+      const env = ref ? model.get(ref) : undefined;
+      return !!env && !env.kernel?.active && !kernelReason(env);
+    },
+    execute: args => {
+      const ref = currentRef(args);
+      return ref
+        ? commands.execute(CommandIDs.toggleKernel, { ...ref })
+        : undefined;
+    }
+  });
+
+  commands.addCommand(CommandIDs.copy, {
+    label: args =>
+      envOf(args)?.scope === 'shared'
+        ? trans.__('Copy to local')
+        : trans.__('Copy to shared'),
+    caption: args =>
+      why(envOf(args), ['managed', 'built', 'shared']) ||
+      (envOf(args)?.scope === 'shared'
+        ? trans.__('Make your own copy of this environment')
+        : trans.__('Share this environment with your team')),
+    isEnabled: args => !why(envOf(args), ['managed', 'built', 'shared']),
+    execute: async args => {
+      const env = envOf(args);
+      if (!env) {
+        return;
+      }
+      const to: Scope = env.scope === 'shared' ? 'local' : 'shared';
+      const answer = await InputDialog.getText({
+        title:
+          to === 'shared'
+            ? trans.__('Copy %1 to shared', env.name)
+            : trans.__('Copy %1 to local', env.name),
+        label: trans.__(
+          'Name of the copy (leave empty to keep "%1")',
+          env.name
+        ),
+        placeholder: env.name,
+        okLabel: trans.__('Copy'),
+        cancelLabel: trans.__('Cancel')
+      });
+      if (!answer.button.accept) {
+        return;
+      }
+      const name = (answer.value ?? '').trim() || undefined;
+      try {
+        const reply = await model.copy(env, to, name);
+        followBuild({
+          model,
+          trans,
+          ref: reply.environment,
+          build: reply.build,
+          what: trans.__('Copy'),
+          openLog
+        });
+      } catch (error) {
+        fail(trans.__('Cannot copy %1', env.name), error);
+      }
+    }
+  });
+
+  commands.addCommand(CommandIDs.versions, {
+    label: trans.__('Versions'),
+    caption: args =>
+      why(envOf(args), ['managed']) || trans.__('List versions; revert to one'),
+    isEnabled: args => !why(envOf(args), ['managed']),
+    execute: async args => {
+      const ref = refOf(args);
+      if (!ref) {
+        return;
+      }
+      let env: IEnv | null;
+      let versions: IBuild[];
+      try {
+        env = await model.reload(ref);
+        versions = env?.versions ?? (await model.api.listBuilds(ref));
+      } catch (error) {
+        fail(trans.__('Cannot list the versions of %1', ref.name), error);
+        return;
+      }
+      if (!env) {
+        return;
+      }
+      const choice = await showVersions({ env, versions, trans });
+      if (choice?.action === 'log') {
+        openLog(ref, choice.version);
+      } else if (choice?.action === 'revert') {
+        await commands.execute(CommandIDs.revert, {
+          ...ref,
+          version: choice.version
+        });
+      }
+    }
+  });
+
+  commands.addCommand(CommandIDs.revert, {
+    label: args => trans.__('Revert to version %1', String(args.version ?? '')),
+    isEnabled: args =>
+      !why(envOf(args), ['managed', 'idle']) &&
+      typeof args.version === 'number',
+    execute: async args => {
+      const ref = refOf(args);
+      if (!ref || typeof args.version !== 'number') {
+        return;
+      }
+      try {
+        const build = await model.revert(ref, args.version);
+        followBuild({
+          model,
+          trans,
+          ref,
+          build,
+          what: trans.__('Revert to version %1', args.version),
+          openLog
+        });
+      } catch (error) {
+        fail(trans.__('Cannot revert %1', ref.name), error);
+      }
+    }
+  });
+
+  commands.addCommand(CommandIDs.exportEnv, {
+    label: trans.__('Export'),
+    caption: args =>
+      envOf(args)
+        ? trans.__('Download environment.yml or a lock file')
+        : trans.__('Select an environment first'),
+    isEnabled: args => !!envOf(args),
+    execute: async args => {
+      const env = envOf(args);
+      if (!env) {
+        return;
+      }
+      const locked = env.version !== null || !env.managed;
+      const formats: { value: ExportFormat; label: string }[] = [
+        {
+          value: 'environment.yml',
+          label: trans.__('environment.yml (the spec)')
+        }
+      ];
+      if (locked) {
+        formats.push(
+          {
+            value: 'lock',
+            label: trans.__('Lock file (exact packages of the active version)')
+          },
+          {
+            value: 'explicit',
+            label: trans.__('Explicit list of package URLs')
+          }
+        );
+      }
+      const answer = await InputDialog.getItem({
+        title: trans.__('Export %1', env.name),
+        label: locked
+          ? trans.__('Format')
+          : trans.__('Format (lock files need a built version)'),
+        items: formats.map(format => format.label),
+        okLabel: trans.__('Download'),
+        cancelLabel: trans.__('Cancel')
+      });
+      if (!answer.button.accept || answer.value === null) {
+        return;
+      }
+      const format =
+        formats.find(f => f.label === answer.value)?.value ?? 'environment.yml';
+      try {
+        const { text, filename } = await model.api.exportEnvironment(
+          env,
+          format
+        );
+        download(text, filename);
+      } catch (error) {
+        fail(trans.__('Cannot export %1', env.name), error);
+      }
+    }
+  });
+
+  commands.addCommand(CommandIDs.remove, {
+    label: trans.__('Delete'),
+    caption: args =>
+      why(envOf(args), ['managed']) ||
+      (envOf(args)?.status === 'building'
+        ? trans.__('Cancel the running build first')
+        : trans.__('Delete the environment, its versions and its kernel')),
+    isEnabled: args => !why(envOf(args), ['managed', 'idle']),
+    execute: async args => {
+      const env = envOf(args);
+      if (!env) {
+        return;
+      }
+      const answer = await showDialog({
+        title: trans.__('Delete %1?', env.name),
+        body: env.kernel?.active
+          ? trans.__(
+              'This deletes %1 (%2), all its versions and its kernel "%3". Running kernels keep working until they stop.',
+              env.display_name || env.name,
+              env.scope,
+              env.kernel.display_name
+            )
+          : trans.__(
+              'This deletes %1 (%2) and all its versions.',
+              env.display_name || env.name,
+              env.scope
+            ),
+        buttons: [
+          Dialog.cancelButton({ label: trans.__('Cancel') }),
+          Dialog.warnButton({ label: trans.__('Delete') })
+        ]
+      });
+      if (!answer.button.accept) {
+        return;
+      }
+      try {
+        await model.remove(env);
+        Notification.success(trans.__('Environment %1 deleted', env.name), {
+          autoClose: 3000
+        });
+      } catch (error) {
+        await showErrorMessage(
+          trans.__('Cannot delete %1', env.name),
+          error as Error
+        );
+      }
+    }
+  });
+
+  commands.addCommand(CommandIDs.adopt, {
+    label: trans.__('Adopt'),
+    caption: args => {
+      const env = envOf(args);
+      if (!env) {
+        return trans.__('Select an environment first');
+      }
+      return env.managed
+        ? trans.__('Already managed')
+        : trans.__('Manage it: derive a spec from its installed packages');
+    },
+    isEnabled: args => envOf(args)?.managed === false,
+    execute: async args => {
+      const env = envOf(args);
+      if (!env) {
+        return;
+      }
+      try {
+        const adopted = await model.adopt(env);
+        Notification.success(trans.__('%1 is now managed', adopted.name), {
+          autoClose: 4000
+        });
+      } catch (error) {
+        fail(trans.__('Cannot adopt %1', env.name), error);
+      }
+    }
+  });
+
+  model.changed.connect(() => commands.notifyCommandChanged());
+
+  if (options.palette) {
+    for (const command of [
+      CommandIDs.create,
+      CommandIDs.openPanel,
+      CommandIDs.buildCurrent,
+      CommandIDs.activateCurrent,
+      CommandIDs.refresh
+    ]) {
+      options.palette.addItem({ command, category });
+    }
+  }
+}

@@ -1,0 +1,118 @@
+import type { TranslationBundle } from '@jupyterlab/translation';
+import * as React from 'react';
+import type { IBuild, IEnv } from '../tokens';
+import { statusLabel } from '../labels';
+import { fullTime, humanTime } from '../time';
+
+/**
+ * The versions (builds) of an environment, newest first, each with its log
+ * and, for good versions other than the active one, a revert button.
+ */
+export function VersionList(props: {
+  env: IEnv;
+  versions: IBuild[];
+  trans: TranslationBundle;
+  onLog: (version: number) => void;
+  onRevert: (version: number) => void;
+}): JSX.Element {
+  const { env, trans } = props;
+  const versions = [...props.versions].sort((a, b) => b.version - a.version);
+  if (versions.length === 0) {
+    return (
+      <p className="jp-EnvManager-Empty">
+        {trans.__('No versions yet: build it first.')}
+      </p>
+    );
+  }
+  const building = env.status === 'building';
+  return (
+    <table className="jp-EnvManager-Versions">
+      <thead>
+        <tr>
+          <th scope="col">{trans.__('Version')}</th>
+          <th scope="col">{trans.__('Status')}</th>
+          <th scope="col">{trans.__('Kind')}</th>
+          <th scope="col">{trans.__('Finished')}</th>
+          <th scope="col">
+            <span className="jp-EnvManager-VisuallyHidden">
+              {trans.__('Actions')}
+            </span>
+          </th>
+        </tr>
+      </thead>
+      <tbody>
+        {versions.map(build => {
+          const active = build.version === env.version;
+          let why = '';
+          if (active) {
+            why = trans.__('This is the active version');
+          } else if (build.status !== 'succeeded') {
+            why = trans.__(
+              'Only versions that built successfully can be restored'
+            );
+          } else if (building) {
+            why = trans.__('Wait for the running build to finish');
+          }
+          const date = build.finished_at ?? build.started_at;
+          return (
+            <tr
+              key={build.version}
+              className={active ? 'jp-mod-active' : ''}
+              data-version={build.version}
+            >
+              <td>
+                {trans.__('v%1', build.version)}
+                {active && (
+                  <span className="jp-EnvManager-Badge jp-mod-ready">
+                    {trans.__('active')}
+                  </span>
+                )}
+              </td>
+              <td>
+                <span
+                  className={`jp-EnvManager-Badge jp-mod-${build.status}`}
+                  title={build.error ?? undefined}
+                >
+                  {statusLabel(trans, build.status)}
+                </span>
+              </td>
+              <td>{statusLabel(trans, build.kind)}</td>
+              <td title={date ? fullTime(date) : undefined}>
+                {date ? humanTime(date) : '—'}
+              </td>
+              <td className="jp-EnvManager-VersionActions">
+                <button
+                  type="button"
+                  className="jp-EnvManager-Action"
+                  aria-label={trans.__(
+                    'Show the log of version %1',
+                    build.version
+                  )}
+                  onClick={() => props.onLog(build.version)}
+                >
+                  {trans.__('Log')}
+                </button>
+                <button
+                  type="button"
+                  className={`jp-EnvManager-Action ${why ? 'jp-mod-disabled' : ''}`}
+                  aria-disabled={!!why}
+                  title={
+                    why ||
+                    trans.__(
+                      'Rebuild the environment as version %1',
+                      build.version
+                    )
+                  }
+                  aria-label={trans.__('Revert to version %1', build.version)}
+                  onClick={() => !why && props.onRevert(build.version)}
+                >
+                  {trans.__('Revert')}
+                </button>
+              </td>
+            </tr>
+          );
+        })}
+      </tbody>
+    </table>
+  );
+}

@@ -1,0 +1,131 @@
+import {
+  ILayoutRestorer,
+  JupyterFrontEnd,
+  JupyterFrontEndPlugin
+} from '@jupyterlab/application';
+import { ICommandPalette } from '@jupyterlab/apputils';
+import { INotebookTracker } from '@jupyterlab/notebook';
+import { ISettingRegistry } from '@jupyterlab/settingregistry';
+import { IStatusBar } from '@jupyterlab/statusbar';
+import { ITranslator, nullTranslator } from '@jupyterlab/translation';
+import { addCommands } from './commands';
+import { kernelEnvironment } from './kernelspec';
+import { EnvManagerModel } from './model';
+import { CommandIDs, IEnvManager, IEnvRef } from './tokens';
+import { EnvPanel } from './widgets/EnvPanel';
+import { EnvStatusItem } from './widgets/StatusItem';
+
+const PLUGIN_ID = 'jupyter-env-manager:plugin';
+
+/**
+ * The environments panel, its model and commands.
+ */
+const plugin: JupyterFrontEndPlugin<EnvManagerModel> = {
+  id: PLUGIN_ID,
+  description:
+    'Conda environments as kernels: the Environments panel, its commands and the model other plugins can use.',
+  autoStart: true,
+  provides: IEnvManager,
+  optional: [
+    ITranslator,
+    ILayoutRestorer,
+    ICommandPalette,
+    ISettingRegistry,
+    INotebookTracker
+  ],
+  activate: (
+    app: JupyterFrontEnd,
+    translator: ITranslator | null,
+    restorer: ILayoutRestorer | null,
+    palette: ICommandPalette | null,
+    settingRegistry: ISettingRegistry | null,
+    tracker: INotebookTracker | null
+  ): EnvManagerModel => {
+    const trans = (translator ?? nullTranslator).load('jupyter_env_manager');
+    const model = new EnvManagerModel({
+      events: app.serviceManager.events.stream
+    });
+    model.kernelsChanged.connect(() => {
+      void app.serviceManager.kernelspecs.refreshSpecs();
+    });
+
+    const panel = new EnvPanel({ model, commands: app.commands, trans });
+    app.shell.add(panel, 'left', { rank: 400 });
+    restorer?.add(panel, EnvPanel.ID);
+
+    let logPollIntervalMs = 1000;
+    if (settingRegistry) {
+      settingRegistry
+        .load(PLUGIN_ID)
+        .then(settings => {
+          const read = () => {
+            logPollIntervalMs = settings.get('logPollInterval')
+              .composite as number;
+          };
+          read();
+          settings.changed.connect(read);
+        })
+        .catch(reason =>
+          console.warn('env-manager: cannot load settings', reason)
+        );
+    }
+
+    const notebookEnv = (): IEnvRef | null => {
+      const context = tracker?.currentWidget?.sessionContext;
+      const kernelName =
+        context?.session?.kernel?.name ?? context?.kernelPreference.name;
+      return kernelEnvironment(
+        kernelName,
+        app.serviceManager.kernelspecs.specs
+      );
+    };
+
+    addCommands(app, {
+      model,
+      panel,
+      trans,
+      palette,
+      currentEnv: () =>
+        (panel.isVisible && model.selected) || notebookEnv() || model.selected,
+      logPollIntervalMs: () => logPollIntervalMs
+    });
+
+    void model.connect();
+    return model;
+  }
+};
+
+/**
+ * The status bar item showing the current notebook kernel's environment.
+ */
+const statusPlugin: JupyterFrontEndPlugin<void> = {
+  id: 'jupyter-env-manager:status-bar',
+  description:
+    "Shows the environment of the current notebook's kernel in the status bar.",
+  autoStart: true,
+  // IEnvManager: clicking the item runs the panel plugin's open command.
+  requires: [IStatusBar, INotebookTracker, IEnvManager],
+  optional: [ITranslator],
+  activate: (
+    app: JupyterFrontEnd,
+    statusBar: IStatusBar,
+    tracker: INotebookTracker,
+    _model: EnvManagerModel,
+    translator: ITranslator | null
+  ): void => {
+    const trans = (translator ?? nullTranslator).load('jupyter_env_manager');
+    const item = new EnvStatusItem({
+      tracker,
+      kernelspecs: app.serviceManager.kernelspecs,
+      trans,
+      onOpen: env => void app.commands.execute(CommandIDs.openPanel, { ...env })
+    });
+    statusBar.registerStatusItem('jupyter-env-manager:status', {
+      item,
+      align: 'left',
+      rank: 4
+    });
+  }
+};
+
+export default [plugin, statusPlugin];

@@ -1,0 +1,479 @@
+import type { Event } from '@jupyterlab/services';
+import { IDisposable } from '@lumino/disposable';
+import { ISignal, Signal } from '@lumino/signaling';
+import { ApiError, EnvManagerAPI } from './api';
+import {
+  EventSchemas,
+  IBuild,
+  IBuildEvent,
+  ICreateEnvRequest,
+  IEnv,
+  IEnvPatch,
+  IEnvRef,
+  IServerInfo,
+  Scope,
+  SCOPES
+} from './tokens';
+import { PACKAGE_VERSION, versionsMatch } from './version';
+
+/**
+ * Where the connection to the server extension stands.
+ */
+export type ConnectionState =
+  'connecting' | 'ready' | 'missing' | 'version-mismatch' | 'error';
+
+/**
+ * The one model of the frontend: server info, the environments of both
+ * stores, and the live state of their builds. Components observe `changed`.
+ */
+export class EnvManagerModel implements IDisposable {
+  constructor(options: EnvManagerModel.IOptions = {}) {
+    this.api = options.api ?? new EnvManagerAPI();
+    this.frontendVersion = options.frontendVersion ?? PACKAGE_VERSION;
+    this._reloadDelayMs = options.reloadDelayMs ?? 150;
+    if (options.events) {
+      this._events = options.events;
+      this._events.connect(this._onServerEvent, this);
+    }
+  }
+
+  /**
+   * The REST client.
+   */
+  readonly api: EnvManagerAPI;
+
+  /**
+   * The version of this frontend.
+   */
+  readonly frontendVersion: string;
+
+  /**
+   * Emitted whenever anything the panel shows changes.
+   */
+  get changed(): ISignal<this, void> {
+    return this._changed;
+  }
+
+  /**
+   * Emitted for every build event of the server (log viewers follow it).
+   */
+  get buildChanged(): ISignal<this, IBuildEvent> {
+    return this._buildChanged;
+  }
+
+  /**
+   * Emitted when kernelspecs on the server changed (a build finished or a
+   * kernel was (de)activated): the application refreshes its kernelspecs.
+   */
+  get kernelsChanged(): ISignal<this, void> {
+    return this._kernelsChanged;
+  }
+
+  /**
+   * Emitted when an environment should be shown (for example from the
+   * status bar); the panel scrolls to it.
+   */
+  get selectionChanged(): ISignal<this, IEnvRef | null> {
+    return this._selectionChanged;
+  }
+
+  get connection(): ConnectionState {
+    return this._connection;
+  }
+
+  /**
+   * The reason the connection is not `ready`, in plain words.
+   */
+  get connectionError(): string | null {
+    return this._connectionError;
+  }
+
+  get info(): IServerInfo | null {
+    return this._info;
+  }
+
+  /**
+   * Whether a shared store is configured on the server.
+   */
+  get hasSharedStore(): boolean {
+    return !!this._info?.shared_root;
+  }
+
+  get isLoading(): boolean {
+    return this._loading;
+  }
+
+  /**
+   * The error of the last listing of a scope, if it failed.
+   */
+  listError(scope: Scope): string | null {
+    return this._listErrors.get(scope) ?? null;
+  }
+
+  get filter(): string {
+    return this._filter;
+  }
+  set filter(value: string) {
+    if (value !== this._filter) {
+      this._filter = value;
+      this._changed.emit();
+    }
+  }
+
+  get selected(): IEnvRef | null {
+    return this._selected;
+  }
+
+  /**
+   * Select (highlight) an environment; `null` clears the selection.
+   */
+  select(ref: IEnvRef | null): void {
+    this._selected = ref ? { scope: ref.scope, name: ref.name } : null;
+    this._selectionChanged.emit(this._selected);
+    this._changed.emit();
+  }
+
+  /**
+   * All environments of a scope, sorted by name.
+   */
+  environments(scope: Scope): IEnv[] {
+    return [...(this._envs.get(scope)?.values() ?? [])].sort((a, b) =>
+      a.name.localeCompare(b.name)
+    );
+  }
+
+  /**
+   * The environments of a scope that match the filter box.
+   */
+  filtered(scope: Scope): IEnv[] {
+    const words = this._filter.toLowerCase().split(/\s+/).filter(Boolean);
+    return this.environments(scope).filter(env => {
+      const haystack = [env.name, env.display_name, env.description, env.status]
+        .join(' ')
+        .toLowerCase();
+      return words.every(word => haystack.includes(word));
+    });
+  }
+
+  /**
+   * One environment, if listed.
+   */
+  get(ref: IEnvRef): IEnv | undefined {
+    return this._envs.get(ref.scope)?.get(ref.name);
+  }
+
+  /**
+   * The environments a new one may be based on.
+   */
+  baseCandidates(): IEnv[] {
+    return SCOPES.flatMap(scope => this.environments(scope)).filter(
+      env => env.status === 'ready' || env.version !== null
+    );
+  }
+
+  /**
+   * Ask the server for its info and check it matches this frontend; then
+   * list the environments.
+   */
+  async connect(): Promise<void> {
+    this._connection = 'connecting';
+    this._connectionError = null;
+    this._changed.emit();
+    try {
+      this._info = await this.api.info();
+    } catch (error) {
+      this._info = null;
+      const apiError = error as ApiError;
+      if (apiError.status === 0 || apiError.status === 404) {
+        this._connection = 'missing';
+        this._connectionError = apiError.message;
+      } else {
+        this._connection = 'error';
+        this._connectionError = apiError.message ?? String(error);
+      }
+      this._changed.emit();
+      return;
+    }
+    if (!versionsMatch(this._info.version, this.frontendVersion)) {
+      this._connection = 'version-mismatch';
+      this._connectionError = null;
+      this._changed.emit();
+      return;
+    }
+    this._connection = 'ready';
+    this._changed.emit();
+    await this.refresh();
+  }
+
+  /**
+   * Re-list the environments of every configured store.
+   */
+  async refresh(): Promise<void> {
+    if (this._connection !== 'ready') {
+      return this.connect();
+    }
+    this._loading = true;
+    this._changed.emit();
+    const scopes = SCOPES.filter(
+      scope => scope === 'local' || this.hasSharedStore
+    );
+    await Promise.all(
+      scopes.map(async scope => {
+        try {
+          const envs = await this.api.listEnvironments(scope);
+          this._envs.set(scope, new Map(envs.map(env => [env.name, env])));
+          this._listErrors.delete(scope);
+        } catch (error) {
+          this._listErrors.set(scope, (error as Error).message);
+        }
+      })
+    );
+    this._loading = false;
+    this._changed.emit();
+  }
+
+  /**
+   * Fetch one environment (with its versions) and update the list.
+   */
+  async reload(ref: IEnvRef): Promise<IEnv | null> {
+    try {
+      const env = await this.api.getEnvironment(ref);
+      this._upsert(env);
+      return env;
+    } catch (error) {
+      if ((error as ApiError).status === 404) {
+        this._remove(ref);
+        return null;
+      }
+      throw error;
+    }
+  }
+
+  async create(request: ICreateEnvRequest): Promise<IEnv> {
+    return this._upsert(await this.api.createEnvironment(request));
+  }
+
+  async importYaml(request: {
+    scope?: Scope;
+    name?: string;
+    environment_yml: string;
+    build?: boolean;
+  }): Promise<IEnv> {
+    return this._upsert(await this.api.importEnvironment(request));
+  }
+
+  async update(ref: IEnvRef, patch: IEnvPatch): Promise<IEnv> {
+    return this._upsert(await this.api.updateEnvironment(ref, patch));
+  }
+
+  async remove(ref: IEnvRef): Promise<void> {
+    const wasActive = !!this.get(ref)?.kernel?.active;
+    await this.api.deleteEnvironment(ref);
+    this._remove(ref);
+    if (wasActive) {
+      this._kernelsChanged.emit();
+    }
+  }
+
+  async build(ref: IEnvRef): Promise<IBuild> {
+    const build = await this.api.startBuild(ref);
+    this._applyBuild(ref, build);
+    return build;
+  }
+
+  async cancel(ref: IEnvRef, version: number): Promise<void> {
+    await this.api.cancelBuild(ref, version);
+    await this.reload(ref);
+  }
+
+  async activate(ref: IEnvRef): Promise<IEnv> {
+    const env = this._upsert(await this.api.activate(ref));
+    this._kernelsChanged.emit();
+    return env;
+  }
+
+  async deactivate(ref: IEnvRef): Promise<IEnv> {
+    const env = this._upsert(await this.api.deactivate(ref));
+    this._kernelsChanged.emit();
+    return env;
+  }
+
+  async copy(
+    ref: IEnvRef,
+    to: Scope,
+    name?: string
+  ): Promise<{ environment: IEnv; build: IBuild }> {
+    const reply = await this.api.copy(ref, to, name);
+    this._upsert(reply.environment);
+    this._applyBuild(reply.environment, reply.build);
+    return reply;
+  }
+
+  async revert(ref: IEnvRef, version: number): Promise<IBuild> {
+    const build = await this.api.revert(ref, version);
+    this._applyBuild(ref, build);
+    return build;
+  }
+
+  async adopt(ref: IEnvRef): Promise<IEnv> {
+    return this._upsert(await this.api.adopt(ref));
+  }
+
+  get isDisposed(): boolean {
+    return this._isDisposed;
+  }
+
+  dispose(): void {
+    if (this._isDisposed) {
+      return;
+    }
+    this._isDisposed = true;
+    this._events?.disconnect(this._onServerEvent, this);
+    Signal.clearData(this);
+  }
+
+  /**
+   * Apply one event of the server's event stream.
+   */
+  handleEvent(emission: Event.Emission): void {
+    const data = emission as unknown as Record<string, unknown>;
+    const ref = { scope: data.scope as Scope, name: data.name as string };
+    if (!ref.scope || !ref.name) {
+      return;
+    }
+    switch (emission.schema_id) {
+      case EventSchemas.environment:
+        if (data.action === 'deleted') {
+          this._remove(ref);
+        } else {
+          this._scheduleReload(ref);
+        }
+        break;
+      case EventSchemas.build: {
+        const event = data as unknown as IBuildEvent;
+        const env = this.get(ref);
+        if (env && event.action !== 'finished') {
+          this._upsert({
+            ...env,
+            status: 'building',
+            phase: event.phase ?? null
+          });
+        }
+        this._buildChanged.emit(event);
+        if (event.action === 'finished') {
+          this._scheduleReload(ref);
+          if (event.status === 'succeeded') {
+            this._kernelsChanged.emit();
+          }
+        }
+        break;
+      }
+      case EventSchemas.kernel:
+        this._scheduleReload(ref);
+        this._kernelsChanged.emit();
+        break;
+      default:
+        break;
+    }
+  }
+
+  private _onServerEvent(_: unknown, emission: Event.Emission): void {
+    this.handleEvent(emission);
+  }
+
+  /**
+   * Coalesce bursts of events about one environment into one request.
+   */
+  private _scheduleReload(ref: IEnvRef): void {
+    if (this._connection !== 'ready') {
+      return;
+    }
+    const key = `${ref.scope}/${ref.name}`;
+    if (this._pendingReloads.has(key)) {
+      return;
+    }
+    this._pendingReloads.add(key);
+    setTimeout(() => {
+      this._pendingReloads.delete(key);
+      if (!this._isDisposed) {
+        this.reload(ref).catch(error =>
+          console.warn('env-manager: reload failed', error)
+        );
+      }
+    }, this._reloadDelayMs);
+  }
+
+  private _applyBuild(ref: IEnvRef, build: IBuild): void {
+    const env = this.get(ref);
+    if (env) {
+      const running = build.status === 'queued' || build.status === 'running';
+      this._upsert({
+        ...env,
+        status: running ? 'building' : env.status,
+        phase: running ? build.phase : env.phase,
+        latest_build: build
+      });
+    }
+  }
+
+  private _upsert(env: IEnv): IEnv {
+    let envs = this._envs.get(env.scope);
+    if (!envs) {
+      envs = new Map();
+      this._envs.set(env.scope, envs);
+    }
+    const previous = envs.get(env.name);
+    // GET lists omit the versions; keep those we already know.
+    const merged =
+      previous?.versions && !env.versions
+        ? { ...env, versions: previous.versions }
+        : env;
+    envs.set(env.name, merged);
+    this._changed.emit();
+    return merged;
+  }
+
+  private _remove(ref: IEnvRef): void {
+    if (this._envs.get(ref.scope)?.delete(ref.name)) {
+      this._changed.emit();
+    }
+  }
+
+  private _changed = new Signal<this, void>(this);
+  private _buildChanged = new Signal<this, IBuildEvent>(this);
+  private _kernelsChanged = new Signal<this, void>(this);
+  private _selectionChanged = new Signal<this, IEnvRef | null>(this);
+  private _events: Event.Stream | null = null;
+  private _connection: ConnectionState = 'connecting';
+  private _connectionError: string | null = null;
+  private _info: IServerInfo | null = null;
+  private _loading = false;
+  private _envs = new Map<Scope, Map<string, IEnv>>();
+  private _listErrors = new Map<Scope, string>();
+  private _filter = '';
+  private _selected: IEnvRef | null = null;
+  private _pendingReloads = new Set<string>();
+  private _isDisposed = false;
+  private _reloadDelayMs: number;
+}
+
+export namespace EnvManagerModel {
+  export interface IOptions {
+    /**
+     * The REST client (tests pass one over a mocked fetch).
+     */
+    api?: EnvManagerAPI;
+    /**
+     * The server's event stream (`app.serviceManager.events.stream`).
+     */
+    events?: Event.Stream;
+    /**
+     * The frontend version to check the server against.
+     */
+    frontendVersion?: string;
+    /**
+     * Delay used to coalesce events about one environment (ms).
+     */
+    reloadDelayMs?: number;
+  }
+}

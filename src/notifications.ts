@@ -1,0 +1,101 @@
+import { Notification } from '@jupyterlab/apputils';
+import type { TranslationBundle } from '@jupyterlab/translation';
+import { statusLabel } from './labels';
+import type { EnvManagerModel } from './model';
+import type { IBuild, IBuildEvent, IEnvRef } from './tokens';
+
+const RUNNING = new Set(['queued', 'running']);
+
+/**
+ * Show a running build as an in-progress notification that turns into
+ * success or error, with a "Show log" action, when the build finishes.
+ */
+export function followBuild(options: {
+  model: EnvManagerModel;
+  trans: TranslationBundle;
+  ref: IEnvRef;
+  build: IBuild;
+  /**
+   * What is running, for the message ("Build", "Copy", ...).
+   */
+  what: string;
+  openLog: (ref: IEnvRef, version: number) => void;
+}): void {
+  const { model, trans, ref, build, what, openLog } = options;
+  const showLog: Notification.IAction = {
+    label: trans.__('Show log'),
+    caption: trans.__('Open the build log'),
+    callback: () => void openLog(ref, build.version)
+  };
+  const id = Notification.emit(
+    trans.__('%1: %2 (version %3)…', what, ref.name, build.version),
+    'in-progress',
+    { autoClose: false, actions: [showLog] }
+  );
+  let done = false;
+  const finish = (status: string, error: string | null) => {
+    if (done) {
+      return;
+    }
+    done = true;
+    model.buildChanged.disconnect(onEvent);
+    window.clearInterval(fallback);
+    const ok = status === 'succeeded';
+    Notification.update({
+      id,
+      message: ok
+        ? trans.__('%1: %2 version %3 is ready', what, ref.name, build.version)
+        : trans.__(
+            '%1: %2 version %3 %4%5',
+            what,
+            ref.name,
+            build.version,
+            statusLabel(trans, status),
+            error ? `: ${error}` : ''
+          ),
+      type: ok ? 'success' : status === 'cancelled' ? 'warning' : 'error',
+      autoClose: ok ? 5000 : false,
+      actions: [showLog]
+    });
+  };
+  const onEvent = (_: EnvManagerModel, event: IBuildEvent) => {
+    if (
+      event.scope !== ref.scope ||
+      event.name !== ref.name ||
+      event.version !== build.version
+    ) {
+      return;
+    }
+    if (event.action === 'finished') {
+      void model.api.getBuild(ref, build.version).then(
+        b => finish(b.status, b.error),
+        () => finish(event.status, null)
+      );
+    } else if (event.phase && !done) {
+      Notification.update({
+        id,
+        message: trans.__(
+          '%1: %2 (version %3): %4…',
+          what,
+          ref.name,
+          build.version,
+          event.phase
+        ),
+        type: 'in-progress',
+        autoClose: false,
+        actions: [showLog]
+      });
+    }
+  };
+  model.buildChanged.connect(onEvent);
+  // Events drive the notification; a slow poll covers a lost event socket.
+  const fallback = window.setInterval(() => {
+    model.api.getBuild(ref, build.version).then(
+      b => !RUNNING.has(b.status) && finish(b.status, b.error),
+      () => undefined
+    );
+  }, 15000);
+  if (!RUNNING.has(build.status)) {
+    finish(build.status, build.error);
+  }
+}

@@ -1,0 +1,211 @@
+import { Token } from '@lumino/coreutils';
+import type { EnvManagerModel } from './model';
+
+/**
+ * The scope (store) an environment lives in.
+ */
+export type Scope = 'local' | 'shared';
+
+/**
+ * The scopes in the order the panel shows them.
+ */
+export const SCOPES: ReadonlyArray<Scope> = ['local', 'shared'];
+
+/**
+ * The environment status as reported by the server.
+ */
+export type EnvStatus = 'saved' | 'building' | 'ready' | 'failed';
+
+/**
+ * The build status as reported by the server.
+ */
+export type BuildStatus =
+  'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled' | 'interrupted';
+
+/**
+ * The phases of a build, in order.
+ */
+export const BUILD_PHASES = [
+  'solve',
+  'download',
+  'link',
+  'pip',
+  'verify',
+  'kernel'
+] as const;
+
+/**
+ * GET info.
+ */
+export interface IServerInfo {
+  version: string;
+  user: string;
+  local_root: string;
+  shared_root: string | null;
+  channels: string[];
+  engine: { name: string; version: string };
+}
+
+/**
+ * The editable part of an environment.
+ */
+export interface IEnvSpec {
+  python: string | null;
+  conda: string[];
+  pip: string[];
+  channels: string[];
+  base: string | null;
+}
+
+/**
+ * One build (version) of an environment.
+ */
+export interface IBuild {
+  version: number;
+  status: BuildStatus;
+  phase: string | null;
+  started_at: string | null;
+  finished_at: string | null;
+  error: string | null;
+  kind: 'build' | 'revert' | 'copy';
+}
+
+/**
+ * The kernel of an environment.
+ */
+export interface IKernelInfo {
+  name: string;
+  display_name: string;
+  active: boolean;
+}
+
+/**
+ * An environment as reported by the server.
+ */
+export interface IEnv {
+  name: string;
+  scope: Scope;
+  display_name: string;
+  description: string;
+  status: EnvStatus;
+  version: number | null;
+  prefix: string;
+  spec: IEnvSpec;
+  kernel: IKernelInfo | null;
+  python_version: string | null;
+  packages: number | null;
+  created_at: string | null;
+  updated_at: string | null;
+  managed: boolean;
+  phase: string | null;
+  latest_build: IBuild | null;
+  /**
+   * Only in GET environments/{scope}/{name}.
+   */
+  versions?: IBuild[];
+}
+
+/**
+ * The body of POST environments (and, without scope/name, of PATCH).
+ */
+export interface ICreateEnvRequest {
+  scope?: Scope;
+  name: string;
+  display_name?: string;
+  description?: string;
+  python?: string;
+  conda?: string[];
+  pip?: string[];
+  channels?: string[];
+  base?: string;
+  build?: boolean;
+}
+
+/**
+ * The fields PATCH accepts (`null` clears python or base).
+ */
+export interface IEnvPatch {
+  display_name?: string;
+  description?: string;
+  python?: string | null;
+  conda?: string[];
+  pip?: string[];
+  channels?: string[];
+  base?: string | null;
+}
+
+/**
+ * The formats of GET .../export.
+ */
+export type ExportFormat = 'environment.yml' | 'lock' | 'explicit';
+
+/**
+ * Identifies an environment.
+ */
+export interface IEnvRef {
+  scope: Scope;
+  name: string;
+}
+
+/**
+ * Schema ids of the server's events.
+ */
+export namespace EventSchemas {
+  export const environment =
+    'https://events.jupyter.org/jupyter_env_manager/environment/v1';
+  export const build =
+    'https://events.jupyter.org/jupyter_env_manager/build/v1';
+  export const kernel =
+    'https://events.jupyter.org/jupyter_env_manager/kernel/v1';
+}
+
+/**
+ * Data of a build event.
+ */
+export interface IBuildEvent {
+  action: 'queued' | 'phase' | 'finished';
+  scope: Scope;
+  name: string;
+  version: number;
+  status: BuildStatus;
+  phase: string | null;
+}
+
+/**
+ * The kernelspec metadata the server writes for its kernels.
+ */
+export interface IKernelEnvMetadata {
+  scope: Scope;
+  name: string;
+  version: number | null;
+}
+
+/**
+ * Every command of the extension.
+ */
+export namespace CommandIDs {
+  export const create = 'env-manager:create';
+  export const openPanel = 'env-manager:open-panel';
+  export const buildCurrent = 'env-manager:build-current';
+  export const activateCurrent = 'env-manager:activate-current';
+  export const refresh = 'env-manager:refresh';
+  export const build = 'env-manager:build';
+  export const cancel = 'env-manager:cancel-build';
+  export const edit = 'env-manager:edit';
+  export const showLog = 'env-manager:show-log';
+  export const toggleKernel = 'env-manager:toggle-kernel';
+  export const copy = 'env-manager:copy';
+  export const versions = 'env-manager:versions';
+  export const revert = 'env-manager:revert';
+  export const exportEnv = 'env-manager:export';
+  export const remove = 'env-manager:delete';
+  export const adopt = 'env-manager:adopt';
+}
+
+/**
+ * The environment manager model, for other extensions.
+ */
+export const IEnvManager = new Token<EnvManagerModel>(
+  'jupyter-env-manager:IEnvManager',
+  'The environment manager model: server info, environments and their builds.'
+);

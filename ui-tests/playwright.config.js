@@ -1,0 +1,46 @@
+/**
+ * Configuration for Playwright using default from @jupyterlab/galata.
+ *
+ * The browser is Debian's chromium (`apt-get install -y chromium`): browser
+ * downloads are not possible here, so `playwright install` is never used.
+ */
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+const baseConfig = require('@jupyterlab/galata/lib/playwright-config');
+
+// One throw-away root for the server's stores, shared with the tests (workers
+// inherit it), so that tests can lay out environments on disk.
+process.env.ENVMGR_UI_ROOT ||= fs.mkdtempSync(
+  path.join(os.tmpdir(), 'envmgr-ui-')
+);
+
+module.exports = {
+  ...baseConfig,
+  // One server and one set of stores for all tests: run them one at a time.
+  workers: 1,
+  reporter: [[process.env.CI ? 'github' : 'list'], ['html', { open: 'never' }]],
+  use: {
+    ...baseConfig.use,
+    launchOptions: {
+      executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync'
+      ]
+    },
+    video: 'off',
+    trace: 'retain-on-failure'
+  },
+  webServer: {
+    command: 'jlpm start',
+    url: 'http://localhost:8888/lab',
+    timeout: 120 * 1000,
+    reuseExistingServer: !process.env.CI
+  }
+};
