@@ -11,9 +11,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import os
-import re
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,6 +18,7 @@ from typing import Any
 from . import kernels
 from .engine import BuildJob, read_lock, register_conda_env, unregister_conda_env, write_locks
 from .errors import Conflict, NotFound, ValidationError
+from .listing import EnvViews
 from .spec import (
     SPEC_FIELDS,
     EnvSpec,
@@ -43,7 +41,6 @@ from .store import (
     write_json,
 )
 
-PY_RECORD_RE = re.compile(r"^python-(\d[^-]*)-[^-]+\.json$")
 EXPORT_FORMATS = {
     "environment.yml": ("text/yaml", "environment.yml"),
     "lock": ("application/json", "lock.json"),
@@ -63,8 +60,7 @@ class EnvService:
         self.local = Store(settings.local_root, "local")
         self.shared = Store(settings.shared_root, "shared") if settings.shared_root else None
         self._user = current_user()
-        # Listing cache: (scope, name) -> (fingerprint, view without its kernel state).
-        self._views: dict[tuple[str, str], tuple[tuple[int, ...], dict[str, Any]]] = {}
+        self.views = EnvViews()
 
     # -- stores ------------------------------------------------------------------------------
 
@@ -124,147 +120,18 @@ class EnvService:
         intents = self._intents() if intents is None else intents
         return intents.get(f"{scope}/{name}", managed)
 
-    # -- views -------------------------------------------------------------------------------
-
-    def _prefix_summary(self, prefix: Path) -> tuple[str | None, int]:
-        python, count = None, 0
-        try:
-            with os.scandir(prefix / "conda-meta") as entries:
-                for e in entries:
-                    if e.name.endswith(".json"):
-                        count += 1
-                        if python is None and e.name.startswith("python-"):
-                            m = PY_RECORD_RE.match(e.name)
-                            python = m.group(1) if m else None
-        except (FileNotFoundError, NotADirectoryError):
-            pass
-        return python, count
-
-    def _fingerprint(self, store: Store, name: str, latest: int | None) -> tuple[int, ...] | None:
-        """mtimes that change whenever anything a view shows changes (metadata is replaced by
-        rename, so the directories' mtimes move); None when too fresh to trust."""
-        env_dir = store.env_dir(name)
-        paths = [env_dir, env_dir / "builds", store.prefix(name) / "conda-meta"]
-        if latest:
-            paths.append(store.build_dir(name, latest))
-        stamps = []
-        for path in paths:
-            try:
-                stamps.append(os.stat(path).st_mtime_ns)
-            except FileNotFoundError:
-                stamps.append(0)
-        if time.time_ns() - max(stamps) < 2_000_000_000:
-            return None  # changed within the clock's granularity: a second change could hide
-        return tuple(stamps)
-
-    def _view(self, store: Store, name: str, installed=None, intents=None) -> dict[str, Any]:
-        key = (store.scope, name)
-        cached = self._views.get(key)
-        if cached is not None:
-            latest = (cached[1]["latest_build"] or {}).get("version")
-            if self._fingerprint(store, name, latest) == cached[0]:
-                return self._with_kernel(store, dict(cached[1]), installed)
-        view = self._compute_view(store, name)
-        latest = (view["latest_build"] or {}).get("version")
-        fingerprint = self._fingerprint(store, name, latest)
-        if fingerprint is not None and view["status"] != "building":
-            self._views[key] = (fingerprint, view)
-        else:
-            self._views.pop(key, None)
-        return self._with_kernel(store, dict(view), installed)
-
-    def _with_kernel(self, store: Store, view: dict[str, Any], installed=None) -> dict[str, Any]:
-        if view["version"]:
-            kname = kernels.kernel_name(store.scope, view["name"])
-            installed = kernels.installed() if installed is None else installed
-            view["kernel"] = {
-                "name": kname,
-                "display_name": view["display_name"]
-                + (" (shared)" if store.scope == "shared" else ""),
-                "active": kname in installed,
-            }
-        return view
-
-    def _compute_view(self, store: Store, name: str) -> dict[str, Any]:
-        record = store.read_env(name)
-        state = store.read_state(name)
-        latest = store.latest_build(name)
-        if latest and latest.status in LIVE:
-            latest = store.reap(name, latest)
-        version = state.get("active_version")
-        python, packages = self._prefix_summary(store.prefix(name)) if version else (None, 0)
-        if latest is None:
-            status = "saved"
-        elif latest.status in LIVE:
-            status = "building"
-        elif latest.status == "succeeded":
-            status = "ready"
-        elif latest.status == "cancelled":
-            status = "ready" if version else "saved"
-        else:
-            status = "failed"
-        spec = record.spec
-        return {
-            "name": name,
-            "scope": store.scope,
-            "display_name": spec.display_name or name,
-            "description": spec.description,
-            "status": status,
-            "version": version,
-            "prefix": str(store.prefix(name)),
-            "spec": spec.package_specs(),
-            "kernel": None,
-            "python_version": python,
-            "packages": packages + int(state.get("pip_count", 0)) if version else 0,
-            "created_at": record.created_at,
-            "updated_at": record.updated_at,
-            "created_by": record.created_by,
-            "managed": True,
-            "phase": latest.phase if latest and latest.status in LIVE else None,
-            "latest_build": latest.public() if latest else None,
-            "origin": record.origin,
-        }
-
-    def _unmanaged_view(self, store: Store, name: str, installed=None) -> dict[str, Any]:
-        prefix = store.prefix(name)
-        python, packages = self._prefix_summary(prefix)
-        kname = kernels.kernel_name(store.scope, name)
-        installed = kernels.installed() if installed is None else installed
-        stamp = _mtime(prefix / "conda-meta")
-        return {
-            "name": name,
-            "scope": store.scope,
-            "display_name": name,
-            "description": "",
-            "status": "ready",
-            "version": None,
-            "prefix": str(prefix),
-            "spec": {"python": None, "conda": [], "pip": [], "channels": [], "base": None},
-            "kernel": {"name": kname, "display_name": name, "active": kname in installed},
-            "python_version": python,
-            "packages": packages,
-            "created_at": stamp,
-            "updated_at": stamp,
-            "created_by": None,
-            "managed": False,
-            "phase": None,
-            "latest_build": None,
-            "origin": None,
-        }
-
     def list_envs(self, scope: str | None = None) -> list[dict[str, Any]]:
         installed = kernels.installed()
-        intents = self._intents()
         out = []
         for store in self.stores(scope):
             managed = store.managed_names()
             for name in managed:
                 try:
-                    out.append(self._view(store, name, installed, intents))
+                    out.append(self.views.view(store, name, installed))
                 except NotFound:
                     continue  # deleted while we listed
             for name in store.unmanaged_names(set(managed)):
-                out.append(self._unmanaged_view(store, name, installed))
+                out.append(self.views.unmanaged(store, name, installed))
         return out
 
     def get_env(self, scope: str, name: str, versions: bool = True) -> dict[str, Any]:
@@ -272,12 +139,12 @@ class EnvService:
         validate_name(name)
         if not store.exists(name):
             if name in store.unmanaged_names():
-                view = self._unmanaged_view(store, name)
+                view = self.views.unmanaged(store, name)
                 if versions:
                     view["versions"] = []
                 return view
             raise NotFound(f"No environment {name!r} in the {scope} store")
-        view = self._view(store, name)
+        view = self.views.view(store, name)
         if versions:
             view["versions"] = [b.public() for b in self._builds(store, name)]
         return view
@@ -324,7 +191,7 @@ class EnvService:
         stamp = now()
         store.create_env(EnvRecord(spec, stamp, stamp, current_user()))
         self.emit("environment", {"action": "created", "scope": scope, "name": name})
-        return self._view(store, name)
+        return self.views.view(store, name)
 
     def import_env(self, body: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(body, dict):
@@ -378,7 +245,7 @@ class EnvService:
             record.updated_at = now()
             store.write_env(name, record)
         self.emit("environment", {"action": "updated", "scope": scope, "name": name})
-        return self._view(store, name)
+        return self.views.view(store, name)
 
     def delete_env(self, scope: str, name: str) -> None:
         store = self._managed(scope, name)
@@ -515,7 +382,7 @@ class EnvService:
             origin["copied_from"],
             source_build_dir=str(source_store.build_dir(name, version)),
         )
-        return self._view(target_store, new_name), build
+        return self.views.view(target_store, new_name), build
 
     def build_dir(self, scope: str, name: str, version: int) -> Path:
         return self.store(scope).build_dir(name, version)
@@ -787,14 +654,3 @@ def _platform() -> str:
     from rattler import Platform
 
     return str(Platform.current())
-
-
-def _mtime(path: Path) -> str | None:
-    from datetime import datetime, timezone
-
-    try:
-        return datetime.fromtimestamp(path.stat().st_mtime, timezone.utc).isoformat(
-            timespec="milliseconds"
-        )
-    except OSError:
-        return None

@@ -387,13 +387,13 @@ def test_shared_scope_needs_a_shared_store(envmgr_config):
 
 def test_listing_cache_follows_every_change(service, ready_env, monkeypatch):
     """Listing reuses unchanged views; any change on disk (from any process) shows at once."""
-    import jupyter_env_manager.service as service_module
+    import jupyter_env_manager.listing as listing_module
 
     # Pretend every file is old enough to cache (the real rule waits 2 s past a change).
     real_time_ns = time.time_ns
-    monkeypatch.setattr(service_module.time, "time_ns", lambda: real_time_ns() + 10**12)
+    monkeypatch.setattr(listing_module.time, "time_ns", lambda: real_time_ns() + 10**12)
     first = {e["name"]: e for e in service.list_envs("local")}["demo"]
-    assert ("local", "demo") in service._views
+    assert ("local", "demo") in service.views._cache
     assert {e["name"]: e for e in service.list_envs("local")}["demo"] == first
     # another process changes the spec, builds, deactivates the kernel: the listing follows
     other = EnvService(service.settings)
