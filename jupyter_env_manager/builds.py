@@ -89,17 +89,8 @@ class BuildQueue:
             except ValueError:
                 continue
             if event.get("event") in ("phase", "status"):
-                self.service.emit(
-                    "build",
-                    {
-                        "action": "phase",
-                        "scope": scope,
-                        "name": name,
-                        "version": version,
-                        "status": event.get("status", "running"),
-                        "phase": event.get("phase", ""),
-                    },
-                )
+                now = Build(version, event.get("status", "running"), phase=event.get("phase"))
+                self.service.emit("build", now.event("phase", scope, name))
         await proc.wait()
 
     async def _finished(self, key, code: int | None) -> None:
@@ -115,17 +106,7 @@ class BuildQueue:
 
         build = await asyncio.to_thread(settle)
         self._cancelled.discard(key)
-        service.emit(
-            "build",
-            {
-                "action": "finished",
-                "scope": scope,
-                "name": name,
-                "version": version,
-                "status": build.status,
-                "phase": build.phase or "",
-            },
-        )
+        service.emit("build", build.event("finished", scope, name))
 
     async def cancel(self, scope: str, name: str, version: int) -> None:
         key = (scope, name, version)
@@ -146,21 +127,13 @@ class BuildQueue:
                 if build.status not in LIVE:
                     return
         task = self._tasks.get(key)
-        await asyncio.to_thread(self.service.finish_cancelled, scope, name, version, "the user")
+        build = await asyncio.to_thread(
+            self.service.finish_cancelled, scope, name, version, "the user"
+        )
         if task is not None and key not in self._procs:
             task.cancel()
             self._tasks.pop(key, None)
-            self.service.emit(
-                "build",
-                {
-                    "action": "finished",
-                    "scope": scope,
-                    "name": name,
-                    "version": version,
-                    "status": "cancelled",
-                    "phase": "",
-                },
-            )
+            self.service.emit("build", build.event("finished", scope, name))
 
     async def _terminate(self, proc: asyncio.subprocess.Process) -> None:
         with contextlib.suppress(ProcessLookupError):
@@ -236,15 +209,5 @@ def run_foreground(
         "failed",
         f"The build worker ended unexpectedly (exit {proc.returncode})",
     )
-    service.emit(
-        "build",
-        {
-            "action": "finished",
-            "scope": scope,
-            "name": name,
-            "version": build.version,
-            "status": result.status,
-            "phase": result.phase or "",
-        },
-    )
+    service.emit("build", result.event("finished", scope, name))
     return result

@@ -306,7 +306,7 @@ class EnvService:
                 json.dumps(job.to_dict(), indent=1)
             )
             store.log_path(name, build.version).touch()
-        self.emit("build", _build_event("queued", store.scope, name, build))
+        self.emit("build", build.event("queued", store.scope, name))
         return build
 
     def prepare_build(self, scope: str, name: str) -> Build:
@@ -637,17 +637,6 @@ def _dist_version(name: str) -> str:
     from importlib.metadata import version
 
     return version(name)
-
-
-def _build_event(action: str, scope: str, name: str, build: Build) -> dict[str, Any]:
-    return {
-        "action": action,
-        "scope": scope,
-        "name": name,
-        "version": build.version,
-        "status": build.status,
-        "phase": build.phase or "",
-    }
 
 
 def _platform() -> str:

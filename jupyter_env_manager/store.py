@@ -108,6 +108,17 @@ class Build:
             data["source"] = dict(self.source)
         return data
 
+    def event(self, action: str, scope: str, name: str) -> dict[str, Any]:
+        """The data of a ``build`` event (see events/build.yaml)."""
+        return {
+            "action": action,
+            "scope": scope,
+            "name": name,
+            "version": self.version,
+            "status": self.status,
+            "phase": self.phase or "",
+        }
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Build:
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})

@@ -95,14 +95,7 @@ class StoreWatcher:
             action = "phase"
         else:
             action = "finished"
-        return {
-            "action": action,
-            "scope": scope,
-            "name": name,
-            "version": build.version,
-            "status": build.status,
-            "phase": build.phase or "",
-        }
+        return build.event(action, scope, name)
 
     def prime(self) -> None:
         """Take the first snapshot (and every environment's latest build) without emitting."""

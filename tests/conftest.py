@@ -13,6 +13,7 @@ home, data, config, runtime, share, etc, env, root_dir; give test directories ot
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from importlib import metadata
@@ -124,3 +125,21 @@ def jp_server_config(envmgr_settings) -> Config:
             "EnvManager": envmgr_settings,
         }
     )
+
+
+@pytest.fixture
+def config_file(envmgr_settings) -> Path:
+    """The test's EnvManager settings where load_config() (CLI, magics) finds them."""
+    path = Path(os.environ["JUPYTER_CONFIG_DIR"]) / "jupyter_server_config.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"EnvManager": envmgr_settings}))
+    return path
+
+
+@pytest.fixture
+def service(config_file, envmgr_config):
+    """The core facade, configured like the server, the CLI and the magics of the test."""
+    from jupyter_env_manager.app import EnvManager
+    from jupyter_env_manager.service import EnvService
+
+    return EnvService(EnvManager(config=envmgr_config))

@@ -107,21 +107,18 @@ async def test_create_build_and_follow_the_log(jp_fetch, jp_serverapp):
     assert r.code == 202
     build = json.loads(r.body)["build"]
     assert build["version"] == 1 and build["status"] == "queued"
+
     # follow the log with the offset protocol until the build ends
-    offset, text, statuses = 0, "", set()
+    async def log_from(offset):
+        return await call(
+            jp_fetch, "GET", "environments", "local", "web", "builds", "1", "log",
+            offset=str(offset),
+        )  # fmt: skip
+
+    offset, text = 0, ""
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        r = await call(
-            jp_fetch,
-            "GET",
-            "environments",
-            "local",
-            "web",
-            "builds",
-            "1",
-            "log",
-            offset=str(offset),
-        )
+        r = await log_from(offset)
         assert r.headers["Content-Type"].startswith("text/plain")
         chunk = r.body.decode()
         assert int(r.headers["X-Log-Offset"]) == offset + len(r.body)
@@ -129,20 +126,8 @@ async def test_create_build_and_follow_the_log(jp_fetch, jp_serverapp):
         text += chunk
         offset = int(r.headers["X-Log-Offset"])
         b = await get_json(jp_fetch, "environments", "local", "web", "builds", "1")
-        statuses.add(b["status"])
         if b["status"] in TERMINAL:
-            r = await call(
-                jp_fetch,
-                "GET",
-                "environments",
-                "local",
-                "web",
-                "builds",
-                "1",
-                "log",
-                offset=str(offset),
-            )
-            text += r.body.decode()
+            text += (await log_from(offset)).body.decode()
             break
         await asyncio.sleep(0.02)
     assert b["status"] == "succeeded", b
@@ -254,210 +239,92 @@ async def test_patch_export_import_revert_copy_delete(jp_fetch):
     )
 
 
-async def test_errors(jp_fetch, envmgr_settings):
-    e = await expect_error(
-        jp_fetch,
+# (status, method, path, body, query, message) of a request that must fail, and create nothing
+BAD_INPUT = [
+    (400, "POST", "environments", {"name": "../x"}, {}, "Invalid environment name '../x'"),
+    (
         400,
         "POST",
         "environments",
-        body={"name": "../x"},
-        match="Invalid environment name '../x'",
-    )
+        {"name": "ok", "conda": ["alpha", "--channel=evil"]},
+        {},
+        "'--channel=evil'",
+    ),
+    (
+        400,
+        "POST",
+        "environments",
+        {"name": "ok", "pip": ["-r /etc/passwd"]},
+        {},
+        "'-r /etc/passwd'",
+    ),
+    (400, "POST", "environments", {"name": "ok", "colour": 1}, {}, "Unknown field 'colour'"),
+    (
+        400,
+        "POST",
+        "environments",
+        {"name": "ok", "conda": "x y z w"},
+        {},
+        "Invalid conda package spec 'x y z w'",
+    ),
+    (400, "GET", "environments", None, {"scope": "elsewhere"}, "Invalid scope"),
+    (400, "GET", "environments/nowhere/x", None, {}, "Invalid scope"),
+    (
+        400,
+        "POST",
+        "environments/import",
+        {"environment_yml": "name: [unclosed"},
+        {},
+        "not valid YAML",
+    ),
+    (404, "GET", "environments/local/ghost", None, {}, "No environment 'ghost'"),
+    (404, "PATCH", "environments/local/ghost", {}, {}, "ghost"),
+    (404, "DELETE", "environments/local/ghost", None, {}, "ghost"),
+    (404, "POST", "environments/local/ghost/builds", None, {}, "ghost"),
+]
+# the same against an environment "dup" that exists but was never built
+NOT_BUILT = [
+    (409, "POST", "environments", {"name": "dup"}, {}, "already exists"),
+    (404, "GET", "environments/local/dup/builds/7", None, {}, "has no version 7"),
+    (400, "GET", "environments/local/dup/builds/x", None, {}, "Invalid version 'x'"),
+    (400, "GET", "environments/local/dup/builds/1/log", None, {"offset": "-3"}, "Invalid offset"),
+    (400, "POST", "environments/local/dup/activate", None, {}, "no built version"),
+    (400, "POST", "environments/local/dup/copy", {"to": "shared"}, {}, "no built version to copy"),
+    (400, "POST", "environments/local/dup/copy", {}, {}, "'to' is required"),
+    (400, "POST", "environments/local/dup/revert", {}, {}, "'version' is required"),
+    (404, "POST", "environments/local/dup/revert", {"version": 4}, {}, "no version 4"),
+    (400, "GET", "environments/local/dup/export", None, {"format": "tar"},
+     "Unknown export format 'tar'"),
+    (400, "GET", "environments/local/dup/export", None, {"format": "lock"}, "no lock yet"),
+]  # fmt: skip
+
+
+async def test_errors(jp_fetch):
+    for status, method, path, body, query, message in BAD_INPUT:
+        await expect_error(jp_fetch, status, method, *path.split("/"), body=body, match=message,
+                           **query)  # fmt: skip
+    e = await expect_error(jp_fetch, 400, "POST", "environments", body={"name": "../x"})
     assert e["field"] == "name" and e["item"] == "../x"
-    e = await expect_error(
-        jp_fetch,
-        400,
-        "POST",
-        "environments",
-        body={"name": "ok", "conda": ["alpha", "--channel=evil"]},
-        match="'--channel=evil'",
-    )
-    assert e["field"] == "conda"
-    await expect_error(
-        jp_fetch,
-        400,
-        "POST",
-        "environments",
-        body={"name": "ok", "pip": ["-r /etc/passwd"]},
-        match="'-r /etc/passwd'",
-    )
-    await expect_error(
-        jp_fetch,
-        400,
-        "POST",
-        "environments",
-        body={"name": "ok", "colour": 1},
-        match="Unknown field 'colour'",
-    )
-    await expect_error(
-        jp_fetch,
-        400,
-        "POST",
-        "environments",
-        body={"name": "ok", "conda": "x y z w"},
-        match="Invalid conda package spec 'x y z w'",
-    )
     with pytest.raises(HTTPClientError) as info:
         await jp_fetch(NS, "environments", method="POST", body="{not json")
-    assert (
-        info.value.code == 400
-        and "not valid JSON" in json.loads(info.value.response.body)["message"]
-    )
-    await expect_error(
-        jp_fetch, 400, "GET", "environments", scope="elsewhere", match="Invalid scope"
-    )
-    await expect_error(jp_fetch, 400, "GET", "environments", "nowhere", "x", match="Invalid scope")
-    await expect_error(
-        jp_fetch,
-        400,
-        "POST",
-        "environments",
-        "import",
-        body={"environment_yml": "name: [unclosed"},
-        match="not valid YAML",
-    )
+    assert info.value.code == 400
+    assert "not valid JSON" in json.loads(info.value.response.body)["message"]
     # nothing was created by any of those
     assert (await get_json(jp_fetch, "environments"))["environments"] == []
 
-    await expect_error(
-        jp_fetch, 404, "GET", "environments", "local", "ghost", match="No environment 'ghost'"
-    )
-    await expect_error(
-        jp_fetch, 404, "PATCH", "environments", "local", "ghost", body={}, match="ghost"
-    )
-    await expect_error(jp_fetch, 404, "DELETE", "environments", "local", "ghost", match="ghost")
-    await expect_error(
-        jp_fetch, 404, "POST", "environments", "local", "ghost", "builds", match="ghost"
-    )
-
     await call(jp_fetch, "POST", "environments", body={"name": "dup"})
-    await expect_error(
-        jp_fetch, 409, "POST", "environments", body={"name": "dup"}, match="already exists"
-    )
-    await expect_error(
-        jp_fetch,
-        404,
-        "GET",
-        "environments",
-        "local",
-        "dup",
-        "builds",
-        "7",
-        match="has no version 7",
-    )
-    await expect_error(
-        jp_fetch,
-        400,
-        "GET",
-        "environments",
-        "local",
-        "dup",
-        "builds",
-        "x",
-        match="Invalid version 'x'",
-    )
-    await expect_error(
-        jp_fetch,
-        400,
-        "GET",
-        "environments",
-        "local",
-        "dup",
-        "builds",
-        "1",
-        "log",
-        offset="-3",
-        match="Invalid offset",
-    )
-    await expect_error(
-        jp_fetch, 400, "POST", "environments", "local", "dup", "activate", match="no built version"
-    )
-    await expect_error(
-        jp_fetch,
-        400,
-        "POST",
-        "environments",
-        "local",
-        "dup",
-        "copy",
-        body={"to": "shared"},
-        match="no built version to copy",
-    )
-    await expect_error(
-        jp_fetch,
-        400,
-        "POST",
-        "environments",
-        "local",
-        "dup",
-        "copy",
-        body={},
-        match="'to' is required",
-    )
-    await expect_error(
-        jp_fetch,
-        400,
-        "POST",
-        "environments",
-        "local",
-        "dup",
-        "revert",
-        body={},
-        match="'version' is required",
-    )
-    await expect_error(
-        jp_fetch,
-        404,
-        "POST",
-        "environments",
-        "local",
-        "dup",
-        "revert",
-        body={"version": 4},
-        match="no version 4",
-    )
-    await expect_error(
-        jp_fetch,
-        400,
-        "GET",
-        "environments",
-        "local",
-        "dup",
-        "export",
-        format="tar",
-        match="Unknown export format 'tar'",
-    )
-    await expect_error(
-        jp_fetch,
-        400,
-        "GET",
-        "environments",
-        "local",
-        "dup",
-        "export",
-        format="lock",
-        match="no lock yet",
-    )
+    for status, method, path, body, query, message in NOT_BUILT:
+        await expect_error(jp_fetch, status, method, *path.split("/"), body=body, match=message,
+                           **query)  # fmt: skip
     r = await call(jp_fetch, "POST", "environments", "local", "dup", "builds")
     version = json.loads(r.body)["build"]["version"]
-    await expect_error(
-        jp_fetch, 409, "POST", "environments", "local", "dup", "builds", match="already"
-    )
-    await expect_error(
-        jp_fetch, 409, "DELETE", "environments", "local", "dup", match="cancel it first"
-    )
+    await expect_error(jp_fetch, 409, "POST", "environments", "local", "dup", "builds",
+                       match="already")  # fmt: skip
+    await expect_error(jp_fetch, 409, "DELETE", "environments", "local", "dup",
+                       match="cancel it first")  # fmt: skip
     await wait_build(jp_fetch, "local", "dup", version)
-    await expect_error(
-        jp_fetch,
-        409,
-        "DELETE",
-        "environments",
-        "local",
-        "dup",
-        "builds",
-        str(version),
-        match="has already succeeded",
-    )
+    await expect_error(jp_fetch, 409, "DELETE", "environments", "local", "dup", "builds",
+                       str(version), match="has already succeeded")  # fmt: skip
 
 
 @pytest.fixture

@@ -12,36 +12,19 @@ import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from tornado.httpclient import HTTPClientError
 
 from jupyter_env_manager import kernels
-from jupyter_env_manager.app import EnvManager
 from jupyter_env_manager.cli import add_packages, build_parser, remove_packages
 from jupyter_env_manager.errors import EnvManagerError, ValidationError
-from jupyter_env_manager.service import EnvService
 
 COMMANDS = [
     "list", "show", "create", "import", "build", "install", "uninstall", "activate",
     "deactivate", "copy", "versions", "revert", "log", "export", "delete", "adopt",
     "sync-kernels", "info", "help",
 ]  # fmt: skip
-
-
-@pytest.fixture
-def config_file(envmgr_settings) -> Path:
-    """The test's EnvManager settings where load_config() finds them."""
-    path = Path(os.environ["JUPYTER_CONFIG_DIR"]) / "jupyter_server_config.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"EnvManager": envmgr_settings}))
-    return path
-
-
-@pytest.fixture
-def service(config_file, envmgr_config) -> EnvService:
-    return EnvService(EnvManager(config=envmgr_config))
 
 
 def envmgr(*args: str, code: int = 0) -> subprocess.CompletedProcess:

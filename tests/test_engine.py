@@ -23,11 +23,6 @@ from jupyter_env_manager.store import Store
 
 
 @pytest.fixture
-def service(envmgr_config) -> EnvService:
-    return EnvService(EnvManager(config=envmgr_config))
-
-
-@pytest.fixture
 def ready_env(service):
     """A built local environment with conda packages, activation scripts and a pip layer."""
     service.create_env(

@@ -17,25 +17,9 @@ from IPython.utils.capture import capture_output
 from jupyter_client.manager import KernelManager
 from tornado.httpclient import HTTPClientError
 
-from jupyter_env_manager.app import EnvManager
 from jupyter_env_manager.errors import EnvManagerError
-from jupyter_env_manager.service import EnvService
 
 SOURCE_ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-def config_file(envmgr_settings) -> Path:
-    """The test's EnvManager settings where load_config() finds them."""
-    path = Path(os.environ["JUPYTER_CONFIG_DIR"]) / "jupyter_server_config.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"EnvManager": envmgr_settings}))
-    return path
-
-
-@pytest.fixture
-def service(config_file, envmgr_config) -> EnvService:
-    return EnvService(EnvManager(config=envmgr_config))
 
 
 @pytest.fixture
