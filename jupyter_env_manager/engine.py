@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .spec import EnvSpec, python_match_spec
-from .store import Store
+from .store import Store, now
 
 PHASES = ("solve", "download", "link", "pip", "verify", "kernel")
 LOCK_ENV = "default"
@@ -300,6 +300,8 @@ class Builder:
         await self.verify()
         write_locks(self.build_dir, records, pip, self.channels)
         self.store.swap_in(job.name, self.staging, job.version, {"pip_count": len(pip)})
+        if job.kind == "revert":
+            self.restore_spec(Path(job.source_build_dir or ""))
         register_conda_env(self.final)
         self.log.write(f"version {job.version} is in use at {self.final}")
         self.log.set_phase("kernel")
@@ -312,6 +314,17 @@ class Builder:
             self.log.write(f"kernel {kname} registered")
         else:
             self.log.write("kernel not registered (deactivated)")
+
+    def restore_spec(self, source: Path) -> None:
+        """A revert puts back the spec version N was built from, so that the next build, an
+        export and the panel all agree with what is in use."""
+        spec = json.loads((source / "spec.json").read_text())
+        with self.store.env_lock(self.job.name):
+            record = self.store.read_env(self.job.name)
+            record.spec = EnvSpec.from_dict(spec)
+            record.updated_at = now()
+            self.store.write_env(self.job.name, record)
+        self.log.write(f"spec restored to that of version {source.name}")
 
     async def solve(self) -> list[Any]:
         from rattler import Gateway, Platform, solve

@@ -285,7 +285,13 @@ class EnvService:
         )
 
     def _queue(
-        self, store: Store, name: str, kind: str, source: dict[str, Any] | None, **job_extra
+        self,
+        store: Store,
+        name: str,
+        kind: str,
+        source: dict[str, Any] | None,
+        spec: EnvSpec | None = None,
+        **job_extra,
     ) -> Build:
         """Number and record a build, unless one is already queued or running (409)."""
         with store.env_lock(name):
@@ -297,7 +303,7 @@ class EnvService:
                         f"Build v{latest.version} of {name!r} is already {latest.status}",
                         item=name,
                     )
-            spec = store.read_env(name).spec
+            spec = spec or store.read_env(name).spec
             build = store.allocate_build(
                 name, Build(version=0, kind=kind, source=source, owner=host_owner())
             )
@@ -342,12 +348,10 @@ class EnvService:
                 field="version",
                 item=str(version),
             )
+        source_dir = store.build_dir(name, version)
+        spec = EnvSpec.from_dict(read_json(source_dir / "spec.json") or {"name": name})
         return self._queue(
-            store,
-            name,
-            "revert",
-            {"version": version},
-            source_build_dir=str(store.build_dir(name, version)),
+            store, name, "revert", {"version": version}, spec, source_build_dir=str(source_dir)
         )
 
     def prepare_copy(

@@ -222,6 +222,10 @@ def test_revert_reinstalls_exact_lock_without_solving(service, ready_env):
     assert "reproducing the lock" in log and "] solved " not in log
     out, _ = run_in_kernel("envmgr-demo", "import envmgr_hello; print(envmgr_hello.__version__)")
     assert out.strip() == "1.0"
+    # the spec goes back too: the next build and an export agree with what is in use
+    spec = service.get_env("local", "demo")["spec"]
+    assert spec["conda"] == ["alpha=1.0", "gamma", "delta"] and spec["pip"] == ["envmgr-hello==1.0"]
+    assert "envmgr-hello==1.0" in service.export("local", "demo", "environment.yml")[0]
     with pytest.raises(ValidationError, match="must be a version number"):
         service.prepare_revert("local", "demo", "x")
     with pytest.raises(NotFound):

@@ -110,7 +110,8 @@ def test_copy_revert_and_delete_in_a_shell(shell, service):
     failed = magic(shell, "install needs-missing --env demo")
     assert failed.stderr.startswith("✗ build of local/demo v4 failed in phase solve")
     assert "Traceback" not in failed.stderr + failed.stdout
-    assert service.get_env("local", "demo")["spec"]["conda"] == ["alpha=2.0"]
+    # the failed install put the spec back: the one version 1 was built from (the revert)
+    assert service.get_env("local", "demo")["spec"]["conda"] == ["alpha=1.0"]
 
     assert error_line(magic(shell, "delete team --shared")) == (
         "envmgr: delete removes shared/team, all its versions and its kernel: add --yes to confirm"

@@ -2,15 +2,21 @@
 
 Never use it outside tests: galata's helper removes every security protection.
 The environment manager gets throw-away stores under ENVMGR_UI_ROOT (a fresh
-temporary directory if unset), and its channels from ENVMGR_TEST_CHANNEL when set
-(e.g. the output of ``python -m jupyter_env_manager.testing.channel DIR``).
+temporary directory if unset). Its conda channel is ENVMGR_TEST_CHANNEL when set,
+else a local test channel written here (``jupyter_env_manager.testing.channel``);
+the pip layer installs only from a local wheelhouse written here
+(``jupyter_env_manager.testing.wheels``). Nothing is downloaded.
 """
 
 import os
+import sys
 import tempfile
 from pathlib import Path
 
 from jupyterlab.galata import configure_jupyter_server
+
+from jupyter_env_manager.testing.channel import build_channel
+from jupyter_env_manager.testing.wheels import build_wheelhouse
 
 configure_jupyter_server(c)  # noqa: F821 - `c` is provided by the config loader
 c.ServerApp.allow_root = True  # noqa: F821
@@ -22,9 +28,15 @@ for sub in ("local", "shared", "pkgs", "jupyter-data"):
 c.EnvManager.local_root = str(root / "local")  # noqa: F821
 c.EnvManager.shared_root = str(root / "shared")  # noqa: F821
 c.EnvManager.pkgs_dir = str(root / "pkgs")  # noqa: F821
-channel = os.environ.get("ENVMGR_TEST_CHANNEL")
-if channel:
-    c.EnvManager.channels = [channel]  # noqa: F821
+c.EnvManager.channels = [  # noqa: F821
+    os.environ.get("ENVMGR_TEST_CHANNEL") or build_channel(root / "channel")
+]
+c.EnvManager.pip_find_links = [str(build_wheelhouse(root / "wheelhouse"))]  # noqa: F821
+c.EnvManager.pip_no_index = True  # noqa: F821
+# The test channel's python is the host interpreter.
+c.EnvManager.default_python = f"{sys.version_info.major}.{sys.version_info.minor}"  # noqa: F821
+# Changes made on disk (by the tests) reach the panel quickly.
+c.EnvManager.watch_interval_s = 0.5  # noqa: F821
 
 # Kernelspecs the tests activate go to a throw-away data dir, not ~/.local.
 os.environ["JUPYTER_DATA_DIR"] = str(root / "jupyter-data")

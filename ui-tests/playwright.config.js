@@ -11,9 +11,17 @@ const baseConfig = require('@jupyterlab/galata/lib/playwright-config');
 
 // One throw-away root for the server's stores, shared with the tests (workers
 // inherit it), so that tests can lay out environments on disk.
-process.env.ENVMGR_UI_ROOT ||= fs.mkdtempSync(
-  path.join(os.tmpdir(), 'envmgr-ui-')
-);
+// Removed at exit when made here (the test channel and builds take ~100 MB).
+if (!process.env.ENVMGR_UI_ROOT) {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'envmgr-ui-'));
+  process.env.ENVMGR_UI_ROOT = root;
+  process.on('exit', () => fs.rmSync(root, { recursive: true, force: true }));
+}
+
+// The server's port: 8888 unless ENVMGR_UI_PORT says otherwise (so that a run can
+// live beside another Jupyter server). Galata's fixtures read TARGET_URL.
+const port = process.env.ENVMGR_UI_PORT || '8888';
+process.env.TARGET_URL = `http://localhost:${port}`;
 
 module.exports = {
   ...baseConfig,
@@ -22,6 +30,7 @@ module.exports = {
   reporter: [[process.env.CI ? 'github' : 'list'], ['html', { open: 'never' }]],
   use: {
     ...baseConfig.use,
+    baseURL: `http://localhost:${port}`,
     launchOptions: {
       executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
       args: [
@@ -38,8 +47,8 @@ module.exports = {
     trace: 'retain-on-failure'
   },
   webServer: {
-    command: 'jlpm start',
-    url: 'http://localhost:8888/lab',
+    command: `jlpm start --ServerApp.port=${port} --ServerApp.port_retries=0`,
+    url: `http://localhost:${port}/lab`,
     timeout: 120 * 1000,
     reuseExistingServer: !process.env.CI
   }
