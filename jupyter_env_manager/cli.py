@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 import time
 from pathlib import Path
@@ -309,15 +308,16 @@ def cmd_build(service, args, progress) -> Result:
 
 def cmd_install(service, args, progress) -> Result:
     from .errors import EnvManagerError
+    from .spec import with_packages, without_packages
 
     scope, name = target_env(service, args)
     kind = "pip" if args.pip else "conda"
     env = service.get_env(scope, name, versions=False)
     before = list(env["spec"][kind])
     if args.command == "install":
-        after = add_packages(before, args.packages, kind)
+        after = with_packages(before, args.packages, kind)
     else:
-        after = remove_packages(before, args.packages, kind, f"{scope}/{name}")
+        after = without_packages(before, args.packages, kind, f"{scope}/{name}")
     service.update_env(scope, name, {kind: after})
     try:
         result = run_build(service, scope, name, service.prepare_build(scope, name), progress)
@@ -521,53 +521,6 @@ def target_env(service, args) -> tuple[str, str]:
             item=str(prefix),
         )
     return found
-
-
-def package_name(spec: str, kind: str) -> str:
-    """The normalized package name of a conda match spec or pip requirement ('' if unparsable)."""
-    try:
-        if kind == "pip":
-            from packaging.requirements import Requirement
-
-            return re.sub(r"[-_.]+", "-", Requirement(spec).name).lower()
-        from rattler import MatchSpec
-
-        match = MatchSpec(spec)
-        return match.name.normalized if match.name else ""
-    except Exception:  # invalid: the core's validation reports it with its own message
-        return ""
-
-
-def add_packages(current: list[str], new: list[str], kind: str) -> list[str]:
-    """``current`` with ``new`` added; a package already listed is replaced in place."""
-    out = list(current)
-    for spec in new:
-        name = package_name(spec, kind)
-        for i, old in enumerate(out):
-            if name and package_name(old, kind) == name:
-                out[i] = spec
-                break
-        else:
-            out.append(spec)
-    return out
-
-
-def remove_packages(current: list[str], names: list[str], kind: str, where: str) -> list[str]:
-    """``current`` without the packages ``names``; each must be listed."""
-    from .errors import ValidationError
-
-    out = list(current)
-    for spec in names:
-        name = package_name(spec, kind) or spec
-        kept = [old for old in out if package_name(old, kind) != name]
-        if len(kept) == len(out):
-            raise ValidationError(
-                f"Package {name!r} is not in the {kind} packages of {where}",
-                field=kind,
-                item=name,
-            )
-        out = kept
-    return out
 
 
 # -- main -----------------------------------------------------------------------------------------

@@ -237,7 +237,7 @@ def validate_fields(body: dict[str, Any], allowed: tuple[str, ...]) -> dict[str,
     if "base" in body:
         out["base"] = validate_base(body["base"])
     for key in ("conda", "pip"):
-        names = [_package_name(item, key) for item in out.get(key, [])]
+        names = [package_name(item, key) for item in out.get(key, [])]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValidationError(
@@ -250,7 +250,7 @@ def validate_fields(body: dict[str, Any], allowed: tuple[str, ...]) -> dict[str,
             "Give either 'python' or 'base': a base environment brings its own python",
             field="python",
         )
-    if any(_package_name(c, "conda") == "python" for c in out.get("conda", [])):
+    if any(package_name(c, "conda") == "python" for c in out.get("conda", [])):
         raise ValidationError(
             "Set the python version with the 'python' field, not in 'conda'",
             field="conda",
@@ -259,14 +259,50 @@ def validate_fields(body: dict[str, Any], allowed: tuple[str, ...]) -> dict[str,
     return out
 
 
-def _package_name(item: str, kind: str) -> str:
-    if kind == "pip":
-        from packaging.requirements import Requirement
+def package_name(spec: str, kind: str) -> str:
+    """The normalized package name of a conda match spec or a pip requirement (PEP 503);
+    '' if unparsable (validation reports those with its own message)."""
+    try:
+        if kind == "pip":
+            from packaging.requirements import Requirement
 
-        return Requirement(item).name.lower().replace("_", "-")
-    from rattler import MatchSpec
+            return re.sub(r"[-_.]+", "-", Requirement(spec).name).lower()
+        from rattler import MatchSpec
 
-    return MatchSpec(item).name.normalized
+        match = MatchSpec(spec)
+        return match.name.normalized if match.name else ""
+    except Exception:
+        return ""
+
+
+def with_packages(current: list[str], new: list[str], kind: str) -> list[str]:
+    """``current`` with ``new`` added; a package already listed is replaced in place."""
+    out = list(current)
+    for spec in new:
+        name = package_name(spec, kind)
+        for i, old in enumerate(out):
+            if name and package_name(old, kind) == name:
+                out[i] = spec
+                break
+        else:
+            out.append(spec)
+    return out
+
+
+def without_packages(current: list[str], names: list[str], kind: str, where: str) -> list[str]:
+    """``current`` without the packages ``names``; each must be listed."""
+    out = list(current)
+    for spec in names:
+        name = package_name(spec, kind) or spec
+        kept = [old for old in out if package_name(old, kind) != name]
+        if len(kept) == len(out):
+            raise ValidationError(
+                f"Package {name!r} is not in the {kind} packages of {where}",
+                field=kind,
+                item=name,
+            )
+        out = kept
+    return out
 
 
 def make_spec(name: str, fields: dict[str, Any]) -> EnvSpec:
@@ -289,7 +325,7 @@ def to_environment_yml(spec: EnvSpec, default_channels: list[str]) -> str:
         deps.append(_yml_python(spec.python))
     deps.extend(spec.conda)
     if spec.pip:
-        if not any(_package_name(c, "conda") == "pip" for c in spec.conda):
+        if not any(package_name(c, "conda") == "pip" for c in spec.conda):
             deps.append("pip")
         deps.append({"pip": list(spec.pip)})
     doc: dict[str, Any] = {

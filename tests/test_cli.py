@@ -17,8 +17,9 @@ import pytest
 from tornado.httpclient import HTTPClientError
 
 from jupyter_env_manager import kernels
-from jupyter_env_manager.cli import add_packages, build_parser, remove_packages
+from jupyter_env_manager.cli import build_parser
 from jupyter_env_manager.errors import EnvManagerError, ValidationError
+from jupyter_env_manager.spec import with_packages, without_packages
 
 COMMANDS = [
     "list", "show", "create", "import", "build", "install", "uninstall", "activate",
@@ -157,12 +158,12 @@ def test_copy_revert_kernels_and_delete(service):
 
 def test_spec_edits():
     conda = ["alpha=1.0", "conda-forge::gamma >=1"]
-    assert add_packages(conda, ["Gamma=2", "beta"], "conda") == ["alpha=1.0", "Gamma=2", "beta"]
+    assert with_packages(conda, ["Gamma=2", "beta"], "conda") == ["alpha=1.0", "Gamma=2", "beta"]
     pip = ["envmgr-dep", "envmgr-hello==1.0"]
-    assert add_packages(pip, ["envmgr_Hello>=2"], "pip") == ["envmgr-dep", "envmgr_Hello>=2"]
-    assert remove_packages(pip, ["envmgr.hello"], "pip", "local/x") == ["envmgr-dep"]
+    assert with_packages(pip, ["envmgr_Hello>=2"], "pip") == ["envmgr-dep", "envmgr_Hello>=2"]
+    assert without_packages(pip, ["envmgr.hello"], "pip", "local/x") == ["envmgr-dep"]
     with pytest.raises(ValidationError, match="Package 'beta' is not in the conda packages of x"):
-        remove_packages(conda, ["beta"], "conda", "x")
+        without_packages(conda, ["beta"], "conda", "x")
 
 
 def test_install_uninstall_edit_the_spec(service):
