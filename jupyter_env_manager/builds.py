@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .store import LIVE, Build
+from .store import LIVE, STOP_REASON, Build
 
 CANCEL_GRACE_S = 10.0
 
@@ -72,9 +72,12 @@ class BuildQueue:
             try:
                 await asyncio.wait_for(self._follow(key, proc), self.timeout_s)
             except asyncio.TimeoutError:
+                reason = f"The build took longer than build_timeout_s ({self.timeout_s:.0f} s)"
+                # The worker reads why it is stopped: a timeout is a failure, not a cancel.
+                (build_dir / STOP_REASON).write_text(json.dumps({"error": reason}))
                 await self._terminate(proc)
                 await asyncio.to_thread(
-                    service.finish_cancelled, scope, name, version, "the build timeout"
+                    service.finish_unfinished, scope, name, version, "failed", reason
                 )
             finally:
                 self._procs.pop(key, None)

@@ -40,6 +40,8 @@ META = ".envmgr"
 STORE_FORMAT = 1
 TERMINAL = ("succeeded", "failed", "cancelled", "interrupted")
 LIVE = ("queued", "running")
+# In a build's directory: why its worker is being terminated, when that is not a cancel.
+STOP_REASON = "stop.json"
 # Written into each prefix we put in use: which of our builds it is.
 MARKER = "conda-meta/envmgr-build"
 

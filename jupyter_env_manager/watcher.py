@@ -112,6 +112,11 @@ class StoreWatcher:
             await asyncio.sleep(self.interval_s)
             try:
                 events = await asyncio.to_thread(self.changes)
+                if events:
+                    # A teammate's new shared environment gets this user's kernelspec now,
+                    # not at the next server start; before the events, so that clients that
+                    # refresh their kernelspecs on them find it.
+                    await asyncio.to_thread(self.service.sync_kernels)
             except Exception:  # a store on a flaky NFS mount must not stop the watcher
                 self.service.log.exception("jupyter_env_manager: watching the stores failed")
                 continue

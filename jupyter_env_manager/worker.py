@@ -18,7 +18,7 @@ import traceback
 from pathlib import Path
 
 from .engine import Builder, BuildFailed, BuildJob, BuildLog
-from .store import Store, host_owner, now
+from .store import STOP_REASON, Store, host_owner, now
 
 
 def emit(**event) -> None:
@@ -75,7 +75,11 @@ def run(build_dir: Path) -> int:
     except BuildFailed as err:
         error = str(err)
     except (asyncio.CancelledError, KeyboardInterrupt):
-        status, error = "cancelled", "The build was cancelled"
+        stop = build_dir / STOP_REASON
+        if stop.exists():  # stopped by its parent for a reason (a timeout): a failure
+            error = json.loads(stop.read_text()).get("error") or "The build was stopped"
+        else:
+            status, error = "cancelled", "The build was cancelled"
     except Exception as err:  # a bug or an environment problem: keep the traceback in the log
         error = f"Unexpected error: {err}"
         log.write(traceback.format_exc())

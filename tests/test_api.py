@@ -351,6 +351,8 @@ def jp_server_config(envmgr_settings, slow_channel, request):  # noqa: F811
         settings["channels"] = [*settings["channels"], slow_channel]
         settings["kernel_packages"] = ["ipykernel", "slowmod"]
         settings["max_concurrent_builds"] = 2
+    if "timeout" in request.node.name:
+        settings["build_timeout_s"] = 2
     if "no_shared" in request.node.name:
         settings["shared_root"] = None
     return Config(
@@ -550,6 +552,16 @@ async def test_changes_by_other_processes_reach_the_event_stream(jp_fetch, jp_se
             "phase": "kernel",
         }
     ]
+    # A teammate's environment (its kernelspec written in their own data dir, not ours):
+    # the watcher gives us ours without a restart.
+    from jupyter_env_manager import kernels
+
+    kernels.remove_kernelspec("local", "elsewhere")
+    other.update_env("local", "elsewhere", {"display_name": "From a teammate"})
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and kernels.read_kernelspec("local", "elsewhere") is None:
+        await asyncio.sleep(0.1)
+    assert kernels.read_kernelspec("local", "elsewhere")["display_name"] == "From a teammate"
     other.delete_env("local", "elsewhere")
     deadline = time.monotonic() + 10
     while (
@@ -559,3 +571,14 @@ async def test_changes_by_other_processes_reach_the_event_stream(jp_fetch, jp_se
     ):
         await asyncio.sleep(0.1)
     assert ("environment", {"action": "deleted", "scope": "local", "name": "elsewhere"}) in events
+
+
+async def test_slow_build_past_its_timeout_fails(jp_fetch):
+    """build_timeout_s stops a build (its verify sleeps 4 s here) and marks it failed."""
+    await call(jp_fetch, "POST", "environments", body={"name": "late", "conda": ["alpha"]})
+    await call(jp_fetch, "POST", "environments", "local", "late", "builds")
+    build = await wait_build(jp_fetch, "local", "late", 1)
+    assert build["status"] == "failed"
+    assert build["error"] == "The build took longer than build_timeout_s (2 s)"
+    env = await get_json(jp_fetch, "environments", "local", "late")
+    assert env["version"] is None and env["status"] == "failed"
