@@ -7,6 +7,7 @@ import type {
   IEnv,
   IEnvPatch,
   IEnvRef,
+  IImportEnvRequest,
   IServerInfo,
   Scope
 } from './tokens';
@@ -169,12 +170,7 @@ export class EnvManagerAPI {
     return this._json<IEnv>('environments', json('POST', request));
   }
 
-  importEnvironment(request: {
-    scope?: Scope;
-    name?: string;
-    environment_yml: string;
-    build?: boolean;
-  }): Promise<IEnv> {
+  importEnvironment(request: IImportEnvRequest): Promise<IEnv> {
     return this._json<IEnv>('environments/import', json('POST', request));
   }
 

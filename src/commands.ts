@@ -9,8 +9,9 @@ import {
   showErrorMessage
 } from '@jupyterlab/apputils';
 import type { TranslationBundle } from '@jupyterlab/translation';
+import { fileUploadIcon } from '@jupyterlab/ui-components';
 import type { ReadonlyPartialJSONObject } from '@lumino/coreutils';
-import { download, showEnvForm, showVersions } from './dialogs';
+import { download, showEnvForm, showImportForm, showVersions } from './dialogs';
 import { envManagerIcon } from './icons';
 import type { EnvManagerModel } from './model';
 import { followBuild } from './notifications';
@@ -129,6 +130,19 @@ export function addCommands(
   const onBuildStarted = (ref: IEnvRef, build: IBuild) =>
     followBuild({ model, trans, ref, build, what: trans.__('Build'), openLog });
 
+  /**
+   * Show an environment the dialog created: follow its build if one
+   * started, else say it is saved.
+   */
+  const announce = (env: IEnv, saved: string) => {
+    model.select(env);
+    if (env.latest_build && RUNNING.has(env.latest_build.status)) {
+      onBuildStarted(env, env.latest_build);
+    } else {
+      Notification.success(saved, { autoClose: 3000 });
+    }
+  };
+
   commands.addCommand(CommandIDs.create, {
     label: trans.__('New Environment…'),
     caption: trans.__('Create a conda environment and its kernel'),
@@ -145,21 +159,23 @@ export function addCommands(
       if (!result.button.accept || !env) {
         return;
       }
-      model.select(env);
-      if (env.latest_build && RUNNING.has(env.latest_build.status)) {
-        followBuild({
-          model,
-          trans,
-          ref: env,
-          build: env.latest_build,
-          what: trans.__('Build'),
-          openLog
-        });
-      } else {
-        Notification.success(trans.__('Environment %1 saved', env.name), {
-          autoClose: 3000
-        });
+      announce(env, trans.__('Environment %1 saved', env.name));
+      return env;
+    }
+  });
+
+  commands.addCommand(CommandIDs.importEnv, {
+    label: trans.__('Import environment.yml…'),
+    caption: trans.__('Create an environment from an environment.yml file'),
+    icon: args => (args.isPalette ? undefined : fileUploadIcon),
+    isEnabled: () => model.connection === 'ready',
+    execute: async () => {
+      const result = await showImportForm({ model, trans });
+      const env = result.value;
+      if (!result.button.accept || !env) {
+        return;
       }
+      announce(env, trans.__('Environment %1 imported', env.name));
       return env;
     }
   });
@@ -624,6 +640,7 @@ export function addCommands(
   if (options.palette) {
     for (const command of [
       CommandIDs.create,
+      CommandIDs.importEnv,
       CommandIDs.openPanel,
       CommandIDs.buildCurrent,
       CommandIDs.activateCurrent,

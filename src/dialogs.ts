@@ -4,11 +4,12 @@ import * as React from 'react';
 import {
   createRequest,
   EnvFormBody,
-  EnvFormDialog,
   IEnvFormValues,
   patchRequest,
   valuesFromEnv
 } from './components/EnvForm';
+import { FormDialog } from './components/Form';
+import { ImportFormBody, importRequest } from './components/ImportForm';
 import { VersionList } from './components/VersionList';
 import type { EnvManagerModel } from './model';
 import type { IBuild, IEnv, IEnvRef } from './tokens';
@@ -94,7 +95,7 @@ export function showEnvForm(options: {
             actions: ['build']
           })
         ];
-  const dialog = new EnvFormDialog({
+  const dialog = new FormDialog({
     title:
       mode === 'create'
         ? trans.__('New environment')
@@ -104,7 +105,37 @@ export function showEnvForm(options: {
     focusNodeSelector:
       mode === 'create' ? 'input[name="name"]' : 'textarea[name="conda"]'
   });
-  dialog.addClass('jp-EnvManager-FormDialog');
+  return dialog.launch();
+}
+
+/**
+ * The "Import environment.yml" dialog. It stays open until the server
+ * accepts the file; its value is the environment created.
+ */
+export function showImportForm(options: {
+  model: EnvManagerModel;
+  trans: TranslationBundle;
+}): Promise<Dialog.IResult<IEnv | null>> {
+  const { model, trans } = options;
+  const body = new ImportFormBody({
+    values: { scope: 'local', name: '', environment_yml: '' },
+    hasShared: model.hasSharedStore,
+    trans,
+    submit: (values, build) => model.importYaml(importRequest(values, build))
+  });
+  const dialog = new FormDialog({
+    title: trans.__('Import environment.yml'),
+    body,
+    buttons: [
+      Dialog.cancelButton({ label: trans.__('Cancel') }),
+      Dialog.okButton({ label: trans.__('Import'), displayType: 'default' }),
+      Dialog.okButton({
+        label: trans.__('Import and build'),
+        actions: ['build']
+      })
+    ],
+    focusNodeSelector: 'textarea[name="environment_yml"]'
+  });
   return dialog.launch();
 }
 

@@ -10,6 +10,7 @@ import {
   IEnv,
   IEnvPatch,
   IEnvRef,
+  IImportEnvRequest,
   IServerInfo,
   Scope,
   SCOPES
@@ -253,12 +254,7 @@ export class EnvManagerModel implements IDisposable {
     return this._upsert(await this.api.createEnvironment(request));
   }
 
-  async importYaml(request: {
-    scope?: Scope;
-    name?: string;
-    environment_yml: string;
-    build?: boolean;
-  }): Promise<IEnv> {
+  async importYaml(request: IImportEnvRequest): Promise<IEnv> {
     return this._upsert(await this.api.importEnvironment(request));
   }
 

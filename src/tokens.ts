@@ -122,6 +122,17 @@ export interface ICreateEnvRequest {
 }
 
 /**
+ * The body of POST environments/import: the spec comes from the file, the
+ * name too unless given.
+ */
+export interface IImportEnvRequest {
+  scope?: Scope;
+  name?: string;
+  environment_yml: string;
+  build?: boolean;
+}
+
+/**
  * The fields PATCH accepts (`null` clears python or base).
  */
 export interface IEnvPatch {
@@ -185,6 +196,7 @@ export interface IKernelEnvMetadata {
  */
 export namespace CommandIDs {
   export const create = 'env-manager:create';
+  export const importEnv = 'env-manager:import';
   export const openPanel = 'env-manager:open-panel';
   export const buildCurrent = 'env-manager:build-current';
   export const activateCurrent = 'env-manager:activate-current';

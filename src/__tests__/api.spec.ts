@@ -65,6 +65,39 @@ describe('EnvManagerAPI', () => {
     expect(error.item).toBe('Bad Name');
   });
 
+  it('posts an environment.yml to import and carries its 409', async () => {
+    server.on('POST', 'environments/import', ({ body }) =>
+      (body as { name?: string }).name === 'taken'
+        ? {
+            status: 409,
+            json: {
+              message: "Environment 'taken' already exists",
+              field: 'name',
+              item: 'taken'
+            }
+          }
+        : { status: 201, json: env({ name: 'imported' }) }
+    );
+    const yml = 'name: imported\ndependencies:\n  - alpha\n';
+    const imported = await api.importEnvironment({
+      environment_yml: yml,
+      build: true
+    });
+    expect(imported.name).toBe('imported');
+    expect(server.calls[0]).toMatchObject({
+      method: 'POST',
+      path: 'environments/import',
+      body: { environment_yml: yml, build: true }
+    });
+    const error = await api
+      .importEnvironment({ name: 'taken', environment_yml: yml })
+      .catch(e => e);
+    expect(error).toBeInstanceOf(ApiError);
+    expect(error.status).toBe(409);
+    expect(error.message).toBe("Environment 'taken' already exists");
+    expect(error.field).toBe('name');
+  });
+
   it('reports a missing route as a 404 without field', async () => {
     const error = await api.info().catch(e => e);
     expect(error).toBeInstanceOf(ApiError);

@@ -250,6 +250,24 @@ describe('EnvManagerModel', () => {
     expect(model.get({ scope: 'local', name: 'ml' })).toBeUndefined();
   });
 
+  it('adds imported environments to their store', async () => {
+    await model.connect();
+    server.on('POST', 'environments/import', () => ({
+      status: 201,
+      json: env({ name: 'imported', scope: 'shared', status: 'saved' })
+    }));
+    const imported = await model.importYaml({
+      scope: 'shared',
+      environment_yml: 'name: imported\n'
+    });
+    expect(imported.name).toBe('imported');
+    expect(model.get({ scope: 'shared', name: 'imported' })).toBe(imported);
+    expect(model.environments('shared').map(e => e.name)).toEqual([
+      'imported',
+      'team'
+    ]);
+  });
+
   it('propagates validation errors with their field', async () => {
     await model.connect();
     server.on('POST', 'environments', () => ({

@@ -1,9 +1,13 @@
-import { Dialog, ReactWidget } from '@jupyterlab/apputils';
 import type { TranslationBundle } from '@jupyterlab/translation';
-import type { Message } from '@lumino/messaging';
 import * as React from 'react';
-import { ApiError } from '../api';
 import type { ICreateEnvRequest, IEnv, IEnvPatch, Scope } from '../tokens';
+import {
+  FormBody,
+  FormErrors,
+  formFields,
+  GeneralError,
+  ScopeField
+} from './Form';
 
 /**
  * What the form edits (text areas hold one item per line).
@@ -35,8 +39,6 @@ const FIELDS = [
   'pip',
   'channels'
 ] as const;
-
-type Field = (typeof FIELDS)[number];
 
 /**
  * Split a text area into its non-empty lines.
@@ -116,7 +118,7 @@ export function patchRequest(values: IEnvFormValues): IEnvPatch {
 interface IFormProps {
   mode: 'create' | 'edit';
   values: IEnvFormValues;
-  errors: Partial<Record<Field | 'general', string>>;
+  errors: FormErrors;
   bases: { value: string; label: string }[];
   hasShared: boolean;
   defaultPython: string;
@@ -131,74 +133,23 @@ interface IFormProps {
  */
 export function EnvForm(props: IFormProps): JSX.Element {
   const { values, errors, trans, mode } = props;
-  const set =
-    (field: Field) =>
-    (
-      event: React.ChangeEvent<
-        HTMLInputElement | HTMLTextAreaElement | HTMLSelectElement
-      >
-    ) =>
-      props.onChange({ ...values, [field]: event.target.value });
-  const id = (field: string) => `jp-EnvManager-form-${field}`;
-  const errorOf = (field: Field) =>
-    errors[field] ? (
-      <div
-        className="jp-EnvManager-FieldError"
-        id={id(`${field}-error`)}
-        data-field={field}
-        role="alert"
-      >
-        {errors[field]}
-      </div>
-    ) : null;
-  const control = (field: Field) => ({
-    id: id(field),
-    name: field,
-    value: values[field],
-    onChange: set(field),
-    'aria-invalid': !!errors[field],
-    'aria-describedby': errors[field] ? id(`${field}-error`) : undefined
-  });
+  const { set, control, errorOf, id } = formFields(
+    values,
+    errors,
+    props.onChange
+  );
 
   return (
     <div className="jp-EnvManager-Form">
-      {errors.general && (
-        <div className="jp-EnvManager-Error" role="alert" data-field="general">
-          {errors.general}
-        </div>
-      )}
+      <GeneralError errors={errors} />
       {mode === 'create' && (
-        <fieldset className="jp-EnvManager-FormRow jp-EnvManager-Scope">
-          <legend>{trans.__('Store')}</legend>
-          <label>
-            <input
-              type="radio"
-              name="scope"
-              value="local"
-              checked={values.scope === 'local'}
-              onChange={set('scope')}
-            />{' '}
-            {trans.__('Local (only you)')}
-          </label>
-          <label
-            title={
-              props.hasShared
-                ? undefined
-                : trans.__('No shared store is configured on the server')
-            }
-          >
-            <input
-              type="radio"
-              name="scope"
-              value="shared"
-              checked={values.scope === 'shared'}
-              disabled={!props.hasShared}
-              onChange={set('scope')}
-            />{' '}
-            {trans.__('Shared (your team)')}
-          </label>
-          {errorOf('scope')}
-        </fieldset>
+        <ScopeField
+          value={values.scope}
+          hasShared={props.hasShared}
+          trans={trans}
+          onChange={set('scope')}
+          error={errorOf('scope')}
+        />
       )}
       <div className="jp-EnvManager-FormRow">
         <label htmlFor={id('name')}>{trans.__('Short name')}</label>
@@ -320,128 +271,35 @@ export function EnvForm(props: IFormProps): JSX.Element {
 }
 
 /**
- * The form as a dialog body: it keeps the values and errors and submits them.
+ * The form as a dialog body.
  */
-export class EnvFormBody extends ReactWidget {
+export class EnvFormBody extends FormBody<IEnvFormValues> {
   constructor(
     private _props: Omit<IFormProps, 'errors' | 'onChange'> & {
       submit: (values: IEnvFormValues, build: boolean) => Promise<IEnv>;
     }
   ) {
-    super();
-    this.addClass('jp-EnvManager-FormBody');
-    this._values = _props.values;
+    super(_props);
   }
 
-  /**
-   * The environment created or saved by the last successful submit.
-   */
-  get result(): IEnv | null {
-    return this._result;
+  protected errorField(field: string | null): string | null {
+    return field && (FIELDS as ReadonlyArray<string>).includes(field)
+      ? field
+      : null;
   }
 
-  /**
-   * Send the form; on a server error keep the dialog open and show the
-   * message next to its field.
-   *
-   * @returns whether the request succeeded
-   */
-  async submit(build: boolean): Promise<boolean> {
-    this._errors = {};
-    this.addClass('jp-mod-busy');
-    this.update();
-    try {
-      this._result = await this._props.submit(this._values, build);
-      return true;
-    } catch (error) {
-      const apiError = error as ApiError;
-      const field = apiError.field as Field | null;
-      if (field && (FIELDS as ReadonlyArray<string>).includes(field)) {
-        this._errors = { [field]: apiError.message };
-      } else {
-        this._errors = { general: apiError.message ?? String(error) };
-      }
-      return false;
-    } finally {
-      this.removeClass('jp-mod-busy');
-      this._focusPending = Object.keys(this._errors).length > 0;
-      this.update();
-    }
-  }
-
-  getValue(): IEnv | null {
-    return this._result;
-  }
-
-  protected render(): JSX.Element {
+  protected renderForm(
+    values: IEnvFormValues,
+    errors: FormErrors,
+    onChange: (values: Partial<IEnvFormValues>) => void
+  ): JSX.Element {
     return (
       <EnvForm
         {...this._props}
-        values={this._values}
-        errors={this._errors}
-        onChange={values => {
-          this._values = values;
-          this.update();
-        }}
+        values={values}
+        errors={errors}
+        onChange={onChange}
       />
     );
   }
-
-  protected onUpdateRequest(msg: Message): void {
-    super.onUpdateRequest(msg);
-    if (this._focusPending) {
-      this._focusPending = false;
-      // Once React has rendered the errors, move focus to the first field in error.
-      void this.renderPromise?.then(() => {
-        this.node.querySelector<HTMLElement>('[aria-invalid="true"]')?.focus();
-      });
-    }
-  }
-
-  private _values: IEnvFormValues;
-  private _errors: IFormProps['errors'] = {};
-  private _result: IEnv | null = null;
-  private _focusPending = false;
-}
-
-/**
- * A dialog whose accept buttons submit the form first and close only when
- * the server accepted it. The button's `actions` carry `build` for
- * "Create and build".
- */
-export class EnvFormDialog extends Dialog<IEnv | null> {
-  constructor(
-    options: Partial<Dialog.IOptions<IEnv | null>> & {
-      body: EnvFormBody;
-      buttons: Dialog.IButton[];
-    }
-  ) {
-    super(options);
-    this._form = options.body;
-    this._buttonList = options.buttons;
-    this._defaultIndex = options.defaultButton ?? options.buttons.length - 1;
-  }
-
-  resolve(index?: number): void {
-    const button = this._buttonList[index ?? this._defaultIndex];
-    if (!button || !button.accept) {
-      super.resolve(index);
-      return;
-    }
-    if (this._busy) {
-      return;
-    }
-    this._busy = true;
-    void this._form.submit(button.actions.includes('build')).then(ok => {
-      this._busy = false;
-      if (ok) {
-        super.resolve(index);
-      }
-    });
-  }
-
-  private _form: EnvFormBody;
-  private _buttonList: Dialog.IButton[];
-  private _defaultIndex: number;
-  private _busy = false;
 }

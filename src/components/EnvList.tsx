@@ -1,5 +1,9 @@
 import type { TranslationBundle } from '@jupyterlab/translation';
-import { refreshIcon, addIcon } from '@jupyterlab/ui-components';
+import {
+  addIcon,
+  fileUploadIcon,
+  refreshIcon
+} from '@jupyterlab/ui-components';
 import type { CommandRegistry } from '@lumino/commands';
 import * as React from 'react';
 import { CommandIDs } from '../tokens';
@@ -74,6 +78,16 @@ export function EnvList(props: IProps): JSX.Element {
           onClick={() => void commands.execute(CommandIDs.create)}
         >
           <addIcon.react tag="span" elementSize="normal" />
+        </button>
+        <button
+          type="button"
+          className="jp-EnvManager-IconButton"
+          title={trans.__('Import environment.yml')}
+          aria-label={trans.__('Import environment.yml')}
+          disabled={!ready}
+          onClick={() => void commands.execute(CommandIDs.importEnv)}
+        >
+          <fileUploadIcon.react tag="span" elementSize="normal" />
         </button>
         <button
           type="button"

@@ -1,7 +1,8 @@
 import { expect, test } from '@jupyterlab/galata';
-import type { APIRequestContext, Locator, Page } from '@playwright/test';
+import type { Locator, Page } from '@playwright/test';
 import * as fs from 'fs';
 import * as path from 'path';
+import { API, remove } from './helpers';
 
 /**
  * The user journey of the issue, against the local test channel and wheelhouse
@@ -15,35 +16,7 @@ import * as path from 'path';
 const PANEL = 'jupyter-env-manager-panel';
 const NAME = 'journey';
 const SHARED_NAME = 'journey-team';
-const API = 'env-manager/environments';
 const PY_XY = /Python (\d+\.\d+)/;
-
-/**
- * Delete an environment if it exists (cancelling its build first), so that the
- * other tests find the stores as they left them.
- */
-async function remove(
-  request: APIRequestContext,
-  baseURL: string,
-  scope: string,
-  name: string
-): Promise<void> {
-  const url = `${baseURL}/${API}/${scope}/${name}`;
-  for (let attempt = 0; attempt < 60; attempt++) {
-    const response = await request.delete(url);
-    if ([204, 404].includes(response.status())) {
-      return;
-    }
-    // 409: a build or copy is running; cancel it and try again.
-    const env = await (await request.get(url)).json();
-    const build = env.latest_build;
-    if (build && ['queued', 'running'].includes(build.status)) {
-      await request.delete(`${url}/builds/${build.version}`);
-    }
-    await new Promise(resolve => setTimeout(resolve, 500));
-  }
-  throw new Error(`Could not delete ${scope}/${name}`);
-}
 
 /**
  * The installed version of the envmgr-hello wheel in an environment, read on disk.

@@ -1,0 +1,175 @@
+import type { TranslationBundle } from '@jupyterlab/translation';
+import * as React from 'react';
+import type { IEnv, IImportEnvRequest, Scope } from '../tokens';
+import {
+  FormBody,
+  FormErrors,
+  formFields,
+  GeneralError,
+  ScopeField
+} from './Form';
+
+/**
+ * What the import form edits.
+ */
+export interface IImportFormValues {
+  scope: Scope;
+  /**
+   * Empty to use the name in the file.
+   */
+  name: string;
+  environment_yml: string;
+}
+
+/**
+ * The top-level `name:` of an environment.yml, for the name field's
+ * placeholder (the server parses the file; this is only a hint).
+ */
+export function ymlName(text: string): string {
+  const match = /^name:[ \t]*(.*)$/m.exec(text);
+  if (!match) {
+    return '';
+  }
+  const value = match[1].replace(/\s+#.*$/, '').trim();
+  return value.replace(/^(['"])(.*)\1$/, '$2');
+}
+
+/**
+ * The body of POST environments/import for the form values.
+ */
+export function importRequest(
+  values: IImportFormValues,
+  build: boolean
+): IImportEnvRequest {
+  const request: IImportEnvRequest = {
+    scope: values.scope,
+    environment_yml: values.environment_yml,
+    build
+  };
+  if (values.name.trim()) {
+    request.name = values.name.trim();
+  }
+  return request;
+}
+
+interface IImportFormProps {
+  values: IImportFormValues;
+  errors: FormErrors;
+  hasShared: boolean;
+  trans: TranslationBundle;
+  onChange: (values: Partial<IImportFormValues>) => void;
+}
+
+/**
+ * The "Import environment.yml" form: the file is picked or pasted into the
+ * text area. Server validation errors are shown next to the field they
+ * concern; those about the file's content next to the text area.
+ */
+export function ImportForm(props: IImportFormProps): JSX.Element {
+  const { values, errors, trans } = props;
+  const { set, control, errorOf, id } = formFields(
+    values,
+    errors,
+    props.onChange
+  );
+  const fileName = ymlName(values.environment_yml);
+  const pick = async (event: React.ChangeEvent<HTMLInputElement>) => {
+    const input = event.target;
+    const file = input.files?.[0];
+    if (file) {
+      props.onChange({ environment_yml: await file.text() });
+    }
+    // Picking the same file again reads it again.
+    input.value = '';
+  };
+
+  return (
+    <div className="jp-EnvManager-Form">
+      <GeneralError errors={errors} />
+      <ScopeField
+        value={values.scope}
+        hasShared={props.hasShared}
+        trans={trans}
+        onChange={set('scope')}
+        error={errorOf('scope')}
+      />
+      <div className="jp-EnvManager-FormRow">
+        <label htmlFor={id('name')}>{trans.__('Short name')}</label>
+        <input
+          {...control('name')}
+          className="jp-mod-styled"
+          placeholder={fileName || trans.__('the name in the file')}
+          autoComplete="off"
+          spellCheck={false}
+        />
+        <div className="jp-EnvManager-Hint">
+          {trans.__('Leave empty to use the name in the file.')}
+        </div>
+        {errorOf('name')}
+      </div>
+      <div className="jp-EnvManager-FormRow">
+        <label htmlFor={id('file')}>{trans.__('File')}</label>
+        <input
+          id={id('file')}
+          type="file"
+          accept=".yml,.yaml"
+          onChange={event => void pick(event)}
+        />
+      </div>
+      <div className="jp-EnvManager-FormRow">
+        <label htmlFor={id('environment_yml')}>
+          {trans.__('environment.yml (pick a file or paste it here)')}
+        </label>
+        <textarea
+          {...control('environment_yml')}
+          className="jp-mod-styled"
+          rows={10}
+          spellCheck={false}
+          placeholder={
+            'name: analysis\ndependencies:\n  - python=3.11\n  - pandas\n  - pip:\n    - requests'
+          }
+        />
+        {errorOf('environment_yml')}
+      </div>
+    </div>
+  );
+}
+
+/**
+ * The import form as a dialog body.
+ */
+export class ImportFormBody extends FormBody<IImportFormValues> {
+  constructor(
+    private _props: Omit<IImportFormProps, 'errors' | 'onChange'> & {
+      submit: (values: IImportFormValues, build: boolean) => Promise<IEnv>;
+    }
+  ) {
+    super(_props);
+  }
+
+  /**
+   * Errors about the name and the store are shown next to their fields;
+   * those about the spec (conda, pip, python, channels) come from the file.
+   */
+  protected errorField(field: string | null): string | null {
+    if (!field) {
+      return null;
+    }
+    return field === 'name' || field === 'scope' ? field : 'environment_yml';
+  }
+
+  protected renderForm(
+    values: IImportFormValues,
+    errors: FormErrors,
+    onChange: (values: Partial<IImportFormValues>) => void
+  ): JSX.Element {
+    return (
+      <ImportForm
+        {...this._props}
+        values={values}
+        errors={errors}
+        onChange={onChange}
+      />
+    );
+  }
+}

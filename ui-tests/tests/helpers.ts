@@ -1,0 +1,33 @@
+import type { APIRequestContext } from '@playwright/test';
+
+/**
+ * The REST route of the environments, below the server's base URL.
+ */
+export const API = 'env-manager/environments';
+
+/**
+ * Delete an environment if it exists (cancelling its build first), so that the
+ * other tests find the stores as they left them.
+ */
+export async function remove(
+  request: APIRequestContext,
+  baseURL: string,
+  scope: string,
+  name: string
+): Promise<void> {
+  const url = `${baseURL}/${API}/${scope}/${name}`;
+  for (let attempt = 0; attempt < 60; attempt++) {
+    const response = await request.delete(url);
+    if ([204, 404].includes(response.status())) {
+      return;
+    }
+    // 409: a build or copy is running; cancel it and try again.
+    const env = await (await request.get(url)).json();
+    const build = env.latest_build;
+    if (build && ['queued', 'running'].includes(build.status)) {
+      await request.delete(`${url}/builds/${build.version}`);
+    }
+    await new Promise(resolve => setTimeout(resolve, 500));
+  }
+  throw new Error(`Could not delete ${scope}/${name}`);
+}
