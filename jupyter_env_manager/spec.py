@@ -392,7 +392,7 @@ def from_environment_yml(text: Any) -> tuple[str | None, dict[str, Any]]:
         conda = [c for c in conda if c.strip() != "pip"]
     body: dict[str, Any] = {"conda": conda, "pip": pip}
     if python:
-        body["python"] = python.rstrip(".*") if python.endswith(".*") else python
+        body["python"] = python.removesuffix(".*")
     if doc.get("channels") is not None:
         body["channels"] = [c for c in doc["channels"] if c != "defaults"]
     fields = validate_fields(body, SPEC_FIELDS)

@@ -55,3 +55,25 @@ export function env(overrides: Partial<IEnv> = {}): IEnv {
     ...overrides
   };
 }
+
+/**
+ * Wait for the event loop (and the mock server) a little.
+ */
+export const wait = (ms: number): Promise<void> =>
+  new Promise(resolve => setTimeout(resolve, ms));
+
+/**
+ * Resolve once ``check()`` holds; fail after ``timeoutMs``.
+ */
+export async function until(
+  check: () => boolean,
+  timeoutMs = 2000
+): Promise<void> {
+  const start = Date.now();
+  while (!check()) {
+    if (Date.now() - start > timeoutMs) {
+      throw new Error('timed out');
+    }
+    await wait(5);
+  }
+}

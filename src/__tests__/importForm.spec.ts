@@ -11,21 +11,10 @@ import {
   ymlName
 } from '../components/ImportForm';
 import { EnvManagerModel } from '../model';
-import { build, env, serverInfo } from './fixtures';
+import { build, env, serverInfo, until } from './fixtures';
 import { MockEnvServer } from './mockServer';
 
 const trans = nullTranslator.load('jupyter_env_manager');
-const wait = (ms: number) => new Promise(resolve => setTimeout(resolve, ms));
-
-async function until(check: () => boolean, timeoutMs = 2000): Promise<void> {
-  const start = Date.now();
-  while (!check()) {
-    if (Date.now() - start > timeoutMs) {
-      throw new Error('timed out');
-    }
-    await wait(5);
-  }
-}
 
 /**
  * Render a form body now and wait until `selector` matches in it.

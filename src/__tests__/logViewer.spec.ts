@@ -5,21 +5,10 @@ import { EnvManagerAPI } from '../api';
 import { EnvManagerModel } from '../model';
 import { EventSchemas } from '../tokens';
 import { LogViewer } from '../widgets/LogViewer';
-import { build } from './fixtures';
+import { build, until, wait } from './fixtures';
 import { MockEnvServer } from './mockServer';
 
 const trans = nullTranslator.load('jupyter_env_manager');
-const wait = (ms: number) => new Promise(resolve => setTimeout(resolve, ms));
-
-async function until(check: () => boolean, timeoutMs = 2000): Promise<void> {
-  const start = Date.now();
-  while (!check()) {
-    if (Date.now() - start > timeoutMs) {
-      throw new Error('timed out');
-    }
-    await wait(5);
-  }
-}
 
 describe('LogViewer', () => {
   let server: MockEnvServer;

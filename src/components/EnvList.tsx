@@ -2,6 +2,7 @@ import type { TranslationBundle } from '@jupyterlab/translation';
 import {
   addIcon,
   fileUploadIcon,
+  LabIcon,
   refreshIcon
 } from '@jupyterlab/ui-components';
 import type { CommandRegistry } from '@lumino/commands';
@@ -69,35 +70,23 @@ export function EnvList(props: IProps): JSX.Element {
           disabled={!ready}
           onChange={event => (model.filter = event.target.value)}
         />
-        <button
-          type="button"
-          className="jp-EnvManager-IconButton"
-          title={trans.__('New environment')}
-          aria-label={trans.__('New environment')}
+        <ToolbarButton
+          label={trans.__('New environment')}
+          icon={addIcon}
           disabled={!ready}
           onClick={() => void commands.execute(CommandIDs.create)}
-        >
-          <addIcon.react tag="span" elementSize="normal" />
-        </button>
-        <button
-          type="button"
-          className="jp-EnvManager-IconButton"
-          title={trans.__('Import environment.yml')}
-          aria-label={trans.__('Import environment.yml')}
+        />
+        <ToolbarButton
+          label={trans.__('Import environment.yml')}
+          icon={fileUploadIcon}
           disabled={!ready}
           onClick={() => void commands.execute(CommandIDs.importEnv)}
-        >
-          <fileUploadIcon.react tag="span" elementSize="normal" />
-        </button>
-        <button
-          type="button"
-          className="jp-EnvManager-IconButton"
-          title={trans.__('Refresh')}
-          aria-label={trans.__('Refresh')}
+        />
+        <ToolbarButton
+          label={trans.__('Refresh')}
+          icon={refreshIcon}
           onClick={() => void model.refresh()}
-        >
-          <refreshIcon.react tag="span" elementSize="normal" />
-        </button>
+        />
       </div>
       {ready &&
         (['local', 'shared'] as Scope[]).map(scope => (
@@ -193,5 +182,28 @@ function Section(
         </>
       )}
     </section>
+  );
+}
+
+/**
+ * An icon button of the panel's toolbar; its label is its tooltip and aria-label.
+ */
+function ToolbarButton(props: {
+  label: string;
+  icon: LabIcon;
+  disabled?: boolean;
+  onClick: () => void;
+}): JSX.Element {
+  return (
+    <button
+      type="button"
+      className="jp-EnvManager-IconButton"
+      title={props.label}
+      aria-label={props.label}
+      disabled={props.disabled}
+      onClick={props.onClick}
+    >
+      <props.icon.react tag="span" elementSize="normal" />
+    </button>
   );
 }
