@@ -15,6 +15,14 @@ if [ ! -x "$chromium" ]; then
   fi
 fi
 
+# A virtual environment of the tests' own (.venv, made if missing) unless one is active: the
+# machine's Python may hold a stale labextension link or an older install of this package.
+if [ -z "${VIRTUAL_ENV:-}" ]; then
+  [ -x .venv/bin/python ] || python3 -m venv .venv
+  # shellcheck disable=SC1091
+  . .venv/bin/activate
+fi
+
 # Python package (editable, with the labextension built and linked) and test dependencies.
 python -m pip install -q -e ".[test]"
 jupyter labextension develop . --overwrite >/dev/null

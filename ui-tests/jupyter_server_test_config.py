@@ -40,3 +40,6 @@ c.EnvManager.watch_interval_s = 0.5  # noqa: F821
 
 # Kernelspecs the tests activate go to a throw-away data dir, not ~/.local.
 os.environ["JUPYTER_DATA_DIR"] = str(root / "jupyter-data")
+# Builds register their prefixes in ~/.conda/environments.txt as conda does: a throw-away home.
+(root / "home").mkdir(exist_ok=True)
+os.environ["HOME"] = str(root / "home")
