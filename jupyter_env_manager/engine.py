@@ -296,6 +296,9 @@ class Builder:
                 pip_pins = [f"{d['name']}=={d['version']}" for d in base_pip]
         await self.install(records, requested)
         pip = await self.pip_layer(pip_reqs, pip_pins)
+        if self.store.access is not None:
+            opened = await asyncio.to_thread(self.store.access.open_tree, self.staging)
+            self.log.write(f"shared store: {opened} paths given the store's permissions")
         self.log.set_phase("verify")
         await self.verify()
         write_locks(self.build_dir, records, pip, self.channels)

@@ -29,6 +29,12 @@ class ValidationError(EnvManagerError):
     status = 400
 
 
+class Forbidden(EnvManagerError):
+    """The user may not change this store or environment (file permissions say so)."""
+
+    status = 403
+
+
 class NotFound(EnvManagerError):
     status = 404
 

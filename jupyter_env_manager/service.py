@@ -17,7 +17,7 @@ from typing import Any
 
 from . import kernels
 from .engine import BuildJob, read_lock, register_conda_env, unregister_conda_env, write_locks
-from .errors import Conflict, NotFound, ValidationError
+from .errors import Conflict, Forbidden, NotFound, ValidationError
 from .listing import EnvViews
 from .spec import (
     SPEC_FIELDS,
@@ -90,6 +90,7 @@ class EnvService:
             "user": self._user,
             "local_root": str(self.local.root),
             "shared_root": str(self.shared.root) if self.shared else None,
+            "shared_access": self.shared.permission() if self.shared else None,
             "channels": list(self.settings.channels),
             "engine": {"name": "py-rattler", "version": _dist_version("py-rattler")},
             "pip_engine": {"name": "uv", "version": _dist_version("uv")},
@@ -124,7 +125,12 @@ class EnvService:
         installed = kernels.installed()
         out = []
         for store in self.stores(scope):
-            managed = store.managed_names()
+            try:
+                managed = store.managed_names()
+            except Forbidden:
+                if scope:
+                    raise
+                continue  # both stores: list the one we may read (info says why)
             for name in managed:
                 try:
                     out.append(self.views.view(store, name, installed))
@@ -187,6 +193,7 @@ class EnvService:
         fields = validate_fields(body, SPEC_FIELDS)
         self._check_base(scope, fields.get("base"))
         store.check_prefix_length(name)
+        store.check_writable()
         spec = make_spec(name, fields)
         stamp = now()
         store.create_env(EnvRecord(spec, stamp, stamp, current_user()))
@@ -229,6 +236,7 @@ class EnvService:
     def update_env(self, scope: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
         store = self._managed(scope, name)
         fields = validate_fields(body, SPEC_FIELDS)
+        store.check_writable(name)
         with store.env_lock(name):
             record = store.read_env(name)
             merged = {**record.spec.to_dict(), **fields}
@@ -249,6 +257,7 @@ class EnvService:
 
     def delete_env(self, scope: str, name: str) -> None:
         store = self._managed(scope, name)
+        store.check_writable(name)
         latest = store.latest_build(name)
         if latest and latest.status in LIVE and store.build_is_alive(name, latest):
             raise Conflict(
@@ -294,6 +303,7 @@ class EnvService:
         **job_extra,
     ) -> Build:
         """Number and record a build, unless one is already queued or running (409)."""
+        store.check_writable(name)
         with store.env_lock(name):
             latest = store.latest_build(name)
             if latest and latest.status in LIVE:
@@ -308,10 +318,11 @@ class EnvService:
                 name, Build(version=0, kind=kind, source=source, owner=host_owner())
             )
             job = self._job(store, name, build, spec, **job_extra)
-            (store.build_dir(name, build.version) / "job.json").write_text(
-                json.dumps(job.to_dict(), indent=1)
+            store.new_file(
+                store.build_dir(name, build.version) / "job.json",
+                json.dumps(job.to_dict(), indent=1),
             )
-            store.log_path(name, build.version).touch()
+            store.new_file(store.log_path(name, build.version))
         self.emit("build", build.event("queued", store.scope, name))
         return build
 
@@ -371,6 +382,7 @@ class EnvService:
                 f"Environment {name!r} has no built version to copy", field="name", item=name
             )
         target_store.check_prefix_length(new_name)
+        target_store.check_writable()
         record = source_store.read_env(name)
         spec = EnvSpec.from_dict({**record.spec.to_dict(), "name": new_name})
         if spec.display_name == name:
@@ -602,30 +614,25 @@ class EnvService:
         spec = make_spec(name, fields)
         stamp = now()
         record = EnvRecord(spec, stamp, stamp, current_user(), {"adopted": True})
-        # The prefix already exists: claim the metadata directly (create_env refuses that).
-        store.ensure()
-        try:
-            store.env_dir(name).mkdir()
-        except FileExistsError:
-            raise Conflict(
-                f"Environment {name!r} is already managed", field="name", item=name
-            ) from None
-        (store.env_dir(name) / "builds").mkdir()
-        store.write_env(name, record)
+        store.check_writable()
+        store.create_env(record, existing_prefix=True)
         # Version 1 is the prefix as found: its records become the lock, so it can be
         # reverted to, copied and exported like any build.
         build = store.allocate_build(
             name, Build(version=0, kind="adopt", status="succeeded", started_at=stamp)
         )
         build_dir = store.build_dir(name, build.version)
-        (build_dir / "spec.json").write_text(json.dumps(spec.to_dict(), indent=1))
+        store.new_file(build_dir / "spec.json", json.dumps(spec.to_dict(), indent=1))
         channels = sorted({str(r.channel) for r in records if r.channel}) or list(
             self.settings.channels
         )
         write_locks(build_dir, records, [], channels)
-        store.log_path(name, build.version).write_text(
-            f"[{stamp[11:19]}] adopted {len(records)} packages from {store.prefix(name)}\n"
+        store.new_file(
+            store.log_path(name, build.version),
+            f"[{stamp[11:19]}] adopted {len(records)} packages from {store.prefix(name)}\n",
         )
+        if store.access is not None:
+            store.access.open_tree(build_dir)
         build.finished_at = now()
         store.write_build(name, build)
         state = store.read_state(name)

@@ -13,7 +13,8 @@ Layout (``<root>`` is a conda envs directory, so conda/mamba see ordinary enviro
 Designed for many writers on one (NFS) directory: version numbers are claimed with an atomic
 ``mkdir``, metadata is replaced with ``rename``, a running build holds an ``flock`` on its
 environment's ``build.lock`` (released by the kernel when its process dies, which is how an
-interrupted build is recognised), and no per-user state lives here.
+interrupted build is recognised), and no per-user state lives here. In the shared store,
+whatever we make grants the team what the root grants (see :mod:`.access`).
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .errors import Conflict, NotFound, ValidationError
+from .access import Access, open_lock
+from .errors import Conflict, Forbidden, NotFound, ValidationError
 from .spec import MAX_PREFIX_LENGTH, EnvSpec
 
 META = ".envmgr"
@@ -62,12 +64,14 @@ def current_user() -> str:
         return str(os.getuid())
 
 
-def write_json(path: Path, data: Any) -> None:
+def write_json(path: Path, data: Any, mode: int | None = None) -> None:
     """Replace ``path`` atomically (readers see the old or the new file, never half of one)."""
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     with open(tmp, "w") as f:
         json.dump(data, f, indent=1)
         f.flush()
+        if mode is not None:
+            os.fchmod(f.fileno(), mode)
         os.fsync(f.fileno())
     os.replace(tmp, path)
 
@@ -162,6 +166,73 @@ class Store:
         self.root = Path(root)
         self.scope = scope
         self.meta = self.root / META
+        self._access: Access | None = None
+
+    # -- permissions -------------------------------------------------------------------------
+
+    @property
+    def access(self) -> Access | None:
+        """The shared store's policy, read from its root (None: the local store, or no root)."""
+        if self._access is None and self.scope == "shared":
+            try:
+                self._access = Access.of(self.root)
+            except FileNotFoundError:
+                return None
+        return self._access
+
+    def _mkdir(self, path: Path, exist_ok: bool = False) -> None:
+        """``mkdir`` one directory of ours (its parent exists), with the store's mode."""
+        try:
+            path.mkdir()
+        except FileExistsError:
+            if not exist_ok:
+                raise
+            return
+        if self.access is not None:
+            self.access.apply(path)
+
+    def _write_json(self, path: Path, data: Any) -> None:
+        write_json(path, data, self.access.file_mode() if self.access else None)
+
+    def new_file(self, path: Path, text: str = "") -> None:
+        """Write a small file of ours (job.json, an empty log), with the store's mode."""
+        path.write_text(text)
+        if self.access is not None:
+            self.access.apply(path)
+
+    def permission(self) -> str:
+        """What this user may do here, by the file permissions: "write", "read" or "none"."""
+        probe = self.meta / "envs"
+        while not os.path.exists(probe) and probe != probe.parent:
+            probe = probe.parent  # not made yet: whoever may make it may write
+        if os.access(probe, os.W_OK | os.X_OK):
+            return "write"
+        return "read" if os.access(probe, os.R_OK | os.X_OK) else "none"
+
+    def unreadable(self) -> Forbidden:
+        return Forbidden(
+            f"You ({current_user()}) may not read the {self.scope} store {self.root} "
+            "(ask its owner to give your group read access)"
+        )
+
+    def check_writable(self, name: str | None = None) -> None:
+        """Refuse (403) a change this user's file permissions would not let through.
+
+        Without a name: making a new environment in the store. With one: changing that
+        environment (build, revert, edit, delete).
+        """
+        dirs = [self.env_dir(name), self.env_dir(name) / "builds"] if name else []
+        envs = self.meta / "envs"
+        dirs.append(envs if envs.exists() else self.root if self.root.exists() else None)
+        for d in dirs:
+            if d is not None and d.exists() and not os.access(d, os.W_OK | os.X_OK):
+                what = f"environment {name!r} in the" if name else "the"
+                raise Forbidden(
+                    f"You ({current_user()}) may not change {what} {self.scope} store: "
+                    f"{d} is not writable for you (ask the store's owner: its root's group "
+                    "needs write permission, e.g. chmod 2775)",
+                    item=name,
+                )
 
     # -- paths -------------------------------------------------------------------------------
 
@@ -182,11 +253,13 @@ class Store:
         return self.meta / "trash"
 
     def ensure(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._mkdir(self.meta, exist_ok=True)
         for d in (self.meta / "envs", self.meta / "staging", self.trash):
-            d.mkdir(parents=True, exist_ok=True)
+            self._mkdir(d, exist_ok=True)
         store_file = self.meta / "store.json"
         if not store_file.exists():
-            write_json(store_file, {"format": STORE_FORMAT, "created_at": now()})
+            self._write_json(store_file, {"format": STORE_FORMAT, "created_at": now()})
 
     def check_prefix_length(self, name: str) -> None:
         length = len(str(self.prefix(name)))
@@ -207,6 +280,8 @@ class Store:
             )
         except FileNotFoundError:
             return []
+        except PermissionError:
+            raise self.unreadable() from None
 
     def unmanaged_names(self, managed: set[str] | None = None) -> list[str]:
         """Conda prefixes in the root that we did not create (made by conda, mamba, ...)."""
@@ -216,6 +291,8 @@ class Store:
             entries = list(os.scandir(self.root))
         except FileNotFoundError:
             return []
+        except PermissionError:
+            raise self.unreadable() from None
         for e in entries:
             if e.name[0] == "." or e.name in managed or not e.is_dir():
                 continue
@@ -224,7 +301,10 @@ class Store:
         return sorted(names)
 
     def exists(self, name: str) -> bool:
-        return (self.env_dir(name) / "env.json").exists()
+        try:
+            return (self.env_dir(name) / "env.json").exists()
+        except PermissionError:
+            raise self.unreadable() from None
 
     # -- metadata ----------------------------------------------------------------------------
 
@@ -235,13 +315,17 @@ class Store:
         return EnvRecord.from_dict(data)
 
     def write_env(self, name: str, record: EnvRecord) -> None:
-        write_json(self.env_dir(name) / "env.json", record.to_dict())
+        self._write_json(self.env_dir(name) / "env.json", record.to_dict())
 
-    def create_env(self, record: EnvRecord) -> None:
-        """Claim the name atomically; a second creator gets a conflict."""
+    def create_env(self, record: EnvRecord, existing_prefix: bool = False) -> None:
+        """Claim the name atomically; a second creator gets a conflict.
+
+        ``existing_prefix``: adopting a prefix made by conda/mamba (otherwise a prefix of that
+        name that is not ours is a conflict).
+        """
         name = record.spec.name
         self.ensure()
-        if self.prefix(name).exists() and not self.exists(name):
+        if not existing_prefix and self.prefix(name).exists() and not self.exists(name):
             raise Conflict(
                 f"A conda environment named {name!r} already exists in the {self.scope} store "
                 "(not made by this extension: adopt it instead)",
@@ -249,21 +333,21 @@ class Store:
                 item=name,
             )
         try:
-            self.env_dir(name).mkdir()
+            self._mkdir(self.env_dir(name))
         except FileExistsError:
             raise Conflict(
                 f"An environment named {name!r} already exists in the {self.scope} store",
                 field="name",
                 item=name,
             ) from None
-        (self.env_dir(name) / "builds").mkdir()
+        self._mkdir(self.env_dir(name) / "builds")
         self.write_env(name, record)
 
     def read_state(self, name: str) -> dict[str, Any]:
         return read_json(self.env_dir(name) / "state.json", {}) or {}
 
     def write_state(self, name: str, state: dict[str, Any]) -> None:
-        write_json(self.env_dir(name) / "state.json", state)
+        self._write_json(self.env_dir(name) / "state.json", state)
 
     def active_version(self, name: str) -> int | None:
         return self.read_state(name).get("active_version")
@@ -285,7 +369,7 @@ class Store:
         return Build.from_dict(data)
 
     def write_build(self, name: str, build: Build) -> None:
-        write_json(self.build_dir(name, build.version) / "build.json", build.to_dict())
+        self._write_json(self.build_dir(name, build.version) / "build.json", build.to_dict())
 
     def latest_build(self, name: str) -> Build | None:
         versions = self.versions(name)
@@ -302,7 +386,7 @@ class Store:
         version = (self.versions(name) or [0])[-1] + 1
         while True:
             try:
-                (base / str(version)).mkdir()
+                self._mkdir(base / str(version))
                 break
             except FileExistsError:
                 version += 1
@@ -318,20 +402,19 @@ class Store:
     @contextlib.contextmanager
     def env_lock(self, name: str) -> Iterator[None]:
         """A short critical section on one environment's metadata (across processes)."""
-        path = self.env_dir(name) / "env.lock"
-        with open(path, "a") as f:
-            fcntl.flock(f, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(f, fcntl.LOCK_UN)
+        fd = open_lock(self.env_dir(name) / "env.lock", self.access)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
 
     def build_lock_path(self, name: str) -> Path:
         return self.env_dir(name) / "build.lock"
 
     def try_build_lock(self, name: str) -> int | None:
         """Take the build lock without waiting; returns the fd holding it, or None if taken."""
-        fd = os.open(self.build_lock_path(name), os.O_RDWR | os.O_CREAT, 0o666)
+        fd = open_lock(self.build_lock_path(name), self.access)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as err:
@@ -366,6 +449,8 @@ class Store:
     def reap(self, name: str, build: Build) -> Build:
         """Mark a dead queued/running build interrupted and clear its staging leftovers."""
         if build.status in LIVE and not self.build_is_alive(name, build):
+            if not os.access(self.build_dir(name, build.version), os.W_OK):
+                return build  # a teammate's, in a store read-only for us: its owner will
             with self.env_lock(name):
                 build = self.read_build(name, build.version)
                 if build.status in LIVE and not self.build_is_alive(name, build):
@@ -390,7 +475,7 @@ class Store:
         target = self.prefix(name)
         (staging / MARKER).write_text(json.dumps({"version": version}))
         journal = self.env_dir(name) / "swap.json"
-        write_json(journal, {"version": version, "staging": str(staging), "summary": summary})
+        self._write_json(journal, {"version": version, "staging": str(staging), "summary": summary})
         old = None
         if target.exists():
             old = self.trash / f"{name}.{uuid.uuid4().hex[:8]}"
@@ -471,7 +556,7 @@ class Store:
         """Remove prefix and metadata: the prefix is first renamed away (atomic)."""
         target = self.prefix(name)
         if target.exists():
-            self.trash.mkdir(parents=True, exist_ok=True)
+            self._mkdir(self.trash, exist_ok=True)
             gone = self.trash / f"{name}.{uuid.uuid4().hex[:8]}"
             os.rename(target, gone)
             self.remove_tree(gone)

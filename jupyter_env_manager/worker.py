@@ -31,6 +31,8 @@ def run(build_dir: Path) -> int:
     if job.niceness > 0:
         os.nice(job.niceness)  # the server and the kernels come first; uv inherits it
     store = Store(job.root, job.scope)
+    if store.access is not None:  # a shared store: what the build makes is the team's too
+        os.umask(store.access.umask)
     name, version = job.name, job.version
     lock_fd = store.try_build_lock(name)
     build = store.read_build(name, version)

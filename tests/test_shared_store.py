@@ -1,0 +1,320 @@
+"""The shared store is the team's: what anyone builds there, the others can use and change.
+
+The policy (jupyter_env_manager/access.py) reads the store root's permissions. The first tests
+check the modes a real build leaves under a ``2775`` root, whatever the builder's umask. The
+last one is the multi-user store for real: three Unix users (two in the team's group, one not)
+run ``jupyter envmgr`` on one shared directory, each with umask 077. It creates users, so it
+runs only as root with ``ENVMGR_TEST_USERS=1`` (CI sets it; see .ci/run).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import grp
+import json
+import os
+import pwd
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+from helpers import build
+
+from jupyter_env_manager.access import Access
+from jupyter_env_manager.store import Store
+
+
+@contextlib.contextmanager
+def umask(mask: int):
+    old = os.umask(mask)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def walk(top: Path):
+    """(path, lstat) of every directory and regular file under ``top``, ``top`` included."""
+    yield top, os.lstat(top)
+    for dirpath, dirnames, filenames in os.walk(top):
+        for name in dirnames + filenames:
+            path = Path(dirpath, name)
+            st = os.lstat(path)
+            if stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode):
+                yield path, st
+
+
+@pytest.mark.parametrize(
+    "root_mode, dirs, files, programs, locks, mask",
+    [
+        (0o2775, 0o2775, 0o644, 0o755, 0o664, 0o002),  # a team directory
+        (0o2770, 0o2770, 0o640, 0o750, 0o660, 0o007),  # the team only
+        (0o755, 0o755, 0o644, 0o755, 0o644, 0o022),  # an admin's store, read-only for others
+        (0o700, 0o700, 0o600, 0o700, 0o600, 0o077),  # nobody else
+    ],
+)
+def test_access_follows_the_root(tmp_path, root_mode, dirs, files, programs, locks, mask):
+    root = tmp_path / "store"
+    root.mkdir()
+    os.chmod(root, root_mode)
+    access = Access.of(root)
+    assert (access.dir_mode, access.file_mode(), access.file_mode(executable=True)) == (
+        dirs,
+        files,
+        programs,
+    )
+    assert (access.lock_mode, access.umask) == (locks, mask)
+    assert Store(root, "shared").access == access
+    assert Store(root, "local").access is None  # the local store keeps the user's umask
+
+
+def other_group() -> grp.struct_group | None:
+    """A group this process is not in by default, to see the root's group inherited."""
+    if os.geteuid() != 0:
+        return None
+    for name in ("users", "staff", "nogroup"):
+        with contextlib.suppress(KeyError):
+            g = grp.getgrnam(name)
+            if g.gr_gid != os.getegid():
+                return g
+    return None
+
+
+def test_a_build_in_the_shared_store_is_the_teams_whatever_the_umask(service, envmgr_settings):
+    shared = Path(envmgr_settings["shared_root"])
+    shared.mkdir(parents=True)
+    group = other_group()
+    if group is not None:
+        os.chown(shared, -1, group.gr_gid)
+    os.chmod(shared, 0o2775)
+    with umask(0o077):  # the builder's own umask would shut the team out
+        service.create_env(
+            {"scope": "shared", "name": "team", "conda": ["alpha"], "pip": ["envmgr-hello==1.0"]}
+        )
+        assert build(service, "shared", "team").status == "succeeded"
+        service.create_env({"scope": "local", "name": "mine", "conda": ["alpha"]})
+        assert build(service, "local", "mine").status == "succeeded"
+
+    store = service.store("shared")
+    checked = {"dirs": 0, "files": 0, "programs": 0, "locks": 0}
+    for path, st in walk(shared):
+        mode = stat.S_IMODE(st.st_mode)
+        if group is not None:
+            assert st.st_gid == group.gr_gid, path  # inherited through setgid directories
+        if stat.S_ISDIR(st.st_mode):
+            assert mode & 0o2075 == 0o2075, (path, oct(mode))  # g+rwx, o+rx, setgid
+            checked["dirs"] += 1
+        elif path.suffix == ".lock":
+            assert mode & 0o064 == 0o064, (path, oct(mode))  # g+rw: NFS locks need write
+            checked["locks"] += 1
+        else:
+            assert mode & 0o044 == 0o044, (path, oct(mode))
+            checked["files"] += 1
+            if mode & 0o100:
+                assert mode & 0o011 == 0o011, (path, oct(mode))
+                checked["programs"] += 1
+    assert checked["locks"] == 2  # env.lock, build.lock
+    assert min(checked.values()) > 0 and checked["files"] > 100, checked
+    # The pip layer (uv) and the records rattler writes 0600 are among them.
+    assert (store.prefix("team") / "bin" / "envmgr-hello").exists()
+    assert any(p.name.startswith("alpha-") for p in (store.prefix("team") / "conda-meta").iterdir())
+
+    # The local store is the user's alone: it keeps the umask.
+    local = service.store("local")
+    for path in (local.prefix("mine"), local.prefix("mine") / "conda-meta", local.env_dir("mine")):
+        assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, path
+
+
+# -- three users, one shared directory ----------------------------------------------------------
+
+TEAM = "envmgr-team"
+ALICE, BOB, CAROL = "envmgr-alice", "envmgr-bob", "envmgr-carol"
+
+needs_users = pytest.mark.skipif(
+    os.environ.get("ENVMGR_TEST_USERS") != "1" or os.geteuid() != 0 or not shutil.which("useradd"),
+    reason="creates Unix users: runs as root with ENVMGR_TEST_USERS=1 (CI sets it)",
+)
+
+
+def _remove_users() -> None:
+    for user in (ALICE, BOB, CAROL):
+        subprocess.run(["userdel", "-r", user], capture_output=True, check=False)
+    subprocess.run(["groupdel", TEAM], capture_output=True, check=False)
+
+
+@contextlib.contextmanager
+def traversable(paths: list[Path]):
+    """Let other users reach these paths (o+x on each parent that lacks it), then restore."""
+    restore: dict[Path, int] = {}
+    for path in paths:
+        for parent in [path, *path.parents]:
+            if not parent.is_dir() or parent in restore:
+                continue
+            mode = stat.S_IMODE(parent.stat().st_mode)
+            if mode & 0o001 == 0:
+                restore[parent] = mode
+                os.chmod(parent, mode | 0o001)
+    try:
+        yield
+    finally:
+        for parent, mode in restore.items():
+            os.chmod(parent, mode)
+
+
+@pytest.fixture
+def team(tmp_path, test_channel, wheelhouse):
+    """Users alice and bob (group envmgr-team) and carol (not), a 2775 shared root, a config."""
+    _remove_users()  # leftovers of an interrupted run
+    subprocess.run(["groupadd", TEAM], check=True)
+    for user, groups in ((ALICE, [TEAM]), (BOB, [TEAM]), (CAROL, [])):
+        extra = ["-G", ",".join(groups)] if groups else []
+        subprocess.run(["useradd", "-m", *extra, user], check=True)
+    work = Path(tempfile.mkdtemp(prefix="envmgr-team-"))
+    os.chmod(work, 0o755)
+    shared = work / "shared"
+    shared.mkdir()
+    os.chown(shared, -1, grp.getgrnam(TEAM).gr_gid)
+    os.chmod(shared, 0o2775)
+    wheels = shutil.copytree(wheelhouse, work / "wheelhouse")  # uv lists it: needs o+r
+    os.chmod(wheels, 0o755)
+    config = work / "config"
+    config.mkdir()
+    (config / "jupyter_server_config.json").write_text(
+        json.dumps(
+            {
+                "EnvManager": {
+                    "channels": [test_channel],
+                    "pip_find_links": [str(wheels)],
+                    "pip_no_index": True,
+                    "default_python": f"{sys.version_info.major}.{sys.version_info.minor}",
+                }
+            }
+        )
+    )
+    os.chmod(config / "jupyter_server_config.json", 0o644)
+    reach = [
+        Path(sys.executable).resolve(),
+        Path(sys.prefix),
+        Path(__file__).resolve().parents[1],
+        Path(test_channel.removeprefix("file://")),
+    ]
+    try:
+        with traversable(reach):
+            yield {"shared": shared, "config": config}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        _remove_users()
+
+
+def as_user(team: dict, user: str, *args: str, code: int = 0, program=None):
+    """Run ``jupyter envmgr ARGS`` (or ``program``) as ``user``, umask 077, in their home."""
+    pw = pwd.getpwnam(user)
+    env = {
+        "HOME": pw.pw_dir,
+        "USER": user,
+        "LOGNAME": user,
+        "PATH": os.environ["PATH"],
+        "LANG": "C.UTF-8",
+        "JUPYTER_CONFIG_DIR": str(team["config"]),
+        "JUPYTER_ENV_MANAGER_SHARED_ROOT": str(team["shared"]),
+    }
+    argv = program or [sys.executable, "-m", "jupyter_env_manager.cli", *args]
+    proc = subprocess.run(
+        argv,
+        user=pw.pw_uid,
+        group=pw.pw_gid,
+        extra_groups=os.getgrouplist(user, pw.pw_gid),
+        umask=0o077,
+        env=env,
+        cwd=pw.pw_dir,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == code, (user, args, proc.returncode, proc.stdout, proc.stderr)
+    return proc
+
+
+KERNEL_SCRIPT = """
+import sys
+from jupyter_client.manager import start_new_kernel
+km, kc = start_new_kernel(kernel_name=sys.argv[1], startup_timeout=120)
+out = []
+hook = lambda m: out.append(m["content"].get("text", "")) if m["msg_type"] == "stream" else None
+code = "import sys, envmgr_hello; print(envmgr_hello.__version__, sys.prefix)"
+try:
+    reply = kc.execute_interactive(code, timeout=60, output_hook=hook)
+    print(reply["content"], file=sys.stderr)
+finally:
+    kc.stop_channels()
+    km.shutdown_kernel(now=True)
+print("".join(out).strip())
+"""
+
+
+@needs_users
+def test_a_team_shares_one_store(team):
+    shared = team["shared"]
+    show = ("show", "demo", "--shared", "--json")
+
+    # Alice makes and builds an environment in the shared store.
+    as_user(
+        team, ALICE, "create", "demo", "--shared", "--conda", "alpha", "--pip", "envmgr-hello",
+        "--build",
+    )  # fmt: skip
+    assert json.loads(as_user(team, ALICE, *show).stdout)["status"] == "ready"
+
+    # Bob, in the team, sees it, reads its log, and gets a kernel that runs in it.
+    listed = json.loads(as_user(team, BOB, "list", "--shared", "--json").stdout)["environments"]
+    assert [(e["name"], e["status"], e["version"]) for e in listed] == [("demo", "ready", 1)]
+    assert "build succeeded" in as_user(team, BOB, "log", "demo", "--shared").stdout
+    as_user(team, BOB, "sync-kernels")
+    kernel = as_user(team, BOB, program=[sys.executable, "-c", KERNEL_SCRIPT, "envmgr-shared-demo"])
+    assert kernel.stdout.strip().splitlines()[-1:] == [f"2.0 {shared / 'demo'}"], kernel.stderr
+
+    # Bob rebuilds Alice's environment (a new version in her directories, her prefix swapped).
+    as_user(team, BOB, "build", "demo", "--shared")
+    env = json.loads(as_user(team, ALICE, *show).stdout)
+    assert env["version"] == 2 and env["status"] == "ready"
+    assert [v["user"] for v in env["versions"]] == [ALICE, BOB]
+
+    # Carol, not in the team, may use it but not change it: one clear line, nothing created.
+    assert json.loads(as_user(team, CAROL, *show).stdout)["version"] == 2
+    refused = as_user(team, CAROL, "build", "demo", "--shared", code=1)
+    assert refused.stderr.strip() == (
+        f"jupyter envmgr: error: You ({CAROL}) may not change environment 'demo' in the shared "
+        f"store: {shared}/.envmgr/envs/demo is not writable for you (ask the store's owner: "
+        "its root's group needs write permission, e.g. chmod 2775)"
+    )
+    refused = as_user(team, CAROL, "create", "hers", "--shared", code=1)
+    assert "may not change the shared store" in refused.stderr
+    assert sorted(p.name for p in (shared / ".envmgr" / "envs" / "demo" / "builds").iterdir()) == [
+        "1",
+        "2",
+    ]
+    assert not (shared / ".envmgr" / "envs" / "hers").exists()
+    access = {u: json.loads(as_user(team, u, "info", "--json").stdout) for u in (BOB, CAROL)}
+    assert (access[BOB]["shared_access"], access[CAROL]["shared_access"]) == ("write", "read")
+
+    # A store for the team only (2770): Carol lists her own environments, and is told why
+    # the shared ones are not listed.
+    os.chmod(shared, 0o2770)
+    assert json.loads(as_user(team, CAROL, "info", "--json").stdout)["shared_access"] == "none"
+    assert json.loads(as_user(team, CAROL, "list", "--json").stdout) == {"environments": []}
+    refused = as_user(team, CAROL, "list", "--shared", code=1)
+    assert refused.stderr.strip() == (
+        f"jupyter envmgr: error: You ({CAROL}) may not read the shared store {shared} "
+        "(ask its owner to give your group read access)"
+    )
+    as_user(team, CAROL, "show", "demo", "--shared", code=1)
+    os.chmod(shared, 0o2775)
+
+    # Alice deletes what Bob built: nothing is left behind.
+    as_user(team, ALICE, "delete", "demo", "--shared", "--yes")
+    assert not (shared / "demo").exists()
+    assert list((shared / ".envmgr" / "envs").iterdir()) == []
+    assert list((shared / ".envmgr" / "trash").iterdir()) == []
