@@ -85,13 +85,30 @@ export function addCommands(
       if (need === 'built' && env.version === null) {
         return trans.__('Build it first: it has no working version yet');
       }
-      if (need === 'shared' && env.scope === 'local' && !model.hasSharedStore) {
-        return trans.__('No shared store is configured on the server');
+      if (need === 'shared' && env.scope === 'local') {
+        if (!model.hasSharedStore) {
+          return trans.__('No shared store is configured on the server');
+        }
+        if (!model.canWriteShared) {
+          return readOnly;
+        }
+      }
+      if (
+        need === 'writable' &&
+        env.scope === 'shared' &&
+        !model.canWriteShared
+      ) {
+        return readOnly;
       }
     }
     return '';
   };
-  type Need = 'managed' | 'idle' | 'built' | 'shared';
+  const readOnly = trans.__(
+    'The shared store is read-only for you: ask its owner for write access'
+  );
+  // What an action needs of an environment; `writable`: a store this user
+  // may change (a shared store may be read-only for them).
+  type Need = 'managed' | 'idle' | 'built' | 'shared' | 'writable';
 
   const fail = (title: string, error: unknown) => {
     Notification.error(`${title}: ${(error as Error).message ?? error}`, {
@@ -204,8 +221,9 @@ export function addCommands(
   commands.addCommand(CommandIDs.build, {
     label: trans.__('Build'),
     caption: args =>
-      why(envOf(args), ['managed', 'idle']) || trans.__('Build a new version'),
-    isEnabled: args => !why(envOf(args), ['managed', 'idle']),
+      why(envOf(args), ['managed', 'idle', 'writable']) ||
+      trans.__('Build a new version'),
+    isEnabled: args => !why(envOf(args), ['managed', 'idle', 'writable']),
     execute: async args => {
       const ref = refOf(args);
       if (!ref) {
@@ -232,13 +250,13 @@ export function addCommands(
     caption: args => {
       const ref = currentRef(args);
       return ref
-        ? why(model.get(ref), ['managed', 'idle']) ||
+        ? why(model.get(ref), ['managed', 'idle', 'writable']) ||
             trans.__('Build %1', ref.name)
         : trans.__('Select an environment or open a notebook using one');
     },
     isEnabled: args => {
       const ref = currentRef(args);
-      return !!ref && !why(model.get(ref), ['managed', 'idle']);
+      return !!ref && !why(model.get(ref), ['managed', 'idle', 'writable']);
     },
     execute: args => {
       const ref = currentRef(args);
@@ -272,9 +290,9 @@ export function addCommands(
   commands.addCommand(CommandIDs.edit, {
     label: trans.__('Edit spec'),
     caption: args =>
-      why(envOf(args), ['managed', 'idle']) ||
+      why(envOf(args), ['managed', 'idle', 'writable']) ||
       trans.__('Change packages, Python or channels'),
-    isEnabled: args => !why(envOf(args), ['managed', 'idle']),
+    isEnabled: args => !why(envOf(args), ['managed', 'idle', 'writable']),
     execute: async args => {
       const ref = refOf(args);
       const env = ref ? ((await model.reload(ref)) ?? undefined) : undefined;
@@ -463,7 +481,12 @@ export function addCommands(
       if (!env) {
         return;
       }
-      const choice = await showVersions({ env, versions, trans });
+      const choice = await showVersions({
+        env,
+        versions,
+        trans,
+        locked: why(env, ['writable'])
+      });
       if (choice?.action === 'log') {
         openLog(ref, choice.version);
       } else if (choice?.action === 'revert') {
@@ -478,7 +501,7 @@ export function addCommands(
   commands.addCommand(CommandIDs.revert, {
     label: args => trans.__('Revert to version %1', String(args.version ?? '')),
     isEnabled: args =>
-      !why(envOf(args), ['managed', 'idle']) &&
+      !why(envOf(args), ['managed', 'idle', 'writable']) &&
       typeof args.version === 'number',
     execute: async args => {
       const ref = refOf(args);
@@ -561,11 +584,11 @@ export function addCommands(
   commands.addCommand(CommandIDs.remove, {
     label: trans.__('Delete'),
     caption: args =>
-      why(envOf(args), ['managed']) ||
+      why(envOf(args), ['managed', 'writable']) ||
       (envOf(args)?.status === 'building'
         ? trans.__('Cancel the running build first')
         : trans.__('Delete the environment, its versions and its kernel')),
-    isEnabled: args => !why(envOf(args), ['managed', 'idle']),
+    isEnabled: args => !why(envOf(args), ['managed', 'idle', 'writable']),
     execute: async args => {
       const env = envOf(args);
       if (!env) {

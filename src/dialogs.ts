@@ -55,7 +55,7 @@ export function showEnvForm(options: {
     mode,
     values,
     bases,
-    hasShared: model.hasSharedStore,
+    shared: model.sharedState,
     defaultPython: trans.__('default'),
     defaultChannels: info?.channels ?? [],
     trans,
@@ -119,7 +119,7 @@ export function showImportForm(options: {
   const { model, trans } = options;
   const body = new ImportFormBody({
     values: { scope: 'local', name: '', environment_yml: '' },
-    hasShared: model.hasSharedStore,
+    shared: model.sharedState,
     trans,
     submit: (values, build) => model.importYaml(importRequest(values, build))
   });
@@ -155,8 +155,9 @@ export async function showVersions(options: {
   env: IEnv;
   versions: IBuild[];
   trans: TranslationBundle;
+  locked?: string;
 }): Promise<IVersionChoice | null> {
-  const { env, versions, trans } = options;
+  const { env, versions, trans, locked } = options;
   let chosen: IVersionChoice | null = null;
   const dialog = new Dialog({
     title: trans.__('Versions of %1', env.name),
@@ -165,6 +166,7 @@ export async function showVersions(options: {
         env,
         versions,
         trans,
+        locked,
         onLog: version => {
           chosen = { action: 'log', version };
           dialog.resolve(0);

@@ -13,7 +13,8 @@ import {
   IImportEnvRequest,
   IServerInfo,
   Scope,
-  SCOPES
+  SCOPES,
+  SharedState
 } from './tokens';
 import { PACKAGE_VERSION, versionsMatch } from './version';
 
@@ -98,6 +99,23 @@ export class EnvManagerModel implements IDisposable {
    */
   get hasSharedStore(): boolean {
     return !!this._info?.shared_root;
+  }
+
+  /**
+   * Whether this user may create and change environments in the shared store
+   * (its file permissions may make it read-only for them).
+   */
+  get canWriteShared(): boolean {
+    return this.sharedState === 'writable';
+  }
+
+  get sharedState(): SharedState {
+    if (!this.hasSharedStore) {
+      return 'unconfigured';
+    }
+    return (this._info?.shared_access ?? 'write') === 'write'
+      ? 'writable'
+      : 'read-only';
   }
 
   get isLoading(): boolean {

@@ -42,9 +42,24 @@ export interface IServerInfo {
   user: string;
   local_root: string;
   shared_root: string | null;
+  /**
+   * What this user may do in the shared store, by its file permissions
+   * (null: no shared store).
+   */
+  shared_access?: SharedAccess | null;
   channels: string[];
   engine: { name: string; version: string };
 }
+
+/**
+ * `write`: use and change; `read`: use only; `none`: not even list it.
+ */
+export type SharedAccess = 'write' | 'read' | 'none';
+
+/**
+ * The shared store as a place to put an environment.
+ */
+export type SharedState = 'writable' | 'read-only' | 'unconfigured';
 
 /**
  * The editable part of an environment.

@@ -9,6 +9,7 @@ export function serverInfo(overrides: Partial<IServerInfo> = {}): IServerInfo {
     user: 'alice',
     local_root: '/home/alice/.conda/envs',
     shared_root: '/shared/envs',
+    shared_access: 'write',
     channels: ['conda-forge'],
     engine: { name: 'py-rattler', version: '0.28.0' },
     ...overrides

@@ -88,7 +88,7 @@ describe('ImportFormBody', () => {
     await model.connect();
     body = new ImportFormBody({
       values: { scope: 'local', name: '', environment_yml: '' },
-      hasShared: model.hasSharedStore,
+      shared: model.sharedState,
       trans,
       submit: (values, build) => model.importYaml(importRequest(values, build))
     });
@@ -188,6 +188,32 @@ describe('ImportFormBody', () => {
       body.node.querySelector('.jp-EnvManager-Scope')!.textContent
     ).toContain('No shared store is configured on the server');
   });
+
+  it('disables shared, saying why, when the shared store is read-only', async () => {
+    const readOnly = new ImportFormBody({
+      values: { scope: 'local', name: '', environment_yml: '' },
+      shared: 'read-only',
+      trans,
+      submit: values => model.importYaml(importRequest(values, false))
+    });
+    Widget.attach(readOnly, document.body);
+    try {
+      const shared = await rendered(
+        readOnly,
+        'input[name="scope"][value="shared"]'
+      );
+      expect((shared as HTMLInputElement).disabled).toBe(true);
+      expect(shared.parentElement!.getAttribute('title')).toBe(
+        'The shared store is read-only for you'
+      );
+      const local = readOnly.node.querySelector<HTMLInputElement>(
+        'input[name="scope"][value="local"]'
+      )!;
+      expect(local.disabled).toBe(false);
+    } finally {
+      readOnly.dispose();
+    }
+  });
 });
 
 describe('EnvFormBody', () => {
@@ -209,7 +235,7 @@ describe('EnvFormBody', () => {
         channels: ''
       },
       bases: [],
-      hasShared: true,
+      shared: 'writable',
       defaultPython: 'default',
       defaultChannels: [],
       trans,

@@ -75,6 +75,21 @@ describe('EnvManagerModel', () => {
     ).toHaveLength(0);
   });
 
+  it.each([
+    [{ shared_access: 'write' as const }, 'writable', true],
+    [{ shared_access: 'read' as const }, 'read-only', false],
+    [{ shared_access: 'none' as const }, 'read-only', false],
+    [{ shared_root: null, shared_access: null }, 'unconfigured', false]
+  ])(
+    'tells from info %j whether the shared store is writable',
+    async (overrides, state, writable) => {
+      server.on('GET', 'info', () => ({ json: serverInfo(overrides) }));
+      await model.connect();
+      expect(model.sharedState).toBe(state);
+      expect(model.canWriteShared).toBe(writable);
+    }
+  );
+
   it('says the server extension is missing on a 404', async () => {
     server = new MockEnvServer();
     model = new EnvManagerModel({ api: new EnvManagerAPI(server.settings) });

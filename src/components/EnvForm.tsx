@@ -1,6 +1,12 @@
 import type { TranslationBundle } from '@jupyterlab/translation';
 import * as React from 'react';
-import type { ICreateEnvRequest, IEnv, IEnvPatch, Scope } from '../tokens';
+import type {
+  ICreateEnvRequest,
+  IEnv,
+  IEnvPatch,
+  Scope,
+  SharedState
+} from '../tokens';
 import {
   FormBody,
   FormErrors,
@@ -120,7 +126,7 @@ interface IFormProps {
   values: IEnvFormValues;
   errors: FormErrors;
   bases: { value: string; label: string }[];
-  hasShared: boolean;
+  shared: SharedState;
   defaultPython: string;
   defaultChannels: string[];
   trans: TranslationBundle;
@@ -145,7 +151,7 @@ export function EnvForm(props: IFormProps): JSX.Element {
       {mode === 'create' && (
         <ScopeField
           value={values.scope}
-          hasShared={props.hasShared}
+          shared={props.shared}
           trans={trans}
           onChange={set('scope')}
           error={errorOf('scope')}

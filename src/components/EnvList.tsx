@@ -163,6 +163,16 @@ function Section(
         <span className="jp-EnvManager-Count">
           {all.length > 0 ? ` (${all.length})` : ''}
         </span>
+        {scope === 'shared' && model.info?.shared_access === 'read' && (
+          <span
+            className="jp-EnvManager-ReadOnly"
+            title={trans.__(
+              "You may use these environments and copy them to local, not change them: ask the shared store's owner for write access"
+            )}
+          >
+            {trans.__('read-only')}
+          </span>
+        )}
       </h3>
       {error && (
         <div className="jp-EnvManager-Error" role="alert">

@@ -3,7 +3,7 @@ import type { TranslationBundle } from '@jupyterlab/translation';
 import type { Message } from '@lumino/messaging';
 import * as React from 'react';
 import type { ApiError } from '../api';
-import type { IEnv, Scope } from '../tokens';
+import type { IEnv, Scope, SharedState } from '../tokens';
 
 /**
  * Server validation messages by the form field they are shown next to;
@@ -99,17 +99,22 @@ export function GeneralError(props: {
 
 /**
  * The store a new environment goes to; "Shared" is disabled, with the
- * reason, when the server has no shared store.
+ * reason, when the server has no shared store or it is read-only for the user.
  */
 export function ScopeField(props: {
   value: Scope;
-  hasShared: boolean;
+  shared: SharedState;
   trans: TranslationBundle;
   onChange: React.ChangeEventHandler<HTMLInputElement>;
   error: JSX.Element | null;
 }): JSX.Element {
   const { trans } = props;
-  const noShared = trans.__('No shared store is configured on the server');
+  const noShared =
+    props.shared === 'unconfigured'
+      ? trans.__('No shared store is configured on the server')
+      : props.shared === 'read-only'
+        ? trans.__('The shared store is read-only for you')
+        : '';
   return (
     <fieldset className="jp-EnvManager-FormRow jp-EnvManager-Scope">
       <legend>{trans.__('Store')}</legend>
@@ -123,18 +128,18 @@ export function ScopeField(props: {
         />{' '}
         {trans.__('Local (only you)')}
       </label>
-      <label title={props.hasShared ? undefined : noShared}>
+      <label title={noShared || undefined}>
         <input
           type="radio"
           name="scope"
           value="shared"
           checked={props.value === 'shared'}
-          disabled={!props.hasShared}
+          disabled={!!noShared}
           onChange={props.onChange}
         />{' '}
         {trans.__('Shared (your team)')}
       </label>
-      {!props.hasShared && <div className="jp-EnvManager-Hint">{noShared}</div>}
+      {noShared && <div className="jp-EnvManager-Hint">{noShared}</div>}
       {props.error}
     </fieldset>
   );

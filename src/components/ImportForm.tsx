@@ -1,6 +1,6 @@
 import type { TranslationBundle } from '@jupyterlab/translation';
 import * as React from 'react';
-import type { IEnv, IImportEnvRequest, Scope } from '../tokens';
+import type { IEnv, IImportEnvRequest, Scope, SharedState } from '../tokens';
 import {
   FormBody,
   FormErrors,
@@ -55,7 +55,7 @@ export function importRequest(
 interface IImportFormProps {
   values: IImportFormValues;
   errors: FormErrors;
-  hasShared: boolean;
+  shared: SharedState;
   trans: TranslationBundle;
   onChange: (values: Partial<IImportFormValues>) => void;
 }
@@ -88,7 +88,7 @@ export function ImportForm(props: IImportFormProps): JSX.Element {
       <GeneralError errors={errors} />
       <ScopeField
         value={values.scope}
-        hasShared={props.hasShared}
+        shared={props.shared}
         trans={trans}
         onChange={set('scope')}
         error={errorOf('scope')}

@@ -14,6 +14,10 @@ export function VersionList(props: {
   trans: TranslationBundle;
   onLog: (version: number) => void;
   onRevert: (version: number) => void;
+  /**
+   * Why no version can be restored (the store is read-only), or empty.
+   */
+  locked?: string;
 }): JSX.Element {
   const { env, trans } = props;
   const versions = [...props.versions].sort((a, b) => b.version - a.version);
@@ -52,6 +56,8 @@ export function VersionList(props: {
             );
           } else if (building) {
             why = trans.__('Wait for the running build to finish');
+          } else if (props.locked) {
+            why = props.locked;
           }
           const date = build.finished_at ?? build.started_at;
           return (

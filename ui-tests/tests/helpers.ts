@@ -1,4 +1,10 @@
-import type { APIRequestContext } from '@playwright/test';
+import { expect } from '@jupyterlab/galata';
+import type { APIRequestContext, Locator, Page } from '@playwright/test';
+
+/**
+ * The id of the Environments panel.
+ */
+export const PANEL = 'jupyter-env-manager-panel';
 
 /**
  * The REST route of the environments, below the server's base URL.
@@ -30,4 +36,29 @@ export async function remove(
     await new Promise(resolve => setTimeout(resolve, 500));
   }
   throw new Error(`Could not delete ${scope}/${name}`);
+}
+
+/**
+ * The panel's row of one environment.
+ */
+export function row(page: Page, scope: string, name: string): Locator {
+  return page.locator(`#${PANEL} li.jp-EnvManager-Env[data-scope="${scope}"][data-name="${name}"]`);
+}
+
+/**
+ * The button of one action in an (expanded) row.
+ */
+export function action(envRow: Locator, command: string): Locator {
+  return envRow.locator(`.jp-EnvManager-EnvActions [data-command="env-manager:${command}"]`);
+}
+
+/**
+ * Expand a row (to reach its actions) unless it already is.
+ */
+export async function expand(envRow: Locator): Promise<void> {
+  const summary = envRow.locator('.jp-EnvManager-EnvSummary');
+  if ((await summary.getAttribute('aria-expanded')) !== 'true') {
+    await summary.click();
+  }
+  await expect(summary).toHaveAttribute('aria-expanded', 'true');
 }

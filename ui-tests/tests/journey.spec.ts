@@ -1,8 +1,7 @@
 import { expect, test } from '@jupyterlab/galata';
-import type { Locator, Page } from '@playwright/test';
 import * as fs from 'fs';
 import * as path from 'path';
-import { API, remove } from './helpers';
+import { action, API, expand, PANEL, remove, row } from './helpers';
 
 /**
  * The user journey of the issue, against the local test channel and wheelhouse
@@ -13,7 +12,6 @@ import { API, remove } from './helpers';
  * light and dark themes.
  */
 
-const PANEL = 'jupyter-env-manager-panel';
 const NAME = 'journey';
 const SHARED_NAME = 'journey-team';
 const PY_XY = /Python (\d+\.\d+)/;
@@ -30,25 +28,6 @@ function helloVersion(prefix: string): string | undefined {
     }
   }
   return undefined;
-}
-
-function row(page: Page, scope: string, name: string): Locator {
-  return page.locator(`#${PANEL} li.jp-EnvManager-Env[data-scope="${scope}"][data-name="${name}"]`);
-}
-
-function action(envRow: Locator, command: string): Locator {
-  return envRow.locator(`.jp-EnvManager-EnvActions [data-command="env-manager:${command}"]`);
-}
-
-/**
- * Expand a row (to reach its actions) unless it already is.
- */
-async function expand(envRow: Locator): Promise<void> {
-  const summary = envRow.locator('.jp-EnvManager-EnvSummary');
-  if ((await summary.getAttribute('aria-expanded')) !== 'true') {
-    await summary.click();
-  }
-  await expect(summary).toHaveAttribute('aria-expanded', 'true');
 }
 
 test.describe('Journey', () => {
