@@ -17,7 +17,7 @@ from typing import Any
 
 from . import kernels
 from .engine import BuildJob, read_lock, register_conda_env, unregister_conda_env, write_locks
-from .errors import Conflict, Forbidden, NotFound, ValidationError
+from .errors import Conflict, NotFound, ValidationError
 from .listing import EnvViews
 from .spec import (
     SPEC_FIELDS,
@@ -78,9 +78,14 @@ class EnvService:
         return self.local
 
     def stores(self, scope: str | None = None) -> list[Store]:
+        """One store, or both: then only those this user may read (a shared store may not be)."""
         if scope:
             return [self.store(scope)]
-        return [s for s in (self.local, self.shared) if s is not None]
+        return [
+            s
+            for s in (self.local, self.shared)
+            if s is not None and (s is self.local or s.permission() != "none")
+        ]
 
     def info(self) -> dict[str, Any]:
         from . import __version__
@@ -125,12 +130,7 @@ class EnvService:
         installed = kernels.installed()
         out = []
         for store in self.stores(scope):
-            try:
-                managed = store.managed_names()
-            except Forbidden:
-                if scope:
-                    raise
-                continue  # both stores: list the one we may read (info says why)
+            managed = store.managed_names()
             for name in managed:
                 try:
                     out.append(self.views.view(store, name, installed))

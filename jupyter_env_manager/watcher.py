@@ -107,7 +107,10 @@ class StoreWatcher:
         self._snapshot = self.snapshot()
 
     async def run(self) -> None:
-        await asyncio.to_thread(self.prime)
+        try:
+            await asyncio.to_thread(self.prime)
+        except Exception:  # an unreachable store: the loop below retries (and logs) it
+            self.service.log.exception("jupyter_env_manager: reading the stores failed")
         while True:
             await asyncio.sleep(self.interval_s)
             try:

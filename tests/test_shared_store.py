@@ -300,11 +300,16 @@ def test_a_team_shares_one_store(team):
     access = {u: json.loads(as_user(team, u, "info", "--json").stdout) for u in (BOB, CAROL)}
     assert (access[BOB]["shared_access"], access[CAROL]["shared_access"]) == ("write", "read")
 
-    # A store for the team only (2770): Carol lists her own environments, and is told why
-    # the shared ones are not listed.
+    synced = json.loads(as_user(team, CAROL, "sync-kernels", "--json").stdout)
+    assert synced["created"] == ["envmgr-shared-demo"]  # usable, if not changeable
+
+    # A store for the team only (2770): Carol lists her own environments, is told why the
+    # shared ones are not listed, and loses their kernels.
     os.chmod(shared, 0o2770)
     assert json.loads(as_user(team, CAROL, "info", "--json").stdout)["shared_access"] == "none"
     assert json.loads(as_user(team, CAROL, "list", "--json").stdout) == {"environments": []}
+    synced = json.loads(as_user(team, CAROL, "sync-kernels", "--json").stdout)
+    assert synced == {"created": [], "updated": [], "removed": ["envmgr-shared-demo"]}
     refused = as_user(team, CAROL, "list", "--shared", code=1)
     assert refused.stderr.strip() == (
         f"jupyter envmgr: error: You ({CAROL}) may not read the shared store {shared} "
