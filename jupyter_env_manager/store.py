@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from .access import Access, open_lock
-from .errors import Conflict, Forbidden, NotFound, ValidationError
+from .errors import Conflict, EnvManagerError, Forbidden, NotFound, ValidationError
 from .spec import MAX_PREFIX_LENGTH, EnvSpec
 
 META = ".envmgr"
@@ -404,7 +404,7 @@ class Store:
         """A short critical section on one environment's metadata (across processes)."""
         fd = open_lock(self.env_dir(name) / "env.lock", self.access)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            self._flock(fd, fcntl.LOCK_EX)
             yield
         finally:
             os.close(fd)  # releases the lock
@@ -416,13 +416,28 @@ class Store:
         """Take the build lock without waiting; returns the fd holding it, or None if taken."""
         fd = open_lock(self.build_lock_path(name), self.access)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            self._flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as err:
             os.close(fd)
             if err.errno in (errno.EAGAIN, errno.EACCES):
                 return None
             raise
+        except EnvManagerError:
+            os.close(fd)
+            raise
         return fd
+
+    def _flock(self, fd: int, operation: int) -> None:
+        try:
+            fcntl.flock(fd, operation)
+        except OSError as err:
+            if err.errno != errno.ENOLCK:
+                raise
+            raise EnvManagerError(
+                f"The {self.scope} store {self.root} does not support file locks, which keep "
+                "two builds of one environment apart: on NFS, use NFSv4 or run lockd "
+                "(NFSv3), or mount without 'nolock'"
+            ) from None
 
     def build_is_alive(self, name: str, build: Build) -> bool:
         """Whether a queued/running build still has a live owner."""
