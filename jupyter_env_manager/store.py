@@ -223,9 +223,9 @@ class Store:
         """
         dirs = [self.env_dir(name), self.env_dir(name) / "builds"] if name else []
         envs = self.meta / "envs"
-        dirs.append(envs if envs.exists() else self.root if self.root.exists() else None)
+        dirs.append(envs if os.path.exists(envs) else self.root)
         for d in dirs:
-            if d is not None and d.exists() and not os.access(d, os.W_OK | os.X_OK):
+            if os.path.exists(d) and not os.access(d, os.W_OK | os.X_OK):
                 what = f"environment {name!r} in the" if name else "the"
                 raise Forbidden(
                     f"You ({current_user()}) may not change {what} {self.scope} store: "

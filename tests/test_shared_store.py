@@ -324,6 +324,10 @@ def test_a_team_shares_one_store(team):
         "2",
     ]
     assert not (shared / ".envmgr" / "envs" / "hers").exists()
+    # ... and may make her own copy of it, in her local store.
+    as_user(team, CAROL, "copy", "demo", "--shared", "--to", "local")
+    mine = json.loads(as_user(team, CAROL, "show", "demo", "--json").stdout)
+    assert (mine["status"], mine["prefix"]) == ("ready", f"/home/{CAROL}/.conda/envs/demo")
     access = {u: json.loads(as_user(team, u, "info", "--json").stdout) for u in (BOB, CAROL)}
     assert (access[BOB]["shared_access"], access[CAROL]["shared_access"]) == ("write", "read")
 
@@ -334,7 +338,8 @@ def test_a_team_shares_one_store(team):
     # shared ones are not listed, and loses their kernels.
     os.chmod(shared, 0o2770)
     assert json.loads(as_user(team, CAROL, "info", "--json").stdout)["shared_access"] == "none"
-    assert json.loads(as_user(team, CAROL, "list", "--json").stdout) == {"environments": []}
+    listed = json.loads(as_user(team, CAROL, "list", "--json").stdout)["environments"]
+    assert [(e["scope"], e["name"]) for e in listed] == [("local", "demo")]
     synced = json.loads(as_user(team, CAROL, "sync-kernels", "--json").stdout)
     assert synced == {"created": [], "updated": [], "removed": ["envmgr-shared-demo"]}
     refused = as_user(team, CAROL, "list", "--shared", code=1)
