@@ -17,10 +17,15 @@ import json
 import os
 import pwd
 import shutil
+import socket
 import stat
 import subprocess
 import sys
 import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
 from pathlib import Path
 
 import pytest
@@ -237,8 +242,8 @@ def team(tmp_path, test_channel, wheelhouse):
         _remove_users()
 
 
-def as_user(team: dict, user: str, *args: str, code: int = 0, program=None):
-    """Run ``jupyter envmgr ARGS`` (or ``program``) as ``user``, umask 077, in their home."""
+def user_process(team: dict, user: str) -> dict:
+    """subprocess arguments that run a program as ``user``: umask 077, their home, the config."""
     pw = pwd.getpwnam(user)
     env = {
         "HOME": pw.pw_dir,
@@ -249,21 +254,75 @@ def as_user(team: dict, user: str, *args: str, code: int = 0, program=None):
         "JUPYTER_CONFIG_DIR": str(team["config"]),
         "JUPYTER_ENV_MANAGER_SHARED_ROOT": str(team["shared"]),
     }
+    return {
+        "user": pw.pw_uid,
+        "group": pw.pw_gid,
+        "extra_groups": os.getgrouplist(user, pw.pw_gid),
+        "umask": 0o077,
+        "env": env,
+        "cwd": pw.pw_dir,
+    }
+
+
+def as_user(team: dict, user: str, *args: str, code: int = 0, program=None):
+    """Run ``jupyter envmgr ARGS`` (or ``program``) as ``user`` and check its exit code."""
     argv = program or [sys.executable, "-m", "jupyter_env_manager.cli", *args]
     proc = subprocess.run(
-        argv,
-        user=pw.pw_uid,
-        group=pw.pw_gid,
-        extra_groups=os.getgrouplist(user, pw.pw_gid),
-        umask=0o077,
-        env=env,
-        cwd=pw.pw_dir,
-        capture_output=True,
-        text=True,
-        timeout=300,
+        argv, **user_process(team, user), capture_output=True, text=True, timeout=300
     )
     assert proc.returncode == code, (user, args, proc.returncode, proc.stdout, proc.stderr)
     return proc
+
+
+@contextlib.contextmanager
+def server_of(team: dict, user: str):
+    """A Jupyter server with the extension, run as ``user``; yields ``call(method, path,
+    body=None) -> (status, json)`` for its REST API."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    token = uuid.uuid4().hex
+    log = tempfile.TemporaryFile()
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "jupyter_server",
+            "--no-browser",
+            f"--port={port}",
+            "--ServerApp.port_retries=0",
+            f"--IdentityProvider.token={token}",
+        ],  # fmt: skip
+        **user_process(team, user),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+
+    def call(method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/{path}",
+            method=method,
+            data=json.dumps(body).encode() if body is not None else None,
+            headers={"Authorization": f"token {token}"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as err:
+            return err.code, json.loads(err.read() or b"null")
+
+    try:
+        for _ in range(300):
+            with contextlib.suppress(OSError):
+                if call("GET", "api/status")[0] == 200:
+                    break
+            assert server.poll() is None, log.seek(0) or log.read().decode()
+            time.sleep(0.2)
+        yield call
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
 
 
 KERNEL_SCRIPT = """
@@ -311,12 +370,17 @@ def test_a_team_shares_one_store(team):
 
     # Carol, not in the team, may use it but not change it: one clear line, nothing created.
     assert json.loads(as_user(team, CAROL, *show).stdout)["version"] == 2
-    refused = as_user(team, CAROL, "build", "demo", "--shared", code=1)
-    assert refused.stderr.strip() == (
-        f"jupyter envmgr: error: You ({CAROL}) may not change environment 'demo' in the shared "
-        f"store: {shared}/.envmgr/envs/demo is not writable for you (ask the store's owner: "
-        "its root's group needs write permission, e.g. chmod 2775)"
+    refused_build = (
+        f"You ({CAROL}) may not change environment 'demo' in the shared store: "
+        f"{shared}/.envmgr/envs/demo is not writable for you (ask the store's owner: its root's "
+        "group needs write permission, e.g. chmod 2775)"
     )
+    refused_read = (
+        f"You ({CAROL}) may not read the shared store {shared} "
+        "(ask its owner to give your group read access)"
+    )
+    refused = as_user(team, CAROL, "build", "demo", "--shared", code=1)
+    assert refused.stderr.strip() == f"jupyter envmgr: error: {refused_build}"
     refused = as_user(team, CAROL, "create", "hers", "--shared", code=1)
     assert "may not change the shared store" in refused.stderr
     assert sorted(p.name for p in (shared / ".envmgr" / "envs" / "demo" / "builds").iterdir()) == [
@@ -324,6 +388,28 @@ def test_a_team_shares_one_store(team):
         "2",
     ]
     assert not (shared / ".envmgr" / "envs" / "hers").exists()
+    # Her server answers the same over REST: 403 with the same message, nothing created.
+    with server_of(team, CAROL) as call:
+        assert call("GET", "env-manager/info")[1]["shared_access"] == "read"
+        status, body = call("GET", "env-manager/environments?scope=shared")
+        assert (status, [e["name"] for e in body["environments"]]) == (200, ["demo"])
+        status, body = call("POST", "env-manager/environments/shared/demo/builds", {})
+        assert (status, body["message"]) == (403, refused_build)
+        status, body = call("POST", "env-manager/environments", {"scope": "shared", "name": "x"})
+        assert (status, body["message"]) == (
+            403,
+            f"You ({CAROL}) may not change the shared store: {shared}/.envmgr/envs is not "
+            "writable for you (ask the store's owner: its root's group needs write permission, "
+            "e.g. chmod 2775)",
+        )
+        os.chmod(shared, 0o2770)  # closed to outsiders: her local store still lists
+        assert call("GET", "env-manager/info")[1]["shared_access"] == "none"
+        status, body = call("GET", "env-manager/environments?scope=shared")
+        assert (status, body["message"]) == (403, refused_read)
+        assert call("GET", "env-manager/environments") == (200, {"environments": []})
+        os.chmod(shared, 0o2775)
+    assert sorted(os.listdir(shared / ".envmgr" / "envs")) == ["demo"]
+
     # ... and may make her own copy of it, in her local store.
     as_user(team, CAROL, "copy", "demo", "--shared", "--to", "local")
     mine = json.loads(as_user(team, CAROL, "show", "demo", "--json").stdout)
@@ -331,8 +417,11 @@ def test_a_team_shares_one_store(team):
     access = {u: json.loads(as_user(team, u, "info", "--json").stdout) for u in (BOB, CAROL)}
     assert (access[BOB]["shared_access"], access[CAROL]["shared_access"]) == ("write", "read")
 
-    synced = json.loads(as_user(team, CAROL, "sync-kernels", "--json").stdout)
-    assert synced["created"] == ["envmgr-shared-demo"]  # usable, if not changeable
+    as_user(team, CAROL, "sync-kernels")  # usable, if not changeable: it has her kernel
+    kernelspec = Path(f"/home/{CAROL}/.local/share/jupyter/kernels/envmgr-shared-demo")
+    assert json.loads((kernelspec / "kernel.json").read_text())["env"]["CONDA_PREFIX"] == str(
+        shared / "demo"
+    )
 
     # A store for the team only (2770): Carol lists her own environments, is told why the
     # shared ones are not listed, and loses their kernels.
@@ -343,10 +432,7 @@ def test_a_team_shares_one_store(team):
     synced = json.loads(as_user(team, CAROL, "sync-kernels", "--json").stdout)
     assert synced == {"created": [], "updated": [], "removed": ["envmgr-shared-demo"]}
     refused = as_user(team, CAROL, "list", "--shared", code=1)
-    assert refused.stderr.strip() == (
-        f"jupyter envmgr: error: You ({CAROL}) may not read the shared store {shared} "
-        "(ask its owner to give your group read access)"
-    )
+    assert refused.stderr.strip() == f"jupyter envmgr: error: {refused_read}"
     as_user(team, CAROL, "show", "demo", "--shared", code=1)
     os.chmod(shared, 0o2775)
 
