@@ -225,7 +225,7 @@ export class EnvManagerModel implements IDisposable {
   }
 
   /**
-   * Re-list the environments of every configured store.
+   * Re-list the environments of every configured store this user may read.
    */
   async refresh(): Promise<void> {
     if (this._connection !== 'ready') {
@@ -234,7 +234,9 @@ export class EnvManagerModel implements IDisposable {
     this._loading = true;
     this._changed.emit();
     const scopes = SCOPES.filter(
-      scope => scope === 'local' || this.hasSharedStore
+      scope =>
+        scope === 'local' ||
+        (this.hasSharedStore && this._info?.shared_access !== 'none')
     );
     await Promise.all(
       scopes.map(async scope => {

@@ -90,6 +90,22 @@ describe('EnvManagerModel', () => {
     }
   );
 
+  it('does not list a shared store the user may not read', async () => {
+    server.on('GET', 'info', () => ({
+      json: serverInfo({ shared_access: 'none' })
+    }));
+    await model.connect();
+    expect(model.hasSharedStore).toBe(true);
+    expect(model.listError('shared')).toBeNull();
+    expect(
+      server.calls.filter(c => c.query.get('scope') === 'shared')
+    ).toHaveLength(0);
+    expect(model.environments('local').map(e => e.name)).toEqual([
+      'demo',
+      'old'
+    ]);
+  });
+
   it('says the server extension is missing on a 404', async () => {
     server = new MockEnvServer();
     model = new EnvManagerModel({ api: new EnvManagerAPI(server.settings) });

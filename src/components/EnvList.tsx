@@ -125,6 +125,11 @@ function Section(
     empty = trans.__(
       'No shared store is configured. Set c.EnvManager.shared_root (or the environment variable JUPYTER_ENV_MANAGER_SHARED_ROOT) on the server to share environments with your team.'
     );
+  } else if (scope === 'shared' && model.info?.shared_access === 'none') {
+    empty = trans.__(
+      'You may not read the shared store %1: ask its owner to give your group read access.',
+      model.info.shared_root ?? ''
+    );
   } else if (error) {
     empty = null;
   } else if (all.length === 0) {
