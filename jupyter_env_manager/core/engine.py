@@ -335,7 +335,7 @@ class Builder:
         else:
             self.log.write("spec recorded: " + ", ".join(self.spec.conda + self.spec.pip))
 
-    async def solve(self) -> list[Any]:
+    async def solve(self) -> tuple[list[Any], list[str]]:
         from rattler import Gateway, Platform, solve
 
         job = self.job
@@ -382,7 +382,7 @@ class Builder:
                 cache_dir=Path(self.job.pkgs_dir),
                 installed_packages=[],
                 show_progress=False,
-                reporter=reporter,
+                reporter=reporter,  # type: ignore[arg-type]  # the protocol, via __getattr__
                 alternative_target_prefix=self.final,
                 requested_specs=requested_match_specs(requested),
             )
@@ -485,6 +485,7 @@ class Builder:
         assert proc.stdout is not None
 
         async def pump() -> None:
+            assert proc.stdout is not None
             async for raw in proc.stdout:
                 line = raw.decode(errors="replace").rstrip()
                 self.log.write(line)
