@@ -161,6 +161,7 @@ def conda_lock_entries(records: list[Any]) -> list[dict[str, Any]]:
             "url": str(r.url),
             "sha256": _hex(r.sha256),
             "md5": _hex(r.md5),
+            "size": r.size,
         }
         for r in records
     ]
