@@ -6,7 +6,9 @@ rattler's solver and installer run in-process there, uv runs as a child of the w
 A build assembles a complete prefix in ``<root>/.envmgr/staging/<name>.v<N>`` with every
 relocatable path written for the final location (rattler's ``alternative_target_prefix``; uv's
 scripts are rewritten), checks that its python imports the kernel packages, and only then swaps
-it in (:meth:`Store.swap_in`). Until that rename, the version in use is untouched.
+it in (:meth:`Store.swap_in`). Until that rename, the version in use is untouched; the rename is
+the build's commit point: what follows it (conda's environments.txt, the kernelspec) is best
+effort, logged as a warning on failure, and never turns a committed build into a failed one.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from .spec import EnvSpec, python_match_spec
-from .store import Store, now
+from .store import Store, pause_point
 
 PHASES = ("solve", "download", "link", "pip", "verify", "kernel")
 LOCK_ENV = "default"
@@ -271,6 +273,8 @@ class Builder:
         self.spec = EnvSpec.from_dict(job.spec)
         self.channels = self.spec.channels or job.channels
         self.child: subprocess.Popen | None = None
+        self.build_id = ""  # the worker sets it: the swap checks it is still this build
+        self.committed = False  # the new prefix is in use: the build has succeeded
 
     # -- phases ------------------------------------------------------------------------------
 
@@ -302,32 +306,43 @@ class Builder:
         self.log.set_phase("verify")
         await self.verify()
         write_locks(self.build_dir, records, pip, self.channels)
-        self.store.swap_in(job.name, self.staging, job.version, {"pip_count": len(pip)})
+        pause_point("before-swap")
+        if self.store.cancel_requested(job.name, job.version):
+            raise asyncio.CancelledError  # asked for by a process that does not own us
+        # A revert puts back the spec version N was built from (in the same step as the swap),
+        # so that the next build, an export and the panel all agree with what is in use.
+        spec = None
         if job.kind == "revert":
-            self.restore_spec(Path(job.source_build_dir or ""))
-        register_conda_env(self.final)
+            spec = json.loads((Path(job.source_build_dir or "") / "spec.json").read_text())
+        summary = {"pip_count": len(pip)}
+        self.store.swap_in(job.name, self.staging, self.build_id, job.version, summary, spec)
+        self.committed = True
         self.log.write(f"version {job.version} is in use at {self.final}")
+        if spec is not None:
+            self.log.write(f"spec restored to that of version {Path(job.source_build_dir).name}")
+        pause_point("after-swap")
+        self.after_commit()
+
+    def after_commit(self) -> None:
+        """Best effort once the build is in use: a failure is a warning in the log."""
+        job = self.job
+        try:
+            register_conda_env(self.final)
+        except Exception as err:
+            self.log.write(f"warning: could not list the prefix in environments.txt: {err}")
         self.log.set_phase("kernel")
-        if job.write_kernel:
+        if not job.write_kernel:
+            self.log.write("kernel not registered (deactivated)")
+            return
+        try:
             from .kernels import write_kernelspec
 
             kname = write_kernelspec(
                 job.scope, job.name, self.final, self.spec.display_name or job.name, job.version
             )
             self.log.write(f"kernel {kname} registered")
-        else:
-            self.log.write("kernel not registered (deactivated)")
-
-    def restore_spec(self, source: Path) -> None:
-        """A revert puts back the spec version N was built from, so that the next build, an
-        export and the panel all agree with what is in use."""
-        spec = json.loads((source / "spec.json").read_text())
-        with self.store.env_lock(self.job.name):
-            record = self.store.read_env(self.job.name)
-            record.spec = EnvSpec.from_dict(spec)
-            record.updated_at = now()
-            self.store.write_env(self.job.name, record)
-        self.log.write(f"spec restored to that of version {source.name}")
+        except Exception as err:
+            self.log.write(f"warning: the kernelspec could not be written: {err}")
 
     async def solve(self) -> list[Any]:
         from rattler import Gateway, Platform, solve

@@ -258,16 +258,10 @@ class EnvService:
     def delete_env(self, scope: str, name: str) -> None:
         store = self._managed(scope, name)
         store.check_writable(name)
-        latest = store.latest_build(name)
-        if latest and latest.status in LIVE and store.build_is_alive(name, latest):
-            raise Conflict(
-                f"Build v{latest.version} of {name!r} is {latest.status}: cancel it first",
-                item=name,
-            )
+        store.delete_env(name)  # 409 while a build of it is queued or runs anywhere
         kernels.remove_kernelspec(scope, name)
         self._set_intent(scope, name, None)
         unregister_conda_env(store.prefix(name))
-        store.delete_env(name)
         self.emit("environment", {"action": "deleted", "scope": scope, "name": name})
 
     # -- builds ------------------------------------------------------------------------------
@@ -429,7 +423,9 @@ class EnvService:
         data = data[:cut]
         return data, offset + len(data)
 
-    def finish_cancelled(self, scope: str, name: str, version: int, by: str = "") -> Build:
+    def finish_cancelled(
+        self, scope: str, name: str, version: int, by: str = "", build_id: str | None = None
+    ) -> Build:
         """Record a cancel for a build that no worker is running (queued, or its worker gone)."""
         return self.finish_unfinished(
             scope,
@@ -437,20 +433,21 @@ class EnvService:
             version,
             "cancelled",
             "The build was cancelled" + (f" by {by}" if by else ""),
+            build_id=build_id,
         )
 
     def finish_unfinished(
-        self, scope: str, name: str, version: int, status: str, error: str
+        self,
+        scope: str,
+        name: str,
+        version: int,
+        status: str,
+        error: str,
+        build_id: str | None = None,
     ) -> Build:
-        """End a build whose worker is gone without recording an end, and clear its staging."""
-        store = self.store(scope)
-        store.remove_tree(store.staging_dir(name, version))  # first: the disk may be full
-        with store.env_lock(name):
-            build = store.read_build(name, version)
-            if build.status in LIVE:
-                build.status, build.error, build.finished_at = status, error, now()
-                store.write_build(name, build)
-        return build
+        """End a build whose worker is gone without recording an end, and clear its staging
+        (a build whose new version is in use is recorded as succeeded: see Store.finish)."""
+        return self.store(scope).finish(name, version, status, error, build_id=build_id)
 
     def check_cancellable(self, scope: str, name: str, version: int) -> Build:
         build = self.get_build(scope, name, version)
