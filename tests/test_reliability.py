@@ -229,7 +229,7 @@ def test_a_kill_after_the_swap_leaves_a_succeeded_build_in_use(ready, point):
     assert (after.status, after.error) == ("succeeded", None)
     env = service.get_env("local", "demo")
     assert (env["version"], env["status"]) == (2, "ready")
-    assert read_json(store.prefix("demo") / MARKER)["build_id"] == b.id
+    assert read_json(store.prefix("demo") / MARKER)["version"] == 2
     assert not (store.env_dir("demo") / "swap.json").exists()
     assert list(store.trash.iterdir()) == []  # the old prefix went with the reap, not at restart
     assert list((store.meta / "staging").iterdir()) == []
