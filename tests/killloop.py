@@ -134,6 +134,20 @@ class Server:
         self.log.close()
 
 
+def holders(store: Store, name: str) -> list[str]:
+    """Processes with the environment's build lock open (to explain a failure)."""
+    lock = str(store.build_lock_path(name))
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            for fd in (entry / "fd").iterdir():
+                if os.readlink(fd) == lock:
+                    found.append(f"{entry.name} {(entry / 'cmdline').read_bytes()[:200]!r}")
+        except OSError:
+            continue
+    return found
+
+
 def check_consistent(store: Store, name: str, previous: int | None) -> tuple[int | None, str]:
     """The invariants after a fault and its recovery. Returns (version in use, latest status).
 
@@ -143,7 +157,7 @@ def check_consistent(store: Store, name: str, previous: int | None) -> tuple[int
     """
     latest = store.latest_build(name)
     assert latest is not None
-    assert latest.status not in LIVE, latest
+    assert latest.status not in LIVE, (latest, store.build_locked(name), holders(store, name))
     state = store.read_state(name)
     marker = read_json(store.prefix(name) / MARKER, {}) or {}
     in_use = state.get("active_version")

@@ -121,8 +121,8 @@ def test_kill_loop(service, config_file, envmgr_settings):
                     pids = workers(root)
                     if pids and all(stopped(p) for p in pids):
                         return pids
-                    build = store.read_build(name, version)
-                    return (["done"] if build.status not in ("queued", "running") else None) or None
+                    build = store.build_of(name, version, None)  # None: being claimed
+                    return ["done"] if build and build.status not in ("queued", "running") else None
 
                 wait_for(paused, 120, f"the worker to stop at {point}")
             else:
