@@ -52,15 +52,31 @@ def dead_pid() -> int:
     return proc.pid
 
 
+_started: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_worker_left():
+    """A failing test must not leave a stopped worker behind."""
+    yield
+    while _started:
+        proc = _started.pop()
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
 def start_worker(service, name: str, build, pause: str | None = None, **popen) -> subprocess.Popen:
     env = dict(os.environ)
     if pause:
         env[PAUSE_ENV] = pause
     build_dir = service.build_dir("local", name, build.version)
     popen.setdefault("stdout", subprocess.DEVNULL)
-    return subprocess.Popen(
+    proc = subprocess.Popen(
         worker_argv(build_dir, build.id), env=env, start_new_session=True, **popen
     )
+    _started.append(proc)
+    return proc
 
 
 @pytest.fixture
