@@ -405,18 +405,27 @@ class Store:
         return None
 
     def allocate_build(self, name: str, build: Build) -> Build:
-        """Claim the next version number with an atomic mkdir (safe across hosts on NFS)."""
+        """Claim the next version number with an atomic mkdir (safe across hosts on NFS).
+
+        Numbers are never given twice: ``next_version`` in state.json is a high-water mark,
+        so the number of a deleted latest version is not reused.
+        """
         base = self.env_dir(name) / "builds"
-        version = (self.versions(name) or [0])[-1] + 1
-        while True:
-            try:
-                self._mkdir(base / str(version))
-                break
-            except FileExistsError:
-                version += 1
-        build.version = version
-        build.id = build.id or uuid.uuid4().hex
-        self.write_build(name, build)
+        with self.env_lock(name):
+            state = self.read_state(name)
+            version = max((self.versions(name) or [0])[-1] + 1, state.get("next_version", 1))
+            while True:
+                try:
+                    self._mkdir(base / str(version))
+                    break
+                except FileExistsError:
+                    version += 1
+            state = self.read_state(name)
+            state["next_version"] = version + 1
+            self.write_state(name, state)
+            build.version = version
+            build.id = build.id or uuid.uuid4().hex
+            self.write_build(name, build)
         return build
 
     def build_of(self, name: str, version: int, build_id: str | None) -> Build | None:

@@ -42,7 +42,20 @@ def stopped(pid: int) -> bool:
 
 
 def alive(pid: int) -> bool:
-    return proc_state(pid) not in (None, "Z", "X")
+    """Any thread of it still running: a killed process's leader is a zombie ("Z") while its
+    other threads still exit, and its files (and file locks) go only with the last one."""
+    try:
+        tasks = [int(t.name) for t in Path(f"/proc/{pid}/task").iterdir()]
+    except OSError:
+        return False
+    for tid in tasks:
+        try:
+            data = Path(f"/proc/{pid}/task/{tid}/stat").read_bytes()
+        except OSError:
+            continue
+        if data.rsplit(b")", 1)[1].split()[0] not in (b"Z", b"X"):
+            return True
+    return False
 
 
 def workers(root: str | Path) -> list[int]:

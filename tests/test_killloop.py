@@ -141,7 +141,7 @@ def test_kill_loop(service, config_file, envmgr_settings):
                 pids = workers(root)
                 for pid in pids:
                     os.killpg(pid, signal.SIGCONT)
-                return not pids
+                return not pids and not store.build_locked(name)
 
             wait_for(ended, 180, "the workers to end", every=0.1)
             if parent is not None:

@@ -352,3 +352,14 @@ def test_a_cancel_from_another_host_is_a_request_its_worker_honours(ready):
         if worker.poll() is None:
             os.killpg(worker.pid, signal.SIGKILL)
             worker.wait()
+
+
+def test_a_deleted_latest_version_number_is_not_given_again(service):
+    """Issue 11: version numbers are never reused (a high-water mark, not the last directory)."""
+    service.create_env({"scope": "local", "name": "hw", "conda": ["alpha"]})
+    store = service.local
+    first = store.allocate_build("hw", store_module.Build(version=0, status="failed"))
+    second = store.allocate_build("hw", store_module.Build(version=0, status="failed"))
+    assert (first.version, second.version) == (1, 2) and first.id != second.id
+    store.remove_tree(store.build_dir("hw", 2))
+    assert store.allocate_build("hw", store_module.Build(version=0)).version == 3
