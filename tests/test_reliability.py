@@ -9,6 +9,7 @@ with SIGSTOP, then killed or resumed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -62,7 +63,8 @@ def _no_worker_left():
     while _started:
         proc = _started.pop()
         if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
 
 
