@@ -14,6 +14,7 @@ including between the swap and the record, and at random times. Figures are prin
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -140,7 +141,8 @@ def test_kill_loop(service, config_file, envmgr_settings):
             def ended() -> bool:  # survivors go on: a worker must outlive its parent
                 pids = workers(root)
                 for pid in pids:
-                    os.killpg(pid, signal.SIGCONT)
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(pid, signal.SIGCONT)
                 return not pids and not store.build_locked(name)
 
             wait_for(ended, 180, "the workers to end", every=0.1)
