@@ -16,7 +16,7 @@ from .engine import BuildJob
 from .environments import split_base
 from .errors import Conflict, NotFound, ValidationError
 from .spec import EnvSpec, validate_fields, with_packages, without_packages
-from .store import LIVE, Build, Store, host_owner, now, read_json
+from .store import LIVE, Build, Store, host_owner, read_json
 
 if TYPE_CHECKING:
     from .service import EnvService
@@ -211,7 +211,9 @@ class Builds:
 
     # -- ends --------------------------------------------------------------------------------
 
-    def finish_cancelled(self, scope: str, name: str, version: int, by: str = "") -> Build:
+    def finish_cancelled(
+        self, scope: str, name: str, version: int, by: str = "", build_id: str | None = None
+    ) -> Build:
         """Record a cancel for a build that no worker is running (queued, or its worker gone)."""
         return self.finish_unfinished(
             scope,
@@ -219,20 +221,21 @@ class Builds:
             version,
             "cancelled",
             "The build was cancelled" + (f" by {by}" if by else ""),
+            build_id=build_id,
         )
 
     def finish_unfinished(
-        self, scope: str, name: str, version: int, status: str, error: str
+        self,
+        scope: str,
+        name: str,
+        version: int,
+        status: str,
+        error: str,
+        build_id: str | None = None,
     ) -> Build:
-        """End a build whose worker is gone without recording an end, and clear its staging."""
-        store = self.svc.store(scope)
-        store.remove_tree(store.staging_dir(name, version))  # first: the disk may be full
-        with store.env_lock(name):
-            build = store.read_build(name, version)
-            if build.status in LIVE:
-                build.status, build.error, build.finished_at = status, error, now()
-                store.write_build(name, build)
-        return build
+        """End a build whose worker is gone without recording an end, and clear its staging
+        (a build whose new version is in use is recorded as succeeded: see Store.finish)."""
+        return self.svc.store(scope).finish(name, version, status, error, build_id=build_id)
 
     def check_cancellable(self, scope: str, name: str, version: int) -> Build:
         build = self.get(scope, name, version)

@@ -6,7 +6,9 @@ rattler's solver and installer run in-process there, uv runs as a child of the w
 A build assembles a complete prefix in ``<root>/.envmgr/staging/<name>.v<N>`` with every
 relocatable path written for the final location (rattler's ``alternative_target_prefix``; uv's
 scripts are rewritten), checks that its python imports the kernel packages, and only then swaps
-it in (:meth:`Store.swap_in`). Until that rename, the version in use is untouched.
+it in (:meth:`Store.swap_in`). Until that rename, the version in use is untouched; the rename is
+the build's commit point: what follows it (conda's environments.txt, the kernelspec) is best
+effort, logged as a warning on failure, and never turns a committed build into a failed one.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from .spec import EnvSpec, python_match_spec
-from .store import Store, now
+from .store import Store, pause_point
 
 PHASES = ("solve", "download", "link", "pip", "verify", "kernel")
 LOCK_ENV = "default"
@@ -275,6 +277,8 @@ class Builder:
         self.spec = EnvSpec.from_dict(job.spec)
         self.channels = self.spec.channels or job.channels
         self.child: subprocess.Popen | None = None
+        self.build_id = ""  # the worker sets it: the swap checks it is still this build
+        self.committed = False  # the new prefix is in use: the build has succeeded
 
     # -- phases ------------------------------------------------------------------------------
 
@@ -306,35 +310,46 @@ class Builder:
         self.log.set_phase("verify")
         await self.verify()
         write_locks(self.build_dir, records, pip, self.channels)
-        self.store.swap_in(job.name, self.staging, job.version, {"pip_count": len(pip)})
-        if job.record_spec:
-            self.record_spec()
-        register_conda_env(self.final)
+        pause_point("before-swap")
+        if self.store.cancel_requested(job.name, job.version):
+            raise asyncio.CancelledError  # asked for by a process that does not own us
+        # The spec this build records (revert: version N's; install/uninstall: the edited one)
+        # becomes the environment's in the same step as the swap, so that the next build, an
+        # export and the panel all agree with what is in use.
+        spec = self.spec.to_dict() if job.record_spec else None
+        summary = {"pip_count": len(pip)}
+        self.store.swap_in(job.name, self.staging, self.build_id, job.version, summary, spec)
+        self.committed = True
         self.log.write(f"version {job.version} is in use at {self.final}")
+        if spec is not None and job.kind == "revert":
+            self.log.write(
+                f"spec restored to that of version {Path(job.source_build_dir or '').name}"
+            )
+        elif spec is not None:
+            self.log.write("spec recorded: " + ", ".join(self.spec.conda + self.spec.pip))
+        pause_point("after-swap")
+        self.after_commit()
+
+    def after_commit(self) -> None:
+        """Best effort once the build is in use: a failure is a warning in the log."""
+        job = self.job
+        try:
+            register_conda_env(self.final)
+        except Exception as err:
+            self.log.write(f"warning: could not list the prefix in environments.txt: {err}")
         self.log.set_phase("kernel")
-        if job.write_kernel:
+        if not job.write_kernel:
+            self.log.write("kernel not registered (deactivated)")
+            return
+        try:
             from .kernels import write_kernelspec
 
             kname = write_kernelspec(
                 job.scope, job.name, self.final, self.spec.display_name or job.name, job.version
             )
             self.log.write(f"kernel {kname} registered")
-        else:
-            self.log.write("kernel not registered (deactivated)")
-
-    def record_spec(self) -> None:
-        """Make the built spec the environment's, so that the next build, an export and the
-        panel all agree with what is in use."""
-        with self.store.env_lock(self.job.name):
-            record = self.store.read_env(self.job.name)
-            record.spec = self.spec
-            record.updated_at = now()
-            self.store.write_env(self.job.name, record)
-        if self.job.kind == "revert":
-            source = Path(self.job.source_build_dir or "").name
-            self.log.write(f"spec restored to that of version {source}")
-        else:
-            self.log.write("spec recorded: " + ", ".join(self.spec.conda + self.spec.pip))
+        except Exception as err:
+            self.log.write(f"warning: the kernelspec could not be written: {err}")
 
     async def solve(self) -> tuple[list[Any], list[str]]:
         from rattler import Gateway, Platform, solve

@@ -17,7 +17,7 @@ from .spec import (
     validate_fields,
     validate_name,
 )
-from .store import LIVE, Build, EnvRecord, now
+from .store import Build, EnvRecord, now
 
 if TYPE_CHECKING:
     from .service import EnvService
@@ -174,15 +174,9 @@ class Environments:
         svc = self.svc
         store = svc.managed(scope, name)
         store.check_writable(name)
-        latest = store.latest_build(name)
-        if latest and latest.status in LIVE and store.build_is_alive(name, latest):
-            raise Conflict(
-                f"Build v{latest.version} of {name!r} is {latest.status}: cancel it first",
-                item=name,
-            )
+        store.delete_env(name)  # 409 while a build of it is queued or runs anywhere
         svc.kernels.forget(scope, name)
         unregister_conda_env(store.prefix(name))
-        store.delete_env(name)
         svc.log.info("%s deleted %s/%s", svc.actor(actor), scope, name)
         svc.emit("environment", {"action": "deleted", "scope": scope, "name": name})
 

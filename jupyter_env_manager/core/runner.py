@@ -19,20 +19,55 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .store import LIVE, STOP_REASON, Build
+from .errors import NotFound
+from .store import LIVE, STOP_REASON, Build, Store, current_user, owner_alive
 
 CANCEL_GRACE_S = 10.0
 
 
-def worker_argv(build_dir: Path) -> list[str]:
-    return [sys.executable, "-m", "jupyter_env_manager.core.worker", str(build_dir)]
+def worker_argv(build_dir: Path, build_id: str | None = None) -> list[str]:
+    argv = [sys.executable, "-m", "jupyter_env_manager.core.worker", str(build_dir)]
+    return [*argv, build_id] if build_id else argv
+
+
+def signal_worker(owner: dict[str, Any], sig: int = signal.SIGTERM) -> bool:
+    """Signal a build's worker if it runs on this host and is the very process recorded (pid and
+    start time: a reused pid is someone else); False when that cannot be done from here."""
+    if owner_alive(owner) is not True:
+        return False
+    pid = owner["pid"]
+    try:
+        if os.getpgid(pid) == pid:  # its own session: uv and other children go too
+            os.killpg(pid, sig)
+        else:
+            os.kill(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+@dataclass
+class _Job:
+    scope: str
+    name: str
+    version: int
+    id: str
+    proc: asyncio.subprocess.Process | None = None
+    cancelled: bool = False
+    task: asyncio.Task | None = None
 
 
 class BuildQueue:
-    """Background builds of one server, at most ``max_concurrent`` at a time."""
+    """Background builds of one server, at most ``max_concurrent`` at a time.
+
+    Builds are keyed by their unique id, never by (scope, name, version): a version number
+    comes back when an environment is deleted and recreated. Every build submitted here ends
+    with a recorded status (succeeded, failed, cancelled...), whatever happens in between.
+    """
 
     def __init__(
         self,
@@ -45,110 +80,126 @@ class BuildQueue:
         self._loop = loop or asyncio.get_event_loop()
         self.timeout_s = timeout_s
         self._slots = asyncio.Semaphore(max_concurrent)
-        self._tasks: dict[tuple[str, str, int], asyncio.Task] = {}
-        self._procs: dict[tuple[str, str, int], asyncio.subprocess.Process] = {}
-        self._cancelled: set[tuple[str, str, int]] = set()
+        self._jobs: dict[str, _Job] = {}
 
     def submit(self, scope: str, name: str, build: Build) -> Build:
         """Queue a recorded build (from any thread); it runs when a slot is free."""
-        self._loop.call_soon_threadsafe(self._start, (scope, name, build.version))
+        job = _Job(scope, name, build.version, build.id)
+        self._jobs[build.id] = job
+        self._loop.call_soon_threadsafe(self._start, job)
         return build
 
-    def _start(self, key: tuple[str, str, int]) -> None:
-        task = asyncio.create_task(self._run(key))
-        self._tasks[key] = task
-        task.add_done_callback(lambda _t: self._tasks.pop(key, None))
+    def _start(self, job: _Job) -> None:
+        job.task = asyncio.create_task(self._run(job))
+        job.task.add_done_callback(lambda _t: self._jobs.pop(job.id, None))
 
     def running(self) -> list[tuple[str, str, int]]:
-        return list(self._tasks)
+        return [(j.scope, j.name, j.version) for j in self._jobs.values()]
 
-    async def _run(self, key: tuple[str, str, int]) -> None:
-        scope, name, version = key
-        service = self.service
-        async with self._slots:
-            if key in self._cancelled:
-                return
-            build_dir = service.builds.dir(scope, name, version)
-            log = open(build_dir / "log.txt", "ab")
-            try:
-                proc = await asyncio.create_subprocess_exec(
-                    *worker_argv(build_dir),
-                    stdout=asyncio.subprocess.PIPE,
-                    stderr=log,
-                    stdin=asyncio.subprocess.DEVNULL,
-                    start_new_session=True,
-                )
-            finally:
-                log.close()
-            self._procs[key] = proc
-            try:
-                await asyncio.wait_for(self._follow(key, proc), self.timeout_s)
-            except asyncio.TimeoutError:
-                reason = f"The build took longer than build_timeout_s ({self.timeout_s:.0f} s)"
-                # The worker reads why it is stopped: a timeout is a failure, not a cancel.
-                (build_dir / STOP_REASON).write_text(json.dumps({"error": reason}))
-                await self._terminate(proc)
-                await asyncio.to_thread(
-                    service.builds.finish_unfinished, scope, name, version, "failed", reason
-                )
-            finally:
-                self._procs.pop(key, None)
-        await self._finished(key, proc.returncode)
+    def _store(self, job: _Job) -> Store:
+        return self.service.store(job.scope)
 
-    async def _follow(self, key, proc: asyncio.subprocess.Process) -> None:
-        scope, name, version = key
-        assert proc.stdout is not None
+    async def _run(self, job: _Job) -> None:
+        status, error = "failed", "The build worker ended unexpectedly"
+        try:
+            async with self._slots:
+                if job.cancelled:
+                    return  # recorded as cancelled by cancel()
+                status, error = await self._work(job)
+        except asyncio.CancelledError:  # the server is stopping: its successor reaps the build
+            raise
+        except Exception as err:  # e.g. the worker could not be started: say so, never hang
+            self.service.log.exception("jupyter_env_manager: build %s failed to run", job.id)
+            error = f"The build worker could not run: {err}"
+        if job.cancelled:
+            status, error = "cancelled", "The build was cancelled by the user"
+        await self._settle(job, status, error)
+
+    async def _work(self, job: _Job) -> tuple[str, str]:
+        """Run the worker to its end; the status to record if it did not record one."""
+        build_dir = self._store(job).build_dir(job.name, job.version)
+        log = open(build_dir / "log.txt", "ab")
+        try:
+            job.proc = await asyncio.create_subprocess_exec(
+                *worker_argv(build_dir, job.id),
+                stdout=asyncio.subprocess.PIPE,
+                stderr=log,
+                stdin=asyncio.subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        finally:
+            log.close()
+        try:
+            await asyncio.wait_for(self._follow(job), self.timeout_s)
+        except asyncio.TimeoutError:
+            reason = f"The build took longer than build_timeout_s ({self.timeout_s:.0f} s)"
+            # The worker reads why it is stopped: a timeout is a failure, not a cancel.
+            (build_dir / STOP_REASON).write_text(json.dumps({"error": reason}))
+            await self._terminate(job.proc)
+            return "failed", reason
+        return "failed", f"The build worker ended unexpectedly (exit {job.proc.returncode})"
+
+    async def _follow(self, job: _Job) -> None:
+        proc = job.proc
+        assert proc is not None and proc.stdout is not None
         async for raw in proc.stdout:
             try:
                 event = json.loads(raw)
             except ValueError:
                 continue
             if event.get("event") in ("phase", "status"):
-                now = Build(version, event.get("status", "running"), phase=event.get("phase"))
-                self.service.emit("build", now.event("phase", scope, name))
+                now = Build(job.version, event.get("status", "running"), phase=event.get("phase"))
+                self.service.emit("build", now.event("phase", job.scope, job.name))
         await proc.wait()
 
-    async def _finished(self, key, code: int | None) -> None:
-        scope, name, version = key
-        service = self.service
-
-        def settle() -> Build:
-            if key in self._cancelled:
-                return service.builds.finish_cancelled(scope, name, version, "the user")
-            return service.builds.finish_unfinished(
-                scope, name, version, "failed", f"The build worker ended unexpectedly (exit {code})"
+    async def _settle(self, job: _Job, status: str, error: str) -> None:
+        """Record the end (if the worker did not) and tell the clients; a build that is gone
+        (its environment deleted) has nothing to tell."""
+        store = self._store(job)
+        try:
+            build = await asyncio.to_thread(
+                store.finish, job.name, job.version, status, error, build_id=job.id
             )
-
-        build = await asyncio.to_thread(settle)
-        self._cancelled.discard(key)
-        service.emit("build", build.event("finished", scope, name))
+        except NotFound:
+            return
+        self.service.emit("build", build.event("finished", job.scope, job.name))
 
     async def cancel(self, scope: str, name: str, version: int) -> None:
-        key = (scope, name, version)
-        self._cancelled.add(key)
-        proc = self._procs.get(key)
-        if proc is not None:
-            await self._terminate(proc)
+        """Cancel a build: ours, by terminating its worker; queued here, at once; otherwise a
+        cancel request its worker honours (and a SIGTERM if it is a process of this host)."""
+        store = self.service.store(scope)
+        build = await asyncio.to_thread(store.read_build, name, version)
+        job = self._jobs.get(build.id)
+        if job is not None:
+            job.cancelled = True
+            if job.proc is not None:
+                await self._terminate(job.proc)
+            else:  # still waiting for a slot: it will not start
+                await self._settle(job, "cancelled", "The build was cancelled by the user")
             return
-        # Queued here, or run by another process (the CLI, another server): stop it by pid.
-        build = await asyncio.to_thread(self.service.builds.get, scope, name, version)
-        owner = build.owner or {}
-        if build.status == "running" and owner.get("pid") and owner.get("pid") != os.getpid():
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(owner["pid"], signal.SIGTERM)
-            for _ in range(int(CANCEL_GRACE_S * 10)):
-                await asyncio.sleep(0.1)
-                build = await asyncio.to_thread(self.service.builds.get, scope, name, version)
-                if build.status not in LIVE:
-                    return
-        task = self._tasks.get(key)
-        build = await asyncio.to_thread(
-            self.service.builds.finish_cancelled, scope, name, version, "the user"
-        )
-        if task is not None and key not in self._procs:
-            task.cancel()
-            self._tasks.pop(key, None)
-            self.service.emit("build", build.event("finished", scope, name))
+        await asyncio.to_thread(store.request_cancel, name, version, current_user())
+        if build.status == "queued":
+            # Queued by another process: record the cancel unless its worker just started
+            # (then that worker sees the request and ends itself).
+            def cancel_queued() -> Build:
+                with store.env_lock(name):
+                    now = store.read_build(name, version)
+                    if now.id == build.id and now.status == "queued":
+                        if not store.build_locked(name):
+                            return store.finish(
+                                name, version, "cancelled", "The build was cancelled",
+                                build_id=build.id, clear_staging=False,
+                            )  # fmt: skip
+                    return now
+
+            await asyncio.to_thread(cancel_queued)
+        elif build.status == "running":
+            signal_worker(build.owner or {})
+        for _ in range(int(CANCEL_GRACE_S * 10)):
+            current = await asyncio.to_thread(store.build_of, name, version, build.id)
+            if current is None or current.status not in LIVE:
+                return
+            await asyncio.sleep(0.1)
 
     async def _terminate(self, proc: asyncio.subprocess.Process) -> None:
         with contextlib.suppress(ProcessLookupError):
@@ -161,11 +212,25 @@ class BuildQueue:
             await proc.wait()
 
     async def shutdown(self) -> None:
-        for proc in list(self._procs.values()):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-        for task in list(self._tasks.values()):
-            task.cancel()
+        """The server stops: builds waiting for a slot end saying so, running workers are
+        stopped (recorded failed, with the reason) and every task is awaited: none is left
+        pending. (A server that is killed instead leaves its workers running: they finish.)"""
+        jobs = list(self._jobs.values())
+        waiting = [job for job in jobs if job.proc is None]
+        for job in waiting:
+            if job.task is not None:
+                job.task.cancel()
+        for job in jobs:
+            if job.proc is not None and job.proc.returncode is None:
+                build_dir = self._store(job).build_dir(job.name, job.version)
+                reason = "The server stopped during the build"
+                with contextlib.suppress(OSError):
+                    (build_dir / STOP_REASON).write_text(json.dumps({"error": reason}))
+                await self._terminate(job.proc)
+        await asyncio.gather(*(job.task for job in jobs if job.task), return_exceptions=True)
+        for job in waiting:
+            if not job.cancelled:
+                await self._settle(job, "interrupted", "The server stopped before it started")
 
 
 class ForegroundRunner:
@@ -202,7 +267,7 @@ def run_foreground(
     log_path = build_dir / "log.txt"
     with open(log_path, "ab") as err:
         proc = subprocess.Popen(
-            worker_argv(build_dir),
+            worker_argv(build_dir, build.id),
             stdout=subprocess.PIPE,
             stderr=err,
             stdin=subprocess.DEVNULL,
@@ -237,13 +302,14 @@ def run_foreground(
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-        service.builds.finish_cancelled(scope, name, build.version, "the user")
+        service.builds.finish_cancelled(scope, name, build.version, "the user", build_id=build.id)
     result = service.builds.finish_unfinished(
         scope,
         name,
         build.version,
         "failed",
         f"The build worker ended unexpectedly (exit {proc.returncode})",
+        build_id=build.id,
     )
     service.emit("build", result.event("finished", scope, name))
     return result

@@ -15,6 +15,19 @@ Designed for many writers on one (NFS) directory: version numbers are claimed wi
 environment's ``build.lock`` (released by the kernel when its process dies, which is how an
 interrupted build is recognised), and no per-user state lives here. In the shared store,
 whatever we make grants the team what the root grants (see :mod:`.access`).
+
+Build lifecycle guarantees (what the reliability tests check):
+
+- Every lock wait is bounded (:data:`LOCK_WAIT_S`) and ends in a :class:`Conflict` naming the
+  environment; ``env_lock`` is re-entrant within a thread, so no path waits on a lock it holds.
+- One commit point: a build is in use, and succeeded, exactly when the rename of its staging
+  prefix onto ``<root>/<name>`` has happened; the prefix carries the build's marker (version and
+  build id), so after any kill :meth:`Store.finish` (called by the worker, its parent, or a
+  reaper) records "vN succeeded and in use" or "vN did not happen and v(N-1) is in use".
+- Builds are told apart by a unique id (``build.json``), never by (scope, name, version) alone:
+  a recreated environment's v1 is never taken for the deleted one's.
+- A queued build whose owner (same host, pid and process start time) is gone, and a running
+  build whose worker no longer holds ``build.lock``, are ended as interrupted with a reason.
 """
 
 from __future__ import annotations
@@ -25,7 +38,9 @@ import fcntl
 import json
 import os
 import shutil
+import signal
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -46,6 +61,14 @@ LIVE = ("queued", "running")
 STOP_REASON = "stop.json"
 # Written into each prefix we put in use: which of our builds it is.
 MARKER = "conda-meta/envmgr-build"
+# In a build's directory: a cancel asked for by a process that does not own the worker.
+CANCEL_REQUEST = "cancel.json"
+# How long a process waits for an environment's lock before answering 409 (seconds).
+LOCK_WAIT_S = float(os.environ.get("JUPYTER_ENV_MANAGER_LOCK_WAIT_S", "20"))
+# Test hook: a worker stops itself (SIGSTOP) at these named points, so a test can kill it there.
+PAUSE_ENV = "JUPYTER_ENV_MANAGER_TEST_PAUSE_AT"
+
+_held = threading.local()  # env locks this thread holds: {(root, name): depth}
 
 
 def now() -> str:
@@ -101,14 +124,15 @@ class Build:
     user: str = field(default_factory=current_user)
     source: dict[str, Any] | None = None  # revert: {"version"}; copy: {"scope", "name", "version"}
     phases: list[dict[str, Any]] = field(default_factory=list)
-    owner: dict[str, Any] = field(default_factory=dict)  # {"host", "pid"} of who runs it
+    owner: dict[str, Any] = field(default_factory=dict)  # {"host", "pid", "start"} of its runner
+    id: str = ""  # unique: set when the version is claimed (allocate_build)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     def public(self) -> dict[str, Any]:
-        """The REST shape (no owner). Listing calls this per environment: no deep copy."""
-        data = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "owner"}
+        """The REST shape (no owner, no id). Listing calls this per environment: no deep copy."""
+        data = {k: getattr(self, k) for k in self.__dataclass_fields__ if k not in ("owner", "id")}
         data["phases"] = [dict(p) for p in self.phases]
         if self.source is not None:
             data["source"] = dict(self.source)
@@ -391,18 +415,37 @@ class Store:
         return None
 
     def allocate_build(self, name: str, build: Build) -> Build:
-        """Claim the next version number with an atomic mkdir (safe across hosts on NFS)."""
+        """Claim the next version number with an atomic mkdir (safe across hosts on NFS).
+
+        Numbers are never given twice: ``next_version`` in state.json is a high-water mark,
+        so the number of a deleted latest version is not reused.
+        """
         base = self.env_dir(name) / "builds"
-        version = (self.versions(name) or [0])[-1] + 1
-        while True:
-            try:
-                self._mkdir(base / str(version))
-                break
-            except FileExistsError:
-                version += 1
-        build.version = version
-        self.write_build(name, build)
+        with self.env_lock(name):
+            state = self.read_state(name)
+            version = max((self.versions(name) or [0])[-1] + 1, state.get("next_version", 1))
+            while True:
+                try:
+                    self._mkdir(base / str(version))
+                    break
+                except FileExistsError:
+                    version += 1
+            state = self.read_state(name)
+            state["next_version"] = version + 1
+            self.write_state(name, state)
+            build.version = version
+            build.id = build.id or uuid.uuid4().hex
+            self.write_build(name, build)
         return build
+
+    def build_of(self, name: str, version: int, build_id: str | None) -> Build | None:
+        """The build ``version`` if it is still the one with ``build_id`` (None: it is gone, or
+        the environment was deleted and this version number belongs to a new one)."""
+        try:
+            build = self.read_build(name, version)
+        except NotFound:
+            return None
+        return build if not build_id or build.id == build_id else None
 
     def log_path(self, name: str, version: int) -> Path:
         return self.build_dir(name, version) / "log.txt"
@@ -411,20 +454,61 @@ class Store:
 
     @contextlib.contextmanager
     def env_lock(self, name: str) -> Iterator[None]:
-        """A short critical section on one environment's metadata (across processes)."""
-        fd = open_lock(self.env_dir(name) / "env.lock", self.access)
+        """A short critical section on one environment's metadata (across processes).
+
+        Re-entrant within a thread (a nested call does not wait on the lock its caller holds);
+        across threads and processes a wait is bounded by :data:`LOCK_WAIT_S`, then 409.
+        """
+        held = _held.__dict__.setdefault("locks", {})
+        key = (str(self.root), name)
+        if held.get(key):
+            held[key] += 1
+            try:
+                yield
+            finally:
+                held[key] -= 1
+            return
         try:
-            self._flock(fd, fcntl.LOCK_EX)
+            fd = open_lock(self.env_dir(name) / "env.lock", self.access)
+        except FileNotFoundError:
+            raise NotFound(f"No environment {name!r} in the {self.scope} store") from None
+        try:
+            self._flock_wait(fd, name)
+            held[key] = 1
             yield
         finally:
+            held.pop(key, None)
             os.close(fd)  # releases the lock
+
+    def _flock_wait(self, fd: int, name: str) -> None:
+        """Take an exclusive lock, waiting at most LOCK_WAIT_S (polling: flock has no timeout)."""
+        deadline = time.monotonic() + LOCK_WAIT_S
+        delay = 0.005
+        while True:
+            try:
+                self._flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except OSError as err:
+                if err.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+            if time.monotonic() >= deadline:
+                raise Conflict(
+                    f"Environment {name!r} in the {self.scope} store is locked by another "
+                    f"process (waited {LOCK_WAIT_S:g} s for its lock): try again",
+                    item=name,
+                )
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
 
     def build_lock_path(self, name: str) -> Path:
         return self.env_dir(name) / "build.lock"
 
     def try_build_lock(self, name: str) -> int | None:
         """Take the build lock without waiting; returns the fd holding it, or None if taken."""
-        fd = open_lock(self.build_lock_path(name), self.access)
+        try:
+            fd = open_lock(self.build_lock_path(name), self.access)
+        except FileNotFoundError:
+            raise NotFound(f"No environment {name!r} in the {self.scope} store") from None
         try:
             self._flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as err:
@@ -449,95 +533,229 @@ class Store:
                 "(NFSv3), or mount without 'nolock'"
             ) from None
 
-    def build_is_alive(self, name: str, build: Build) -> bool:
-        """Whether a queued/running build still has a live owner."""
-        if build.status == "running":
-            fd = self.try_build_lock(name)
-            if fd is None:
-                return True
-            os.close(fd)
-            return False
-        owner = build.owner or {}
-        if owner.get("host") != socket.gethostname():
-            return True  # another machine's queue: we cannot tell, trust it
-        pid = owner.get("pid")
-        if not pid:
-            return False
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
+    def build_locked(self, name: str) -> bool:
+        """Whether a worker holds the environment's build lock (one is running, anywhere)."""
+        fd = self.try_build_lock(name)
+        if fd is None:
             return True
-        return True
+        os.close(fd)
+        return False
+
+    def build_is_alive(self, name: str, build: Build) -> bool:
+        """Whether a queued/running build still has a live owner.
+
+        Running: its worker holds the build lock. Queued: a worker is starting it (the lock is
+        held), or the process that queued it is alive (same host: pid and start time; another
+        host's queue cannot be checked from here and is trusted).
+        """
+        if build.status == "running":
+            return self.build_locked(name)
+        if self.build_locked(name):
+            return True
+        return owner_alive(build.owner or {}) is not False
 
     def reap(self, name: str, build: Build) -> Build:
-        """Mark a dead queued/running build interrupted and clear its staging leftovers."""
+        """End a queued/running build whose owner is gone (see :meth:`finish`)."""
         if build.status in LIVE and not self.build_is_alive(name, build):
             if not os.access(self.build_dir(name, build.version), os.W_OK):
                 return build  # a teammate's, in a store read-only for us: its owner will
-            with self.env_lock(name):
-                build = self.read_build(name, build.version)
-                if build.status in LIVE and not self.build_is_alive(name, build):
-                    build.status = "interrupted"
-                    build.error = build.error or "The build was interrupted (its process ended)"
-                    build.finished_at = build.finished_at or now()
-                    self.write_build(name, build)
-                    self.recover_swap(name)
-                    self.remove_tree(self.staging_dir(name, build.version))
+            if build.status == "running":
+                reason = "The build was interrupted (its worker process ended)"
+            else:
+                owner = build.owner or {}
+                reason = (
+                    "The build was interrupted (the process that queued it, pid "
+                    f"{owner.get('pid')} on {owner.get('host')}, ended before it started)"
+                )
+            try:
+                return self.finish(
+                    name, build.version, "interrupted", reason, build_id=build.id, if_dead=True
+                )
+            except NotFound:
+                return build
         return build
+
+    def finish(
+        self,
+        name: str,
+        version: int,
+        status: str,
+        error: str | None,
+        *,
+        build_id: str | None = None,
+        clear_staging: bool = True,
+        if_dead: bool = False,
+    ) -> Build:
+        """Record the end of a build: the one place a build becomes terminal.
+
+        Called by the worker itself, by whoever started it once it exited, or by a reaper
+        (``if_dead``: only if its owner is still gone, checked under the lock). A swap cut short
+        is finished or undone first; then the prefix in use decides: if it carries this build's
+        marker the build succeeded (whatever ``status`` says: it is in use), otherwise it did
+        not and the previous version stays. Staging (unless ``clear_staging`` is false: a
+        cancelled worker's threads may still write there) and this environment's trash go.
+        """
+        leftovers: list[Path] = []
+        with self.env_lock(name):
+            build = self.build_of(name, version, build_id)
+            if build is None:
+                raise NotFound(f"Environment {name!r} has no build {version} (id {build_id})")
+            if build.status in LIVE and not (if_dead and self.build_is_alive(name, build)):
+                self.recover_swap(name)
+                if self.committed(name, build):
+                    status, error = "succeeded", None
+                    state = self.read_state(name)
+                    if state.get("active_version") != version:
+                        state["active_version"] = version
+                        self.write_state(name, state)
+                elif status == "succeeded":
+                    status, error = "failed", "The new version was not put in use"
+                build.status, build.error, build.finished_at = status, error, now()
+                if build.phases:
+                    build.phases[-1].setdefault("finished_at", build.finished_at)
+                self.write_build(name, build)
+            if build.status not in LIVE:
+                staging = self.staging_dir(name, version)
+                if clear_staging and staging.exists():
+                    leftovers.append(self._to_trash(staging, name))
+                leftovers += self.trash_of(name)
+        for path in leftovers:
+            self.remove_tree(path)
+        return build
+
+    def committed(self, name: str, build: Build) -> bool:
+        """Whether ``build`` is the one in use (the prefix carries its marker)."""
+        marker = read_json(self.prefix(name) / MARKER, {}) or {}
+        if marker.get("build_id") and build.id:
+            return marker["build_id"] == build.id
+        return marker.get("version") == build.version and build.status in LIVE
+
+    def trash_of(self, name: str) -> list[Path]:
+        """This environment's old prefixes in the trash (no swap of it is under way: the
+        caller holds its env lock, and swaps hold it from journal to rename)."""
+        try:
+            entries = list(os.scandir(self.trash))
+        except FileNotFoundError:
+            return []
+        return [
+            Path(e.path)
+            for e in entries
+            if e.name.rpartition(".")[0] == name and len(e.name.rpartition(".")[2]) == 8
+        ]
+
+    def _to_trash(self, path: Path, name: str) -> Path:
+        self._mkdir(self.trash, exist_ok=True)
+        gone = self.trash / f"{name}.{uuid.uuid4().hex[:8]}"
+        os.rename(path, gone)
+        return gone
+
+    # -- cancel requests ---------------------------------------------------------------------
+
+    def request_cancel(self, name: str, version: int, by: str) -> None:
+        """Ask the worker of a build to cancel it (it polls for this file)."""
+        path = self.build_dir(name, version) / CANCEL_REQUEST
+        self._write_json(path, {"by": by, "at": now(), "host": socket.gethostname()})
+
+    def cancel_requested(self, name: str, version: int) -> dict[str, Any] | None:
+        return read_json(self.build_dir(name, version) / CANCEL_REQUEST)
 
     # -- putting a prefix in use -------------------------------------------------------------
 
     def swap_in(
-        self, name: str, staging: Path, version: int, summary: dict[str, Any] | None = None
+        self,
+        name: str,
+        staging: Path,
+        build_id: str,
+        version: int,
+        summary: dict[str, Any] | None = None,
+        spec: dict[str, Any] | None = None,
     ) -> None:
-        """Put a finished staging prefix in use as ``<root>/<name>``, crash-safely.
+        """Put a finished staging prefix in use as ``<root>/<name>``: the build's commit point.
 
-        A journal names the version being swapped in; :meth:`recover_swap` finishes or undoes
-        a swap that a crash cut short, so the prefix in use is always a complete one.
+        Under the env lock, and only if the build is still this environment's running build
+        ``build_id`` (a deleted or recreated environment gets nothing). A journal names the
+        swap; :meth:`recover_swap` finishes or undoes one that a crash cut short. ``spec``
+        (a revert) becomes the environment's spec in the same step.
         """
         target = self.prefix(name)
-        (staging / MARKER).write_text(json.dumps({"version": version}))
         journal = self.env_dir(name) / "swap.json"
-        self._write_json(journal, {"version": version, "staging": str(staging), "summary": summary})
-        old = None
-        if target.exists():
-            old = self.trash / f"{name}.{uuid.uuid4().hex[:8]}"
-            os.rename(target, old)
-        os.rename(staging, target)
-        state = self.read_state(name)
-        state.update(summary or {}, active_version=version)
-        self.write_state(name, state)
-        journal.unlink()
+        with self.env_lock(name):
+            build = self.build_of(name, version, build_id)
+            if build is None or build.status != "running" or not self.exists(name):
+                raise Conflict(
+                    f"Environment {name!r} was deleted or recreated during build v{version}: "
+                    "its result is not put in use",
+                    item=name,
+                )
+            (staging / MARKER).write_text(json.dumps({"version": version, "build_id": build_id}))
+            old = self.trash / f"{name}.{uuid.uuid4().hex[:8]}" if target.exists() else None
+            self._write_json(
+                journal,
+                {
+                    "version": version,
+                    "build_id": build_id,
+                    "staging": str(staging),
+                    "old": str(old) if old else None,
+                    "summary": summary,
+                    "spec": spec,
+                },
+            )
+            if old is not None:
+                self._mkdir(self.trash, exist_ok=True)
+                os.rename(target, old)
+            os.rename(staging, target)  # the commit point
+            pause_point("swap")
+            self._committed_swap(name, version, summary, spec)
+            journal.unlink()
         if old is not None:
             self.remove_tree(old)
 
+    def _committed_swap(
+        self, name: str, version: int, summary: dict[str, Any] | None, spec: dict[str, Any] | None
+    ) -> None:
+        state = self.read_state(name)
+        state.update(summary or {}, active_version=version)
+        self.write_state(name, state)
+        if spec is not None:
+            record = self.read_env(name)
+            record.spec = EnvSpec.from_dict(spec)
+            record.updated_at = now()
+            self.write_env(name, record)
+
     def recover_swap(self, name: str) -> None:
+        """Finish (the new prefix is in place, or complete in staging) or undo (put the old one
+        back) a swap cut short. Call with the env lock held."""
         journal = self.env_dir(name) / "swap.json"
         data = read_json(journal)
         if not data:
             return
         target = self.prefix(name)
+        mine = {"version": data["version"]}
+        if data.get("build_id"):
+            mine["build_id"] = data["build_id"]
+
+        def carries(prefix: Path) -> bool:
+            marker = read_json(prefix / MARKER, {}) or {}
+            return all(marker.get(k) == v for k, v in mine.items())
+
+        summary, spec = data.get("summary"), data.get("spec")
         if target.exists():
-            marker = read_json(target / MARKER, {}) or {}
-            if marker.get("version") == data["version"]:
-                state = self.read_state(name)
-                state.update(data.get("summary") or {}, active_version=data["version"])
-                self.write_state(name, state)
+            if carries(target):
+                self._committed_swap(name, data["version"], summary, spec)
         else:
-            # Crashed between the two renames: put the newest trashed prefix of this env back.
-            candidates = sorted(
-                self.trash.glob(f"{name}.*"), key=lambda p: p.stat().st_mtime, reverse=True
-            )
-            staging = Path(data.get("staging", ""))
-            if staging.is_dir() and (staging / MARKER).exists():
+            staging = Path(data.get("staging") or "/nonexistent")
+            old = Path(data["old"]) if data.get("old") else None
+            if staging.is_dir() and carries(staging):
                 os.rename(staging, target)
-                state = self.read_state(name)
-                state.update(data.get("summary") or {}, active_version=data["version"])
-                self.write_state(name, state)
-            elif candidates:
-                os.rename(candidates[0], target)
+                self._committed_swap(name, data["version"], summary, spec)
+            elif old is not None and old.is_dir():
+                os.rename(old, target)
+            elif old is None:  # a journal of an older version: the newest trashed prefix
+                candidates = sorted(
+                    self.trash_of(name), key=lambda p: p.stat().st_mtime, reverse=True
+                )
+                if candidates:
+                    os.rename(candidates[0], target)
         journal.unlink(missing_ok=True)
 
     def recover(self) -> list[tuple[str, int]]:
@@ -545,13 +763,14 @@ class Store:
         reaped = []
         for name in self.managed_names():
             try:
-                self.recover_swap(name)
-                build = self.latest_build(name)
-                if build and build.status in LIVE:
-                    after = self.reap(name, build)
-                    if after.status == "interrupted" and build.status != after.status:
-                        reaped.append((name, build.version))
-            except OSError:
+                with self.env_lock(name):
+                    self.recover_swap(name)
+                    build = self.latest_build(name)
+                    if build and build.status in LIVE:
+                        after = self.reap(name, build)
+                        if after.status == "interrupted" and build.status != after.status:
+                            reaped.append((name, build.version))
+            except (OSError, EnvManagerError):
                 continue
         staging = self.meta / "staging"
         if staging.is_dir():
@@ -578,21 +797,85 @@ class Store:
             shutil.rmtree(path, ignore_errors=True)
 
     def delete_env(self, name: str) -> None:
-        """Remove prefix and metadata: the prefix is first renamed away (atomic)."""
-        target = self.prefix(name)
-        if target.exists():
-            self._mkdir(self.trash, exist_ok=True)
-            gone = self.trash / f"{name}.{uuid.uuid4().hex[:8]}"
-            os.rename(target, gone)
-            self.remove_tree(gone)
-        meta = self.env_dir(name)
-        if meta.exists():
-            gone = self.trash / f"meta-{name}.{uuid.uuid4().hex[:8]}"
-            os.rename(meta, gone)
-            self.remove_tree(gone)
-        for entry in (self.meta / "staging").glob(f"{name}.v*"):
-            self.remove_tree(entry)
+        """Remove prefix and metadata (each first renamed away, atomically).
+
+        Refused (409) while a build of it runs anywhere: its build lock is taken, without
+        waiting, for the whole delete, so no worker can start, swap or record meanwhile.
+        """
+        fd = self.try_build_lock(name)
+        if fd is None:
+            raise Conflict(
+                f"A build of {name!r} is running (its worker holds the build lock): cancel it "
+                "or wait for it to end",
+                item=name,
+            )
+        gone: list[Path] = []
+        try:
+            with self.env_lock(name):
+                latest = self.latest_build(name)
+                if latest and latest.status in LIVE and self.build_is_alive(name, latest):
+                    raise Conflict(
+                        f"Build v{latest.version} of {name!r} is {latest.status}: cancel it first",
+                        item=name,
+                    )
+                self._mkdir(self.trash, exist_ok=True)
+                if self.prefix(name).exists():
+                    gone.append(self._to_trash(self.prefix(name), name))
+                meta = self.trash / f"meta-{name}.{uuid.uuid4().hex[:8]}"
+                os.rename(self.env_dir(name), meta)
+                gone.append(meta)
+                for entry in (self.meta / "staging").glob(f"{name}.v*"):
+                    gone.append(self._to_trash(entry, name))
+        finally:
+            os.close(fd)
+        for path in gone:
+            self.remove_tree(path)
+
+
+def process_start(pid: int) -> int | None:
+    """A process's start time (clock ticks after boot, /proc/PID/stat field 22): with the pid,
+    it names one process (a pid alone may have been reused)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+        return int(data.rsplit(b")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def owner_alive(owner: dict[str, Any]) -> bool | None:
+    """Whether the process an owner record names still runs: None on another host (unknown)."""
+    if owner.get("host") != socket.gethostname():
+        return None
+    pid = owner.get("pid")
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    start = owner.get("start")
+    if start is not None:
+        current = process_start(pid)
+        if current is not None and current != start:
+            return False  # the pid was reused by another process
+    return True
+
+
+def pause_point(point: str) -> None:
+    """Test hook: stop this process here if JUPYTER_ENV_MANAGER_TEST_PAUSE_AT names ``point``."""
+    wanted = os.environ.get(PAUSE_ENV)
+    if wanted and point in wanted.split(","):
+        os.kill(os.getpid(), signal.SIGSTOP)
 
 
 def host_owner() -> dict[str, Any]:
-    return {"host": socket.gethostname(), "pid": os.getpid(), "since": time.time()}
+    pid = os.getpid()
+    return {
+        "host": socket.gethostname(),
+        "pid": pid,
+        "start": process_start(pid),
+        "since": time.time(),
+    }

@@ -1,15 +1,21 @@
-"""The build worker: ``python -m jupyter_env_manager.worker <build dir>``.
+"""The build worker: ``python -m jupyter_env_manager.worker <build dir> [<build id>]``.
 
 One process per build, started by whichever door asked for it (server, CLI, magics). It holds
 the environment's build lock while it runs, writes the build's status, phases and log, and
-prints one JSON line per state change on stdout for its parent. A SIGTERM (cancel) ends it
-cleanly as "cancelled"; a crash or SIGKILL leaves the lock free, which is how the next reader
-tells the build was interrupted. Nothing it does touches the version in use before the swap.
+prints one JSON line per state change on stdout for its parent. A SIGTERM (cancel), or a cancel
+request file left by another process (it polls for it), ends it cleanly as "cancelled"; a crash
+or SIGKILL leaves the lock free, which is how the next reader tells the build was interrupted.
+Nothing it does touches the version in use before the swap, its commit point.
+
+The worker outlives its parent: it runs in its own session, and once its stdout is gone (the
+server or the CLI died) it stops reporting there and finishes the build all the same; the
+store's records say how it ended.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -18,15 +24,26 @@ import traceback
 from pathlib import Path
 
 from .engine import Builder, BuildFailed, BuildJob, BuildLog
-from .store import STOP_REASON, Store, host_owner, now
+from .errors import Conflict, NotFound
+from .store import STOP_REASON, Store, host_owner, now, pause_point
+
+CANCEL_POLL_S = 0.5
+_reporting = True
 
 
 def emit(**event) -> None:
-    sys.stdout.write(json.dumps(event) + "\n")
-    sys.stdout.flush()
+    """One JSON line for the parent; once the parent is gone (a broken pipe), nothing."""
+    global _reporting
+    if not _reporting:
+        return
+    try:
+        sys.stdout.write(json.dumps(event) + "\n")
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        _reporting = False
 
 
-def run(build_dir: Path) -> int:
+def run(build_dir: Path, build_id: str | None = None) -> int:
     job = BuildJob.from_dict(json.loads((build_dir / "job.json").read_text()))
     if job.niceness > 0:
         os.nice(job.niceness)  # the server and the kernels come first; uv inherits it
@@ -34,35 +51,64 @@ def run(build_dir: Path) -> int:
     if store.access is not None:  # a shared store: what the build makes is the team's too
         os.umask(store.access.umask)
     name, version = job.name, job.version
-    lock_fd = store.try_build_lock(name)
-    build = store.read_build(name, version)
+    try:
+        lock_fd = store.try_build_lock(name)
+    except NotFound:  # deleted before we started
+        emit(event="finished", status="gone", error="The environment was deleted")
+        return 4
+    build = store.build_of(name, version, build_id)
+    if build is None:  # deleted (and maybe recreated) before we started: not ours to touch
+        emit(event="finished", status="gone", error="The build no longer exists")
+        return 4
     if lock_fd is None:
-        build.status, build.error, build.finished_at = "failed", "Another build is running", now()
-        store.write_build(name, build)
+        build = store.finish(
+            name, version, "failed", "Another build is running", build_id=build.id,
+            clear_staging=False,
+        )  # fmt: skip
         emit(event="finished", status=build.status, error=build.error)
         return 3
-    if build.status != "queued":
-        emit(event="finished", status=build.status, error=build.error)
-        return 0
-    build.status, build.started_at, build.owner = "running", now(), host_owner()
-    store.write_build(name, build)
+    with store.env_lock(name):  # queued -> running, or not at all (a cancel won the race)
+        build = store.read_build(name, version)
+        if build.status == "queued" and store.cancel_requested(name, version):
+            build.status, build.error = "cancelled", "The build was cancelled"
+            build.finished_at = now()
+            store.write_build(name, build)
+        if build.status != "queued":
+            emit(event="finished", status=build.status, error=build.error)
+            return 0
+        build.status, build.started_at, build.owner = "running", now(), host_owner()
+        store.write_build(name, build)
     emit(event="status", status="running")
+    pause_point("running")
 
     def on_phase(phase: str) -> None:
-        current = store.read_build(name, version)
-        stamp = now()
-        if current.phases:
-            current.phases[-1].setdefault("finished_at", stamp)
-        current.phases.append({"name": phase, "started_at": stamp})
-        current.phase = phase
-        store.write_build(name, current)
+        with store.env_lock(name):
+            current = store.read_build(name, version)
+            stamp = now()
+            if current.phases:
+                current.phases[-1].setdefault("finished_at", stamp)
+            current.phases.append({"name": phase, "started_at": stamp})
+            current.phase = phase
+            store.write_build(name, current)
         emit(event="phase", phase=phase)
+        pause_point(f"phase:{phase}")
 
     log = BuildLog(store.log_path(name, version), on_phase)
     log.write(
         f"build v{version} of {job.scope}/{name} ({job.kind}) by {build.user}, pid {os.getpid()}"
     )
     status, error = "failed", None
+    builder = Builder(job, log)
+    builder.build_id = build.id
+
+    async def watch_cancel(task: asyncio.Task) -> None:
+        while True:
+            await asyncio.sleep(CANCEL_POLL_S)
+            request = await asyncio.to_thread(store.cancel_requested, name, version)
+            if request and not builder.committed:
+                log.write(f"cancel requested by {request.get('by') or 'another process'}")
+                task.cancel()
+                return
 
     async def main() -> None:
         task = asyncio.current_task()
@@ -70,42 +116,59 @@ def run(build_dir: Path) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, task.cancel)
-        await Builder(job, log).run()
+        watcher = asyncio.create_task(watch_cancel(task))
+        try:
+            await builder.run()
+        finally:
+            watcher.cancel()
 
     try:
         asyncio.run(main())
         status = "succeeded"
     except BuildFailed as err:
         error = str(err)
+    except Conflict as err:  # deleted or recreated meanwhile: the swap refused
+        error = err.message
     except (asyncio.CancelledError, KeyboardInterrupt):
         stop = build_dir / STOP_REASON
         if stop.exists():  # stopped by its parent for a reason (a timeout): a failure
             error = json.loads(stop.read_text()).get("error") or "The build was stopped"
         else:
-            status, error = "cancelled", "The build was cancelled"
+            request = store.cancel_requested(name, version) or {}
+            by = f" by {request['by']}" if request.get("by") else ""
+            status, error = "cancelled", f"The build was cancelled{by}"
     except Exception as err:  # a bug or an environment problem: keep the traceback in the log
         error = f"Unexpected error: {err}"
         log.write(traceback.format_exc())
-    if status != "cancelled":
-        # First free the space (a full disk may be why we failed), then record the end.
-        # On cancel, rattler threads may still be writing: the parent clears staging after exit.
-        store.remove_tree(store.staging_dir(name, version))
-    final = store.read_build(name, version)
-    final.status, final.error, final.finished_at = status, error, now()
-    if final.phases:
-        final.phases[-1].setdefault("finished_at", final.finished_at)
+    if builder.committed and status != "succeeded":
+        log.write(f"warning: after the new version was put in use: {error}")
+        status, error = "succeeded", None
+    pause_point("before-record")
     # The log's last line first: whoever sees the final status finds the whole log.
     log.write(f"build {status}" + (f": {error}" if error else ""))
+    # On cancel, rattler threads may still be writing: the parent clears staging after exit.
+    try:
+        final = store.finish(
+            name, version, status, error, build_id=build.id, clear_staging=status != "cancelled"
+        )
+        if (final.status, final.error) != (status, error):  # ended by someone else first
+            log.write(f"recorded as {final.status}" + (f": {final.error}" if final.error else ""))
+        status, error = final.status, final.error
+    except NotFound:  # deleted meanwhile (only possible before the swap)
+        status, error = "gone", "The environment was deleted"
     log.close()
-    store.write_build(name, final)
     emit(event="finished", status=status, error=error)
     return 0 if status == "succeeded" else 1
 
 
 def main() -> None:
-    code = run(Path(sys.argv[1]))
-    sys.stdout.flush()
-    sys.stderr.flush()
+    # A parent that died closes our stdout: writing there must fail softly, not kill us.
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    code = run(Path(sys.argv[1]), sys.argv[2] if len(sys.argv) > 2 else None)
+    with contextlib.suppress(OSError, ValueError):
+        sys.stdout.flush()
+    with contextlib.suppress(OSError, ValueError):
+        sys.stderr.flush()
     # Skip interpreter teardown: rattler's runtime has been seen to crash there.
     os._exit(code)
 

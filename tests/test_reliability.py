@@ -1,0 +1,367 @@
+"""Build lifecycle under faults: locks, lost builds, kills around the commit, deletes, cancels.
+
+One regression test per defect of issue 10 (2-5), each with real workers and real builds from
+the test channel. Workers are stopped at a named point with the test hook
+``JUPYTER_ENV_MANAGER_TEST_PAUSE_AT`` (the worker sends itself SIGSTOP there) or from outside
+with SIGSTOP, then killed or resumed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from helpers import build, run_in_kernel
+from test_api import call, get_json, wait_build
+
+from jupyter_env_manager.core import store as store_module
+from jupyter_env_manager.core.errors import Conflict
+from jupyter_env_manager.core.runner import BuildQueue, worker_argv
+from jupyter_env_manager.core.store import MARKER, PAUSE_ENV, read_json
+
+
+def wait_for(predicate, timeout: float = 120, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def stopped(pid: int) -> bool:
+    try:
+        data = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return False
+    return data.rsplit(b")", 1)[1].split()[0] in (b"T", b"t")
+
+
+def dead_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+_started: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_worker_left():
+    """A failing test must not leave a stopped worker behind."""
+    yield
+    while _started:
+        proc = _started.pop()
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def start_worker(service, name: str, build, pause: str | None = None, **popen) -> subprocess.Popen:
+    env = dict(os.environ)
+    if pause:
+        env[PAUSE_ENV] = pause
+    build_dir = service.builds.dir("local", name, build.version)
+    popen.setdefault("stdout", subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        worker_argv(build_dir, build.id), env=env, start_new_session=True, **popen
+    )
+    _started.append(proc)
+    return proc
+
+
+@pytest.fixture
+def ready(service):
+    service.envs.create({"scope": "local", "name": "demo", "conda": ["alpha"]})
+    assert build(service, "local", "demo").status == "succeeded"
+    service.envs.update("local", "demo", {"conda": ["alpha=2.0", "gamma"]})
+    return service
+
+
+# -- defect 2: a lock taken twice, unbounded lock waits -----------------------------------------
+
+
+def test_queuing_over_a_dead_build_does_not_hang(service, config_file):
+    """The latest build is recorded running but its process died (a killed CLI build): queuing
+    the next one used to take the env lock twice and hang forever, and with it the CLI."""
+    service.envs.create({"scope": "local", "name": "dead", "conda": ["alpha"]})
+    store = service.local
+    queued = service.builds.prepare("local", "dead")
+    record = store.read_build("dead", queued.version)
+    record.status, record.owner = "running", {"host": os.uname().nodename, "pid": dead_pid()}
+    store.write_build("dead", record)
+    proc = subprocess.run(
+        [sys.executable, "-m", "jupyter_env_manager.cli", "build", "dead", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert proc.returncode == 0, proc.stderr
+    builds = {b["version"]: b for b in service.builds.list("local", "dead")}
+    assert builds[1]["status"] == "interrupted"
+    assert builds[1]["error"] == "The build was interrupted (its worker process ended)"
+    assert builds[2]["status"] == "succeeded"
+
+
+def test_a_lock_wait_is_bounded_and_says_why(service, monkeypatch):
+    service.envs.create({"scope": "local", "name": "held", "conda": ["alpha"]})
+    lock = service.local.env_dir("held") / "env.lock"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT); "
+            "fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); time.sleep(600)",
+            str(lock),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        monkeypatch.setattr(store_module, "LOCK_WAIT_S", 1.0, raising=False)
+        outcome: list[BaseException | str] = []
+
+        def edit():
+            try:
+                service.envs.update("local", "held", {"conda": ["beta"]})
+                outcome.append("done")
+            except BaseException as err:
+                outcome.append(err)
+
+        thread = threading.Thread(target=edit, daemon=True)
+        started = time.monotonic()
+        thread.start()
+        thread.join(30)
+        assert outcome, "update_env waited for the lock without bound"
+        assert isinstance(outcome[0], Conflict)
+        assert outcome[0].message == (
+            "Environment 'held' in the local store is locked by another process "
+            "(waited 1 s for its lock): try again"
+        )
+        assert 1.0 <= time.monotonic() - started < 10
+    finally:
+        holder.kill()
+        holder.wait()
+    service.envs.update("local", "held", {"conda": ["beta"]})  # free again: it goes through
+
+
+# -- defect 3: a recreated environment's build taken for the old one -----------------------------
+
+
+@pytest.fixture
+def jp_server_config(envmgr_settings):
+    from traitlets.config import Config
+
+    settings = dict(envmgr_settings, max_concurrent_builds=1, watch_interval_s=0.2)
+    return Config(
+        {
+            "ServerApp": {
+                "jpserver_extensions": {"jupyter_env_manager": True},
+                "allow_unauthenticated_access": False,
+            },
+            "EnvManager": settings,
+        }
+    )
+
+
+async def test_a_recreated_environment_is_built(jp_fetch, jp_serverapp):
+    """Cancel a queued build, delete the environment, recreate it, build: its v1 runs."""
+    service = jp_serverapp.web_app.settings["env_manager"]
+    for name in ("busy", "again"):
+        await call(jp_fetch, "POST", "environments", body={"name": name, "conda": ["alpha"]})
+    await call(jp_fetch, "POST", "environments", "local", "busy", "builds")
+    # Hold the one build slot: stop busy's worker once it runs.
+    deadline = time.monotonic() + 60
+    while True:
+        busy = service.local.read_build("busy", 1)
+        if busy.status == "running" and busy.owner.get("pid"):
+            break
+        assert time.monotonic() < deadline, busy
+        await asyncio.sleep(0.05)
+    worker = busy.owner["pid"]
+    os.kill(worker, signal.SIGSTOP)
+    try:
+        r = await call(jp_fetch, "POST", "environments", "local", "again", "builds")
+        assert json.loads(r.body)["build"]["status"] == "queued"
+        r = await call(jp_fetch, "POST", "environments", "local", "again", "builds", "1", "cancel")
+        assert json.loads(r.body)["status"] == "cancelled"
+        r = await call(jp_fetch, "DELETE", "environments", "local", "again")
+        assert r.code == 204
+        await call(jp_fetch, "POST", "environments", body={"name": "again", "conda": ["alpha"]})
+        r = await call(jp_fetch, "POST", "environments", "local", "again", "builds")
+        assert json.loads(r.body)["build"]["version"] == 1
+    finally:
+        os.kill(worker, signal.SIGCONT)
+    assert (await wait_build(jp_fetch, "local", "busy", 1))["status"] == "succeeded"
+    again = await wait_build(jp_fetch, "local", "again", 1, timeout=120)
+    assert again["status"] == "succeeded", again
+    env = await get_json(jp_fetch, "environments", "local", "again")
+    assert (env["status"], env["version"]) == ("ready", 1)
+
+
+def test_a_queued_build_of_a_dead_server_is_ended_with_its_reason(service):
+    """Queued by a process that is gone (same host, pid no longer that process): interrupted,
+    saying so; a reused pid (another process, another start time) does not keep it queued."""
+    service.envs.create({"scope": "local", "name": "orphan", "conda": ["alpha"]})
+    queued = service.builds.prepare("local", "orphan")
+    store = service.local
+    record = store.read_build("orphan", queued.version)
+    record.owner = dict(record.owner, pid=os.getpid(), start=1)  # our pid, not our start time
+    store.write_build("orphan", record)
+    ended = service.builds.get("local", "orphan", queued.version)
+    assert ended.status == "interrupted"
+    assert ended.error == (
+        f"The build was interrupted (the process that queued it, pid {os.getpid()} on "
+        f"{os.uname().nodename}, ended before it started)"
+    )
+    assert build(service, "local", "orphan").status == "succeeded"
+
+
+# -- defect 4: the version in use and the build's status decided together ------------------------
+
+
+@pytest.mark.parametrize("point", ["swap", "after-swap", "phase:kernel", "before-record"])
+def test_a_kill_after_the_swap_leaves_a_succeeded_build_in_use(ready, point):
+    service = ready
+    store = service.local
+    b = service.builds.prepare("local", "demo")
+    worker = start_worker(service, "demo", b, pause=point)
+    wait_for(lambda: stopped(worker.pid) or worker.poll() is not None, what=f"pause at {point}")
+    assert worker.poll() is None, "the worker did not stop at the pause point"
+    os.killpg(worker.pid, signal.SIGKILL)
+    worker.wait()
+    # No restart: reading the build reaps it, and finishes what the kill cut short.
+    after = service.builds.get("local", "demo", b.version)
+    assert (after.status, after.error) == ("succeeded", None)
+    env = service.envs.get("local", "demo")
+    assert (env["version"], env["status"]) == (2, "ready")
+    assert read_json(store.prefix("demo") / MARKER)["version"] == 2
+    assert not (store.env_dir("demo") / "swap.json").exists()
+    assert list(store.trash.iterdir()) == []  # the old prefix went with the reap, not at restart
+    assert list((store.meta / "staging").iterdir()) == []
+    service.kernels.sync()  # what a server start (or the watcher) does for the kernelspec
+    out, _ = run_in_kernel("envmgr-demo", "import sys; print(sys.prefix)")
+    assert out.strip() == str(store.prefix("demo"))
+
+
+@pytest.mark.parametrize("point", ["phase:verify", "before-swap"])
+def test_a_kill_before_the_swap_keeps_the_previous_version(ready, point):
+    service = ready
+    store = service.local
+    b = service.builds.prepare("local", "demo")
+    worker = start_worker(service, "demo", b, pause=point)
+    wait_for(lambda: stopped(worker.pid) or worker.poll() is not None, what=f"pause at {point}")
+    os.killpg(worker.pid, signal.SIGKILL)
+    worker.wait()
+    after = service.builds.get("local", "demo", b.version)
+    assert after.status == "interrupted"
+    env = service.envs.get("local", "demo")
+    assert (env["version"], env["status"]) == (1, "failed")
+    assert read_json(store.prefix("demo") / MARKER)["version"] == 1
+    assert list((store.meta / "staging").iterdir()) == []
+
+
+def test_a_worker_outlives_its_parent(ready):
+    """The server (or CLI) that started a worker dies: its stdout pipe breaks. The build goes
+    on and records its own end (it used to end "failed: Broken pipe")."""
+    service = ready
+    b = service.builds.prepare("local", "demo")
+    worker = start_worker(service, "demo", b, stdout=subprocess.PIPE)
+    assert json.loads(worker.stdout.readline())["status"] == "running"
+    worker.stdout.close()  # the parent is gone
+    assert worker.wait(180) == 0
+    done = service.local.read_build("demo", b.version)
+    assert (done.status, done.error) == ("succeeded", None)
+    assert service.envs.get("local", "demo")["version"] == 2
+
+
+# -- defect 5: deletes and cancels that reach across processes and hosts -------------------------
+
+
+def test_delete_is_refused_while_a_worker_runs(ready):
+    """A delete while a worker runs, even one whose record says it ended (as a cancel from
+    another server used to leave it): 409, and the environment never comes back unmanaged."""
+    service = ready
+    store = service.local
+    b = service.builds.prepare("local", "demo")
+    worker = start_worker(service, "demo", b, pause="before-swap")
+    wait_for(lambda: stopped(worker.pid), what="the worker to pause")
+    record = store.read_build("demo", b.version)
+    record.status, record.error = "cancelled", "cancelled from another server"
+    store.write_build("demo", record)
+    with pytest.raises(Conflict) as info:
+        service.envs.delete("local", "demo")
+    assert info.value.message == (
+        "A build of 'demo' is running (its worker holds the build lock): cancel it or wait for "
+        "it to end"
+    )
+    os.killpg(worker.pid, signal.SIGCONT)
+    worker.wait(120)
+    names = [(e["name"], e["managed"]) for e in service.envs.list("local")]
+    assert names == [("demo", True)]
+    assert service.envs.get("local", "demo")["version"] == 1
+    service.envs.delete("local", "demo")  # no build now: the delete goes through
+    assert service.envs.list("local") == []
+    assert not store.prefix("demo").exists()
+
+
+def test_a_cancel_from_another_host_is_a_request_its_worker_honours(ready):
+    """The build's owner is on another host: its pid means nothing here (here it is some other
+    process). The cancel signals nobody and marks nothing: the worker ends itself cancelled."""
+    service = ready
+    store = service.local
+    decoy = subprocess.Popen(["sleep", "300"])
+    b = service.builds.prepare("local", "demo")
+    worker = start_worker(service, "demo", b, pause="before-swap")
+    try:
+        wait_for(lambda: stopped(worker.pid), what="the worker to pause")
+        record = store.read_build("demo", b.version)
+        record.owner = {"host": "elsewhere.example", "pid": decoy.pid}
+        store.write_build("demo", record)
+
+        async def cancel_while_it_resumes():
+            queue = BuildQueue(service, 1)
+            cancel = asyncio.create_task(queue.cancel("local", "demo", b.version))
+            await asyncio.sleep(0.5)
+            # Nothing is recorded while the worker still runs.
+            assert store.read_build("demo", b.version).status == "running"
+            os.killpg(worker.pid, signal.SIGCONT)
+            await cancel
+
+        asyncio.run(cancel_while_it_resumes())
+        assert worker.wait(60) == 1
+        assert decoy.poll() is None, "the cancel killed an unrelated process"
+        request = json.loads((store.build_dir("demo", b.version) / "cancel.json").read_text())
+        assert request["by"] == store_module.current_user()
+        done = store.read_build("demo", b.version)
+        assert done.status == "cancelled" and done.error.startswith("The build was cancelled by")
+        assert service.envs.get("local", "demo")["version"] == 1
+    finally:
+        decoy.kill()
+        decoy.wait()
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()
+
+
+def test_a_deleted_latest_version_number_is_not_given_again(service):
+    """Issue 11: version numbers are never reused (a high-water mark, not the last directory)."""
+    service.envs.create({"scope": "local", "name": "hw", "conda": ["alpha"]})
+    store = service.local
+    first = store.allocate_build("hw", store_module.Build(version=0, status="failed"))
+    second = store.allocate_build("hw", store_module.Build(version=0, status="failed"))
+    assert (first.version, second.version) == (1, 2) and first.id != second.id
+    store.remove_tree(store.build_dir("hw", 2))
+    assert store.allocate_build("hw", store_module.Build(version=0)).version == 3
