@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .access import home_mkdir, home_mode
 from .spec import EnvSpec, python_match_spec
 from .store import Store, now
 
@@ -296,11 +297,11 @@ class Builder:
                 pip_pins = [f"{d['name']}=={d['version']}" for d in base_pip]
         await self.install(records, requested)
         pip = await self.pip_layer(pip_reqs, pip_pins)
-        if self.store.access is not None:
-            opened = await asyncio.to_thread(self.store.access.open_tree, self.staging)
-            self.log.write(f"shared store: {opened} paths given the store's permissions")
         self.log.set_phase("verify")
         await self.verify()
+        if self.store.access is not None:  # after verify: its __pycache__ directories too
+            opened = await asyncio.to_thread(self.store.access.open_tree, self.staging)
+            self.log.write(f"shared store: {opened} paths given the store's permissions")
         write_locks(self.build_dir, records, pip, self.channels)
         self.store.swap_in(job.name, self.staging, job.version, {"pip_count": len(pip)})
         if job.kind == "revert":
@@ -309,12 +310,15 @@ class Builder:
         self.log.write(f"version {job.version} is in use at {self.final}")
         self.log.set_phase("kernel")
         if job.write_kernel:
-            from .kernels import write_kernelspec
+            from .kernels import KernelError, write_kernelspec
 
-            kname = write_kernelspec(
-                job.scope, job.name, self.final, self.spec.display_name or job.name, job.version
-            )
-            self.log.write(f"kernel {kname} registered")
+            try:
+                kname = write_kernelspec(
+                    job.scope, job.name, self.final, self.spec.display_name or job.name, job.version
+                )
+                self.log.write(f"kernel {kname} registered")
+            except KernelError as err:  # the version is in use: the build did succeed
+                self.log.write(f"warning: {err.message}")
         else:
             self.log.write("kernel not registered (deactivated)")
 
@@ -514,13 +518,18 @@ def _explanation(tail: list[str]) -> str:
 
 
 def register_conda_env(prefix: Path) -> None:
-    """List the prefix in ~/.conda/environments.txt as conda does (conda env list finds it)."""
+    """List the prefix in ~/.conda/environments.txt as conda does (conda env list finds it).
+
+    A file of the user's home: the user's own modes, also from a shared store's build worker.
+    """
     path = Path.home() / ".conda" / "environments.txt"
     try:
         lines = path.read_text().splitlines() if path.exists() else []
         if str(prefix) not in lines:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with open(path, "a") as f:
+            home_mkdir(path.parent)
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, home_mode())
+            with open(fd, "a") as f:
+                _keep_home_mode(f.fileno())
                 f.write(f"{prefix}\n")
     except OSError:
         pass
@@ -534,7 +543,17 @@ def unregister_conda_env(prefix: Path) -> None:
         return
     kept = [line for line in lines if line.strip() != str(prefix)]
     if kept != lines:
-        path.write_text("".join(f"{line}\n" for line in kept))
+        fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
+        with open(fd, "w") as f:
+            _keep_home_mode(f.fileno())
+            f.write("".join(f"{line}\n" for line in kept))
+
+
+def _keep_home_mode(fd: int) -> None:
+    """Never writable by others (an older version made the file 0666 in shared builds)."""
+    st = os.fstat(fd)
+    if st.st_uid == os.geteuid() and st.st_mode & 0o022:
+        os.fchmod(fd, st.st_mode & 0o7755)
 
 
 def python_executable() -> str:

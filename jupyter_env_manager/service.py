@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from . import kernels
+from .access import home_mode
 from .engine import BuildJob, read_lock, register_conda_env, unregister_conda_env, write_locks
 from .errors import Conflict, NotFound, ValidationError
 from .listing import EnvViews
@@ -120,7 +121,7 @@ class EnvService:
             intents.pop(f"{scope}/{name}", None)
         else:
             intents[f"{scope}/{name}"] = active
-        write_json(self._intents_path, intents)
+        write_json(self._intents_path, intents, home_mode())
 
     def kernel_wanted(self, scope: str, name: str, managed: bool = True, intents=None) -> bool:
         intents = self._intents() if intents is None else intents
@@ -501,7 +502,11 @@ class EnvService:
         return self.get_env(scope, name, versions=False)
 
     def sync_kernels(self) -> dict[str, list[str]]:
-        """Re-create missing kernelspecs of active environments; remove orphaned ones."""
+        """Re-create missing kernelspecs of active environments; remove orphaned ones.
+
+        One environment whose kernelspec cannot be written is listed in ``failed`` ("KERNEL:
+        reason") and logged; the others are synced all the same.
+        """
         intents = self._intents()
         installed = kernels.installed()
         wanted: dict[str, tuple[Store, str, int | None, str]] = {}
@@ -518,21 +523,24 @@ class EnvService:
             for name in store.unmanaged_names(set(managed)):
                 if self.kernel_wanted(store.scope, name, False, intents):
                     wanted[kernels.kernel_name(store.scope, name)] = (store, name, None, name)
-        created, updated, removed = [], [], []
+        created, updated, removed, failed = [], [], [], []
         for kname, (store, name, version, display) in wanted.items():
             prefix = store.prefix(name)
-            if kname in installed and kernels.is_current(
-                store.scope, name, prefix, display, version
-            ):
+            try:
+                if kname in installed and kernels.is_current(
+                    store.scope, name, prefix, display, version
+                ):
+                    continue
+                kernels.write_kernelspec(store.scope, name, prefix, display, version)
+            except kernels.KernelError as err:
+                self.log.warning("jupyter_env_manager: %s", err.message)
+                failed.append(f"{kname}: {err.message}")
                 continue
-            kernels.write_kernelspec(store.scope, name, prefix, display, version)
             (updated if kname in installed else created).append(kname)
         for kname in installed - set(wanted):
-            parsed = kernels.parse_kernel_name(kname)
-            if parsed:
-                kernels.remove_kernelspec(*parsed)
+            if kernels.parse_kernel_name(kname) and kernels.remove_kernel(kname):
                 removed.append(kname)
-        return {"created": created, "updated": updated, "removed": removed}
+        return {"created": created, "updated": updated, "removed": removed, "failed": failed}
 
     def recover(self) -> list[str]:
         """At start: finish or undo cut-short swaps, mark dead builds interrupted."""

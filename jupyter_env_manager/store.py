@@ -67,11 +67,12 @@ def current_user() -> str:
 def write_json(path: Path, data: Any, mode: int | None = None) -> None:
     """Replace ``path`` atomically (readers see the old or the new file, never half of one)."""
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    with open(tmp, "w") as f:
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666 if mode is None else 0o600)
+    with open(fd, "w") as f:
+        if mode is not None:  # never more open than ``mode``, not even for a moment
+            os.fchmod(f.fileno(), mode)
         json.dump(data, f, indent=1)
         f.flush()
-        if mode is not None:
-            os.fchmod(f.fileno(), mode)
         os.fsync(f.fileno())
     os.replace(tmp, path)
 

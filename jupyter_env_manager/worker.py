@@ -17,6 +17,7 @@ import sys
 import traceback
 from pathlib import Path
 
+from .access import enter_store
 from .engine import Builder, BuildFailed, BuildJob, BuildLog
 from .store import STOP_REASON, Store, host_owner, now
 
@@ -32,7 +33,7 @@ def run(build_dir: Path) -> int:
         os.nice(job.niceness)  # the server and the kernels come first; uv inherits it
     store = Store(job.root, job.scope)
     if store.access is not None:  # a shared store: what the build makes is the team's too
-        os.umask(store.access.umask)
+        enter_store(store.access)  # files in the home keep the user's umask (see access.py)
     name, version = job.name, job.version
     lock_fd = store.try_build_lock(name)
     build = store.read_build(name, version)
