@@ -81,7 +81,8 @@ class Access:
             os.chmod(path, self.file_mode(bool(st.st_mode & 0o100)))
 
     def open_tree(self, top: Path) -> int:
-        """Add the store's bits where a tree lacks them; returns how many paths were changed.
+        """Add the store's bits where a tree lacks them, and take away group/other write from
+        its files; returns how many paths were changed.
 
         For a prefix: rattler hardlinks or copies files with the package cache's modes (and
         group) and writes conda-meta records 0600, so a umask alone cannot make it usable by
@@ -97,18 +98,20 @@ class Access:
                 try:
                     st = os.lstat(path)
                     mode = st.st_mode
+                    drop = 0
                     if stat.S_ISDIR(mode):
                         want = want_dir
                     elif stat.S_ISREG(mode):
                         want = read | (run if mode & 0o100 else 0)
+                        drop = 0o022  # never writable but by the owner (uv makes its lock 0666)
                     else:
                         continue  # symlinks have no modes of their own
                     fixed = False
                     if self.setgid and st.st_gid != self.gid:
                         os.chown(path, -1, self.gid, follow_symlinks=False)
                         fixed = True
-                    if mode & want != want or fixed:  # a chown may clear setgid: set it again
-                        os.chmod(path, stat.S_IMODE(mode) | want)
+                    if mode & want != want or mode & drop or fixed:  # a chown may clear setgid
+                        os.chmod(path, (stat.S_IMODE(mode) | want) & ~drop)
                         fixed = True
                     changed += fixed
                 except PermissionError:  # a cache file owned by someone else: leave it
@@ -121,6 +124,27 @@ class Access:
         except FileNotFoundError:
             pass
         return changed
+
+
+def restrict_tree(top: Path, mask: int) -> int:
+    """Take away from the files below ``top`` the write bits ``mask`` forbids; returns how many
+    files were changed.
+
+    For a prefix of the local store: tools that ignore the umask (uv makes the environment's
+    ``.lock`` 0666) are brought back to the user's. Only files we own are changed.
+    """
+    changed, drop = 0, mask & 0o022
+    for dirpath, _dirnames, filenames in os.walk(top):
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            try:
+                st = os.lstat(path)
+                if stat.S_ISREG(st.st_mode) and st.st_mode & drop and st.st_uid == os.geteuid():
+                    os.chmod(path, stat.S_IMODE(st.st_mode) & ~drop)
+                    changed += 1
+            except OSError:
+                continue
+    return changed
 
 
 def open_lock(path: Path, access: Access | None) -> int:

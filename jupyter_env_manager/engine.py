@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .access import home_mkdir, home_mode
+from .access import home_mkdir, home_mode, restrict_tree, user_umask
 from .spec import EnvSpec, python_match_spec
 from .store import Store, now
 
@@ -302,6 +302,8 @@ class Builder:
         if self.store.access is not None:  # after verify: its __pycache__ directories too
             opened = await asyncio.to_thread(self.store.access.open_tree, self.staging)
             self.log.write(f"shared store: {opened} paths given the store's permissions")
+        else:  # the user's umask, also for files a tool made 0666 (uv's .lock)
+            await asyncio.to_thread(restrict_tree, self.staging, user_umask())
         write_locks(self.build_dir, records, pip, self.channels)
         self.store.swap_in(job.name, self.staging, job.version, {"pip_count": len(pip)})
         if job.kind == "revert":

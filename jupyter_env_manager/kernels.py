@@ -116,8 +116,8 @@ def activation(prefix: Path) -> Activation:
     while i < len(words) - 1:
         word, arg = words[i], words[i + 1]
         if word == "export":
-            key, _, value = arg.partition("=")
-            if not ENV_NAME_RE.match(key):
+            key, equals, value = arg.partition("=")
+            if not equals or not ENV_NAME_RE.match(key):
                 raise KernelError(f"activation variable {key!r} is not a valid variable name")
             if "\0" in value:
                 raise KernelError(f"activation variable {key} contains a NUL character")
