@@ -81,8 +81,8 @@ class Access:
             os.chmod(path, self.file_mode(bool(st.st_mode & 0o100)))
 
     def open_tree(self, top: Path) -> int:
-        """Add the store's bits where a tree lacks them, and take away group/other write from
-        its files; returns how many paths were changed.
+        """Give a tree's directories exactly the store's mode, add the store's read bits to its
+        files and take away their group/other write; returns how many paths were changed.
 
         For a prefix: rattler hardlinks or copies files with the package cache's modes (and
         group) and writes conda-meta records 0600, so a umask alone cannot make it usable by
@@ -90,7 +90,6 @@ class Access:
         ``chown`` to a setgid root's group, only where needed).
         """
         changed = 0
-        want_dir = self.bits | (stat.S_ISGID if self.setgid else 0)
         read, run = self.bits & 0o044, self.bits & 0o011
         for dirpath, dirnames, filenames in os.walk(top):
             for name in dirnames + filenames:
@@ -99,8 +98,8 @@ class Access:
                     st = os.lstat(path)
                     mode = st.st_mode
                     drop = 0
-                    if stat.S_ISDIR(mode):
-                        want = want_dir
+                    if stat.S_ISDIR(mode):  # exactly the store's mode
+                        want, drop = self.dir_mode, 0o777 & ~self.dir_mode
                     elif stat.S_ISREG(mode):
                         want = read | (run if mode & 0o100 else 0)
                         drop = 0o022  # never writable but by the owner (uv makes its lock 0666)
@@ -118,8 +117,8 @@ class Access:
                     continue
         try:
             st = os.stat(top)
-            if st.st_mode & want_dir != want_dir:
-                os.chmod(top, stat.S_IMODE(st.st_mode) | want_dir)
+            if stat.S_IMODE(st.st_mode) != self.dir_mode:
+                os.chmod(top, self.dir_mode)
                 changed += 1
         except FileNotFoundError:
             pass

@@ -480,6 +480,9 @@ class Builder:
             stderr=asyncio.subprocess.STDOUT,
             stdin=asyncio.subprocess.DEVNULL,
             env=env,
+            # The user's umask: uv writes its cache in the home; what it (or python) makes in
+            # the staging prefix gets the shared store's modes from open_tree afterwards.
+            umask=user_umask(),
         )
         tail: list[str] = []
         assert proc.stdout is not None
