@@ -413,11 +413,14 @@ class Store:
     def build_lock_path(self, name: str) -> Path:
         return self.env_dir(name) / "build.lock"
 
-    def try_build_lock(self, name: str) -> int | None:
-        """Take the build lock without waiting; returns the fd holding it, or None if taken."""
+    def try_build_lock(self, name: str, operation: int = fcntl.LOCK_EX) -> int | None:
+        """Take the build lock without waiting; returns the fd holding it, or None if taken.
+
+        ``LOCK_SH`` only tests whether a build holds it: that works on a read-only descriptor
+        also on NFS (a user outside the store's group)."""
         fd = open_lock(self.build_lock_path(name), self.access)
         try:
-            self._flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            self._flock(fd, operation | fcntl.LOCK_NB)
         except OSError as err:
             os.close(fd)
             if err.errno in (errno.EAGAIN, errno.EACCES):
@@ -432,6 +435,12 @@ class Store:
         try:
             fcntl.flock(fd, operation)
         except OSError as err:
+            if err.errno == errno.EBADF:  # NFS: an exclusive lock needs a writable descriptor
+                raise Forbidden(
+                    f"You ({current_user()}) may not lock environments in the {self.scope} store "
+                    f"{self.root}: its lock files are writable by its group only (ask the "
+                    "store's owner to add you to the group)"
+                ) from None
             if err.errno != errno.ENOLCK:
                 raise
             raise EnvManagerError(
@@ -443,7 +452,7 @@ class Store:
     def build_is_alive(self, name: str, build: Build) -> bool:
         """Whether a queued/running build still has a live owner."""
         if build.status == "running":
-            fd = self.try_build_lock(name)
+            fd = self.try_build_lock(name, fcntl.LOCK_SH)
             if fd is None:
                 return True
             os.close(fd)

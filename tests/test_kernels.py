@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import re
 import shutil
+import stat
 from pathlib import Path
 
 import pytest
 from helpers import build, run_in_kernel
 
 from jupyter_env_manager import kernels
+from jupyter_env_manager.access import home_mode
 from jupyter_env_manager.spec import NAME_RE, RESERVED_NAMES
 from jupyter_env_manager.testing.channel import PackageDef, build_channel
 
@@ -211,3 +214,20 @@ def test_values_reach_a_real_kernel_as_conda_keeps_them(service, test_channel, o
     ) in log
     assert service.get_env("local", "nul", versions=False)["status"] == "ready"
     assert set(kernels.installed()) == {"envmgr-odd"}
+
+
+def test_sync_tightens_a_kernelspec_an_older_version_left_open(service, envmgr_settings):
+    """Issue 10, defect 1: kernelspecs written 0666 in 0777 directories are repaired by the
+    next sync (or write), to the user's own modes."""
+    prefix(envmgr_settings["local_root"], "demo")
+    service.activate("local", "demo")
+    kdir = kernels.kernels_dir() / "envmgr-demo"
+    for path in (kernels.kernels_dir(), kdir, kdir / "pylib"):
+        os.chmod(path, 0o777)
+    os.chmod(kdir / "kernel.json", 0o666)
+    assert service.sync_kernels()["updated"] == ["envmgr-demo"]
+    for path in (kernels.kernels_dir(), kdir, kdir / "pylib"):
+        assert stat.S_IMODE(path.stat().st_mode) == home_mode(directory=True), path
+    assert stat.S_IMODE((kdir / "kernel.json").stat().st_mode) == home_mode()
+    assert home_mode() & 0o022 == 0
+    assert service.sync_kernels()["updated"] == []

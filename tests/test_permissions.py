@@ -18,6 +18,7 @@ kernelspec of someone who built in a ``2777`` store. It creates users: root with
 from __future__ import annotations
 
 import errno
+import fcntl
 import json
 import os
 import pwd
@@ -33,6 +34,9 @@ import pytest
 from test_shared_store import ALICE, CAROL, as_user, needs_users, other_group, team  # noqa: F401
 
 from jupyter_env_manager.access import Access
+from jupyter_env_manager.engine import register_conda_env
+from jupyter_env_manager.errors import Forbidden
+from jupyter_env_manager.store import Build, current_user
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 ROOTS = (0o2775, 0o2777, 0o2770)
@@ -272,3 +276,50 @@ def test_another_user_cannot_rewrite_a_kernelspec(team):  # noqa: F811
     lock = shared / ".envmgr" / "envs" / "demo" / "build.lock"
     assert mode_of(lock) == 0o664, oct(mode_of(lock))
     shutil.rmtree(home / ".local", ignore_errors=True)
+
+
+# -- lock files on NFS ------------------------------------------------------------------------
+
+
+def test_on_nfs_an_outsider_sees_builds_but_cannot_lock(service, envmgr_settings, monkeypatch):
+    """Lock files are never writable by others: someone outside the group opens them read-only.
+    NFS answers an exclusive ``flock`` on such a descriptor with EBADF. There is no NFS here:
+    flock is replaced by a stand-in that answers as NFS does for a read-only descriptor."""
+    service.create_env({"scope": "shared", "name": "nfs"})
+    store = service.store("shared")
+    real_flock = fcntl.flock
+    holder = os.open(store.build_lock_path("nfs"), os.O_RDWR | os.O_CREAT, 0o600)
+    real_flock(holder, fcntl.LOCK_EX)  # a running build (another process's lock, as flock sees)
+    try:
+
+        def nfs_read_only(fd, operation):
+            if operation & fcntl.LOCK_EX:
+                raise OSError(errno.EBADF, "Bad file descriptor")
+            return real_flock(fd, operation)
+
+        monkeypatch.setattr(fcntl, "flock", nfs_read_only)
+        running = store.allocate_build("nfs", Build(version=0, status="running"))
+        # Whether a build runs is tested with a shared lock: it works read-only, also on NFS.
+        assert store.build_is_alive("nfs", running)
+        with pytest.raises(Forbidden) as info:
+            service.prepare_build("shared", "nfs")
+        assert info.value.message == (
+            f"You ({current_user()}) may not lock environments in the shared store "
+            f"{envmgr_settings['shared_root']}: its lock files are writable by its group only "
+            "(ask the store's owner to add you to the group)"
+        )
+    finally:
+        os.close(holder)
+    assert store.versions("nfs") == [running.version]
+    assert not store.build_is_alive("nfs", running)  # the holder is gone: interrupted
+
+
+def test_home_files_an_older_version_opened_are_tightened(tmp_path):
+    """environments.txt and kernelspec directories left 0666/0777 by the bug are repaired."""
+    listed = Path.home() / ".conda" / "environments.txt"
+    listed.parent.mkdir(parents=True, exist_ok=True)
+    listed.write_text("/somewhere/else\n")
+    os.chmod(listed, 0o666)
+    register_conda_env(tmp_path / "env")
+    assert mode_of(listed) == 0o644
+    assert listed.read_text().splitlines() == ["/somewhere/else", str(tmp_path / "env")]
