@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from helpers import build, run_in_kernel
+from tornado.httpclient import HTTPClientError
 
 from jupyter_env_manager import kernels
 from jupyter_env_manager.access import home_mode
@@ -231,3 +232,19 @@ def test_sync_tightens_a_kernelspec_an_older_version_left_open(service, envmgr_s
     assert stat.S_IMODE((kdir / "kernel.json").stat().st_mode) == home_mode()
     assert home_mode() & 0o022 == 0
     assert service.sync_kernels()["updated"] == []
+
+
+async def test_activate_over_rest_names_the_reason(jp_fetch, envmgr_settings):
+    """The REST door answers 409 with the reason, and writes nothing."""
+    prefix(envmgr_settings["local_root"], "nul", {"NUL_VALUE": "a\u0000b"})
+    with pytest.raises(HTTPClientError) as info:
+        await jp_fetch(
+            "env-manager", "environments", "local", "nul", "activate", method="POST", body="{}"
+        )
+    assert info.value.code == 409
+    assert json.loads(info.value.response.body) == {
+        "message": "The kernel of local/nul cannot be written: "
+        "activation variable NUL_VALUE contains a NUL character",
+        "item": "nul",
+    }
+    assert not kernels.installed()
