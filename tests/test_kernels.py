@@ -20,7 +20,6 @@ from helpers import build, run_in_kernel
 from tornado.httpclient import HTTPClientError
 
 from jupyter_env_manager import kernels
-from jupyter_env_manager.access import home_mode
 from jupyter_env_manager.spec import NAME_RE, RESERVED_NAMES
 from jupyter_env_manager.testing.channel import PackageDef, build_channel
 
@@ -220,6 +219,8 @@ def test_values_reach_a_real_kernel_as_conda_keeps_them(service, test_channel, o
 def test_sync_tightens_a_kernelspec_an_older_version_left_open(service, envmgr_settings):
     """Issue 10, defect 1: kernelspecs written 0666 in 0777 directories are repaired by the
     next sync (or write), to the user's own modes."""
+    from jupyter_env_manager.access import home_mode
+
     prefix(envmgr_settings["local_root"], "demo")
     service.activate("local", "demo")
     kdir = kernels.kernels_dir() / "envmgr-demo"
