@@ -532,7 +532,11 @@ def register_conda_env(prefix: Path) -> None:
         lines = path.read_text().splitlines() if path.exists() else []
         if str(prefix) not in lines:
             home_mkdir(path.parent)
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, home_mode())
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o600)
+                os.fchmod(fd, home_mode())  # exactly, whatever this process's umask
+            except FileExistsError:
+                fd = os.open(path, os.O_WRONLY | os.O_APPEND)
             with open(fd, "a") as f:
                 _keep_home_mode(f.fileno())
                 f.write(f"{prefix}\n")
