@@ -187,6 +187,18 @@ def test_the_home_is_the_users_alone(built, mask):
     print(f" (and {uv_locks} lock files of uv's cache, 0666 by uv's choice)")
 
 
+def test_every_row_of_the_readme_table_is_the_policy(tmp_path):
+    rows = readme_modes()
+    assert set(ROOTS) < set(rows) and len(rows) >= 4, rows
+    for root_mode, modes in rows.items():
+        root = tmp_path / f"root-{root_mode:o}"
+        root.mkdir()
+        os.chmod(root, root_mode)
+        access = Access.of(root)
+        assert (access.dir_mode, access.file_mode(), access.lock_mode) == modes, oct(root_mode)
+        assert access.umask & 0o022 == 0o022  # files a build makes are never writable by others
+
+
 @pytest.mark.parametrize("root_mode", ROOTS, ids=lambda m: f"root{m:o}")
 def test_the_shared_store_is_as_the_readme_says(built, root_mode):
     dirs, metadata, locks = readme_modes()[root_mode]
