@@ -59,8 +59,9 @@ def walk(top: Path):
 @pytest.mark.parametrize(
     "root_mode, dirs, files, programs, locks, mask",
     [
-        (0o2775, 0o2775, 0o644, 0o755, 0o664, 0o002),  # a team directory
-        (0o2770, 0o2770, 0o640, 0o750, 0o660, 0o007),  # the team only
+        (0o2775, 0o2775, 0o644, 0o755, 0o664, 0o022),  # a team directory
+        (0o2777, 0o2777, 0o644, 0o755, 0o664, 0o022),  # anyone may change it; files never o+w
+        (0o2770, 0o2770, 0o640, 0o750, 0o660, 0o027),  # the team only
         (0o755, 0o755, 0o644, 0o755, 0o644, 0o022),  # an admin's store, read-only for others
         (0o700, 0o700, 0o600, 0o700, 0o600, 0o077),  # nobody else
     ],
@@ -436,7 +437,12 @@ def test_a_team_shares_one_store(team):
     listed = json.loads(as_user(team, CAROL, "list", "--json").stdout)["environments"]
     assert [(e["scope"], e["name"]) for e in listed] == [("local", "demo")]
     synced = json.loads(as_user(team, CAROL, "sync-kernels", "--json").stdout)
-    assert synced == {"created": [], "updated": [], "removed": ["envmgr-shared-demo"]}
+    assert synced == {
+        "created": [],
+        "updated": [],
+        "removed": ["envmgr-shared-demo"],
+        "failed": [],
+    }
     refused = as_user(team, CAROL, "list", "--shared", code=1)
     assert refused.stderr.strip() == f"jupyter envmgr: error: {refused_read}"
     as_user(team, CAROL, "show", "demo", "--shared", code=1)

@@ -445,7 +445,10 @@ def cmd_adopt(service, args, progress) -> Result:
 
 def cmd_sync_kernels(service, args, progress) -> Result:
     done = service.kernels.sync()
-    parts = [f"{what} {', '.join(done[what]) or '-'}" for what in ("created", "updated", "removed")]
+    parts = [
+        f"{what} {', '.join(done[what]) or '-'}"
+        for what in ("created", "updated", "removed", "failed")
+    ]
     return Result("message", done, "✓ kernelspecs " + "; ".join(parts))
 
 

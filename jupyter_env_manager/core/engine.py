@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .access import home_mkdir, home_mode, restrict_tree, user_umask
 from .spec import EnvSpec, python_match_spec
 from .store import Store, pause_point
 
@@ -304,11 +305,13 @@ class Builder:
                 pip_pins = [f"{d['name']}=={d['version']}" for d in base_pip]
         await self.install(records, requested)
         pip = await self.pip_layer(pip_reqs, pip_pins)
-        if self.store.access is not None:
-            opened = await asyncio.to_thread(self.store.access.open_tree, self.staging)
-            self.log.write(f"shared store: {opened} paths given the store's permissions")
         self.log.set_phase("verify")
         await self.verify()
+        if self.store.access is not None:  # after verify: its __pycache__ directories too
+            opened = await asyncio.to_thread(self.store.access.open_tree, self.staging)
+            self.log.write(f"shared store: {opened} paths given the store's permissions")
+        else:  # the user's umask, also for files a tool made 0666 (uv's .lock)
+            await asyncio.to_thread(restrict_tree, self.staging, user_umask())
         write_locks(self.build_dir, records, pip, self.channels)
         pause_point("before-swap")
         if self.store.cancel_requested(job.name, job.version):
@@ -348,7 +351,7 @@ class Builder:
                 job.scope, job.name, self.final, self.spec.display_name or job.name, job.version
             )
             self.log.write(f"kernel {kname} registered")
-        except Exception as err:
+        except Exception as err:  # KernelError and any other: the version is in use already
             self.log.write(f"warning: the kernelspec could not be written: {err}")
 
     async def solve(self) -> tuple[list[Any], list[str]]:
@@ -496,6 +499,9 @@ class Builder:
             stderr=asyncio.subprocess.STDOUT,
             stdin=asyncio.subprocess.DEVNULL,
             env=env,
+            # The user's umask: uv writes its cache in the home; what it (or python) makes in
+            # the staging prefix gets the shared store's modes from open_tree afterwards.
+            umask=user_umask(),
         )
         tail: list[str] = []
         assert proc.stdout is not None
@@ -537,13 +543,22 @@ def _explanation(tail: list[str]) -> str:
 
 
 def register_conda_env(prefix: Path) -> None:
-    """List the prefix in ~/.conda/environments.txt as conda does (conda env list finds it)."""
+    """List the prefix in ~/.conda/environments.txt as conda does (conda env list finds it).
+
+    A file of the user's home: the user's own modes, also from a shared store's build worker.
+    """
     path = Path.home() / ".conda" / "environments.txt"
     try:
         lines = path.read_text().splitlines() if path.exists() else []
         if str(prefix) not in lines:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with open(path, "a") as f:
+            home_mkdir(path.parent)
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o600)
+                os.fchmod(fd, home_mode())  # exactly, whatever this process's umask
+            except FileExistsError:
+                fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+            with open(fd, "a") as f:
+                _keep_home_mode(f.fileno())
                 f.write(f"{prefix}\n")
     except OSError:
         pass
@@ -557,7 +572,17 @@ def unregister_conda_env(prefix: Path) -> None:
         return
     kept = [line for line in lines if line.strip() != str(prefix)]
     if kept != lines:
-        path.write_text("".join(f"{line}\n" for line in kept))
+        fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
+        with open(fd, "w") as f:
+            _keep_home_mode(f.fileno())
+            f.write("".join(f"{line}\n" for line in kept))
+
+
+def _keep_home_mode(fd: int) -> None:
+    """Never writable by others (an older version made the file 0666 in shared builds)."""
+    st = os.fstat(fd)
+    if st.st_uid == os.geteuid() and st.st_mode & 0o022:
+        os.fchmod(fd, st.st_mode & 0o7755)
 
 
 def python_executable() -> str:

@@ -5,81 +5,150 @@ and ``etc/conda/env_vars.d`` go into the kernelspec's ``env`` (computed by rattl
 environment has ``etc/conda/activate.d`` scripts, argv starts with ``bash`` sourcing them and
 then ``exec``-ing the kernel: the shell replaces itself, so the process Jupyter signals is the
 kernel itself and interrupt/restart behave exactly as for a plain kernelspec.
+
+Values arrive literally, as conda's activation keeps them: jupyter_client expands ``$NAME`` in a
+kernelspec's env, so every ``$`` of ours is written ``$$`` (only PATH keeps its ``${PATH}``).
+One environment's activation that cannot be turned into a kernelspec raises
+:class:`KernelError` naming it; callers report it for that environment and go on.
+
+Kernel names are one-to-one with (scope, name): ``envmgr-NAME`` for the local store,
+``envmgr-shared-NAME`` for the shared one, and ``envmgr-local.NAME`` for a local name that
+starts with ``shared-`` (environment names never contain a dot; kernel names may).
+
+Everything here is written in the user's home with the user's own modes (see
+:func:`.access.home_mode`), also from a build worker of the shared store.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import shutil
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jupyter_core.paths import jupyter_data_dir
 
-from .errors import NotFound, ValidationError
-from .spec import validate_name
+from .access import home_mkdir, home_mode
+from .errors import EnvManagerError, NotFound, ValidationError
+from .spec import NAME_RE, validate_name
 from .store import Store, read_json, write_json
 
 if TYPE_CHECKING:
     from .service import EnvService
 
 KERNEL_PREFIX = "envmgr-"
+SHARED = "shared-"
+LOCAL_DOTTED = "local."  # a local name that starts with "shared-"
 # The package linked into each kernelspec for the magics (``pylib/jupyter_env_manager``).
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 PYLIB = "pylib"
 ACTIVATE_TEMPLATE = '__envmgr_cmd=("$@"); {sources} exec "${{__envmgr_cmd[@]}}"'
+ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class KernelError(EnvManagerError):
+    """One environment's kernelspec could not be written; the message says why."""
+
+    status = 409
 
 
 def kernel_name(scope: str, name: str) -> str:
-    return f"{KERNEL_PREFIX}{name}" if scope == "local" else f"{KERNEL_PREFIX}shared-{name}"
+    """The kernelspec name of an environment, one-to-one across scopes."""
+    if scope == "shared":
+        return f"{KERNEL_PREFIX}{SHARED}{name}"
+    if name.startswith(SHARED):
+        return f"{KERNEL_PREFIX}{LOCAL_DOTTED}{name}"
+    return f"{KERNEL_PREFIX}{name}"
 
 
 def parse_kernel_name(kernel: str) -> tuple[str, str] | None:
+    """(scope, name) of one of our kernel names, exactly inverting :func:`kernel_name`;
+    None for any other name."""
     if not kernel.startswith(KERNEL_PREFIX):
         return None
     rest = kernel[len(KERNEL_PREFIX) :]
-    if rest.startswith("shared-"):
-        return "shared", rest[len("shared-") :]
-    return "local", rest
+    if rest.startswith(SHARED):
+        scope, name = "shared", rest[len(SHARED) :]
+    elif rest.startswith(LOCAL_DOTTED):
+        scope, name = "local", rest[len(LOCAL_DOTTED) :]
+    else:
+        scope, name = "local", rest
+    if not NAME_RE.match(name) or kernel_name(scope, name) != kernel:
+        return None
+    return scope, name
 
 
 def kernels_dir() -> Path:
     return Path(jupyter_data_dir()) / "kernels"
 
 
-def activation(prefix: Path) -> tuple[dict[str, str], list[str]]:
-    """Variables conda activation sets for ``prefix`` (PATH aside) and activate.d scripts."""
+@dataclass
+class Activation:
+    """What conda activation sets for a prefix: variables (PATH aside) and activate.d scripts."""
+
+    env: dict[str, str] = field(default_factory=dict)
+    scripts: list[str] = field(default_factory=list)
+
+
+def activation(prefix: Path) -> Activation:
+    """Conda activation of ``prefix`` (computed by rattler); :class:`KernelError` if it cannot
+    be turned into a kernelspec."""
     from rattler.shell import ActivationVariables, PathModificationBehavior, Shell, activate
 
-    result = activate(
-        prefix,
-        ActivationVariables(None, [], PathModificationBehavior.Prepend),
-        Shell.bash,
-    )
-    env: dict[str, str] = {}
-    scripts: list[str] = []
-    for line in result.script.splitlines():
-        line = line.strip()
-        if line.startswith("export "):
-            key, _, value = line[len("export ") :].partition("=")
-            parts = shlex.split(value) if value else [""]
-            if key and key != "PATH":
-                env[key] = parts[0] if parts else ""
-        elif line.startswith(". "):
-            scripts.append(shlex.split(line[2:])[0])
-    return env, scripts
+    try:
+        script = activate(
+            prefix,
+            ActivationVariables(None, [], PathModificationBehavior.Prepend),
+            Shell.bash,
+        ).script
+    except Exception as err:  # rattler's ActivationError: a malformed state or env_vars file
+        raise KernelError(f"its activation failed: {err}") from None
+    # rattler quotes values for bash (a value may span lines): read the script as one stream.
+    lexer = shlex.shlex(script, posix=True)
+    lexer.whitespace_split = True
+    lexer.commenters = ""
+    try:
+        words = list(lexer)
+    except ValueError as err:
+        raise KernelError(f"its activation script cannot be read: {err}") from None
+    result = Activation()
+    i = 0
+    while i < len(words) - 1:
+        word, arg = words[i], words[i + 1]
+        if word == "export":
+            key, equals, value = arg.partition("=")
+            if not equals or not ENV_NAME_RE.match(key):
+                raise KernelError(f"activation variable {key!r} is not a valid variable name")
+            if "\0" in value:
+                raise KernelError(f"activation variable {key} contains a NUL character")
+            if key != "PATH":
+                result.env[key] = value
+            i += 2
+        elif word in (".", "source"):
+            result.scripts.append(arg)
+            i += 2
+        else:
+            i += 1
+    return result
+
+
+def literal(value: str) -> str:
+    """A kernelspec env value that reaches the kernel as is (jupyter_client expands ``$``)."""
+    return value.replace("$", "$$")
 
 
 def kernelspec(
     scope: str, name: str, prefix: Path, display_name: str, version: int | None
 ) -> dict[str, Any]:
-    env, scripts = activation(prefix)
+    act = activation(prefix)
+    env = dict(act.env)
     env.update(
         {
-            "PATH": f"{prefix / 'bin'}{os.pathsep}${{PATH}}",
             "CONDA_PREFIX": str(prefix),
             "CONDA_DEFAULT_ENV": name,
             "CONDA_SHLVL": "1",
@@ -91,11 +160,14 @@ def kernelspec(
             "PYTHONPATH": str(kernels_dir() / kernel_name(scope, name) / PYLIB),
         }
     )
+    env = {key: literal(value) for key, value in env.items()}
+    # The one value jupyter_client expands on purpose: the kernel's PATH extends the server's.
+    env["PATH"] = f"{literal(str(prefix / 'bin'))}{os.pathsep}${{PATH}}"
     python = str(prefix / "bin" / "python")
     argv = [python, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
     bash = shutil.which("bash")
-    if scripts and bash:
-        sources = " ".join(f". {shlex.quote(s)} </dev/null;" for s in scripts)
+    if act.scripts and bash:
+        sources = " ".join(f". {shlex.quote(s)} </dev/null;" for s in act.scripts)
         argv = [
             bash,
             "--noprofile",
@@ -121,23 +193,49 @@ def kernelspec(
 def write_kernelspec(
     scope: str, name: str, prefix: Path, display_name: str, version: int | None
 ) -> str:
+    """Write (or replace) the environment's kernelspec; :class:`KernelError` names the reason
+    when this environment's cannot be written (nothing of another environment is touched)."""
     kname = kernel_name(scope, name)
+    try:
+        spec = kernelspec(scope, name, prefix, display_name, version)
+    except KernelError as err:
+        raise KernelError(
+            f"The kernel of {scope}/{name} cannot be written: {err.message}", item=name
+        ) from None
     directory = kernels_dir() / kname
-    _link_package(directory / PYLIB)
-    write_json(directory / "kernel.json", kernelspec(scope, name, prefix, display_name, version))
+    try:
+        _link_package(directory / PYLIB)
+        write_json(directory / "kernel.json", spec, home_mode())
+    except OSError as err:
+        raise KernelError(
+            f"The kernel of {scope}/{name} cannot be written in {directory}: {err.strerror}",
+            item=name,
+        ) from None
     return kname
 
 
 def is_current(scope: str, name: str, prefix: Path, display_name: str, version: int | None) -> bool:
-    """Whether the installed kernelspec is exactly what :func:`write_kernelspec` would write."""
-    link = kernels_dir() / kernel_name(scope, name) / PYLIB / "jupyter_env_manager"
+    """Whether the installed kernelspec is exactly what :func:`write_kernelspec` would write,
+    with the user's modes."""
+    directory = kernels_dir() / kernel_name(scope, name)
+    link = directory / PYLIB / "jupyter_env_manager"
+    try:
+        modes = {os.stat(p).st_mode & 0o7777 for p in (directory, directory / PYLIB)}
+        if modes != {home_mode(directory=True)}:
+            return False
+        if os.stat(directory / "kernel.json").st_mode & 0o7777 != home_mode():
+            return False
+    except OSError:
+        return False
     return link.resolve() == PACKAGE_DIR and read_kernelspec(scope, name) == kernelspec(
         scope, name, prefix, display_name, version
     )
 
 
 def _link_package(pylib: Path) -> None:
-    pylib.mkdir(parents=True, exist_ok=True)
+    home_mkdir(pylib, top=kernels_dir())
+    for directory in (pylib.parent, pylib):  # ours: exactly the user's modes, also when it existed
+        os.chmod(directory, home_mode(directory=True))
     link = pylib / "jupyter_env_manager"
     target = PACKAGE_DIR
     if link.is_symlink() and link.resolve() == target:
@@ -149,8 +247,13 @@ def _link_package(pylib: Path) -> None:
 
 
 def remove_kernelspec(scope: str, name: str) -> bool:
-    directory = kernels_dir() / kernel_name(scope, name)
-    if directory.exists():
+    return remove_kernel(kernel_name(scope, name))
+
+
+def remove_kernel(kname: str) -> bool:
+    """Remove one of our kernelspecs by its name."""
+    directory = kernels_dir() / kname
+    if kname.startswith(KERNEL_PREFIX) and directory.exists():
         shutil.rmtree(directory, ignore_errors=True)
         return True
     return False
@@ -199,7 +302,7 @@ class Kernels:
             intents.pop(f"{scope}/{name}", None)
         else:
             intents[f"{scope}/{name}"] = active
-        write_json(self._intents_path, intents)
+        write_json(self._intents_path, intents, home_mode())
 
     def wanted(self, scope: str, name: str, managed: bool = True, intents=None) -> bool:
         intents = self._intents() if intents is None else intents
@@ -255,7 +358,11 @@ class Kernels:
         self._set_intent(scope, name, None)
 
     def sync(self) -> dict[str, list[str]]:
-        """Re-create missing kernelspecs of active environments; remove orphaned ones."""
+        """Re-create missing kernelspecs of active environments; remove orphaned ones.
+
+        One environment whose kernelspec cannot be written is listed in ``failed`` ("KERNEL:
+        reason") and logged; the others are synced all the same.
+        """
         intents = self._intents()
         present = installed()
         want: dict[str, tuple[Store, str, int | None, str]] = {}
@@ -275,15 +382,19 @@ class Kernels:
         created: list[str] = []
         updated: list[str] = []
         removed: list[str] = []
+        failed: list[str] = []
         for kname, (store, name, version, display) in want.items():
             prefix = store.prefix(name)
-            if kname in present and is_current(store.scope, name, prefix, display, version):
+            try:
+                if kname in present and is_current(store.scope, name, prefix, display, version):
+                    continue
+                write_kernelspec(store.scope, name, prefix, display, version)
+            except KernelError as err:
+                self.svc.log.warning("jupyter_env_manager: %s", err.message)
+                failed.append(f"{kname}: {err.message}")
                 continue
-            write_kernelspec(store.scope, name, prefix, display, version)
             (updated if kname in present else created).append(kname)
         for kname in present - set(want):
-            parsed = parse_kernel_name(kname)
-            if parsed:
-                remove_kernelspec(*parsed)
+            if parse_kernel_name(kname) and remove_kernel(kname):
                 removed.append(kname)
-        return {"created": created, "updated": updated, "removed": removed}
+        return {"created": created, "updated": updated, "removed": removed, "failed": failed}

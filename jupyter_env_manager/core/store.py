@@ -90,11 +90,12 @@ def current_user() -> str:
 def write_json(path: Path, data: Any, mode: int | None = None) -> None:
     """Replace ``path`` atomically (readers see the old or the new file, never half of one)."""
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    with open(tmp, "w") as f:
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666 if mode is None else 0o600)
+    with open(fd, "w") as f:
+        if mode is not None:  # never more open than ``mode``, not even for a moment
+            os.fchmod(f.fileno(), mode)
         json.dump(data, f, indent=1)
         f.flush()
-        if mode is not None:
-            os.fchmod(f.fileno(), mode)
         os.fsync(f.fileno())
     os.replace(tmp, path)
 
@@ -503,14 +504,17 @@ class Store:
     def build_lock_path(self, name: str) -> Path:
         return self.env_dir(name) / "build.lock"
 
-    def try_build_lock(self, name: str) -> int | None:
-        """Take the build lock without waiting; returns the fd holding it, or None if taken."""
+    def try_build_lock(self, name: str, operation: int = fcntl.LOCK_EX) -> int | None:
+        """Take the build lock without waiting; returns the fd holding it, or None if taken.
+
+        ``LOCK_SH`` only tests whether a build holds it: that works on a read-only descriptor
+        also on NFS (a user outside the store's group)."""
         try:
             fd = open_lock(self.build_lock_path(name), self.access)
         except FileNotFoundError:
             raise NotFound(f"No environment {name!r} in the {self.scope} store") from None
         try:
-            self._flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            self._flock(fd, operation | fcntl.LOCK_NB)
         except OSError as err:
             os.close(fd)
             if err.errno in (errno.EAGAIN, errno.EACCES):
@@ -525,6 +529,12 @@ class Store:
         try:
             fcntl.flock(fd, operation)
         except OSError as err:
+            if err.errno == errno.EBADF:  # NFS: an exclusive lock needs a writable descriptor
+                raise Forbidden(
+                    f"You ({current_user()}) may not lock environments in the {self.scope} store "
+                    f"{self.root}: its lock files are writable by its group only (ask the "
+                    "store's owner to add you to the group)"
+                ) from None
             if err.errno != errno.ENOLCK:
                 raise
             raise EnvManagerError(
@@ -534,8 +544,10 @@ class Store:
             ) from None
 
     def build_locked(self, name: str) -> bool:
-        """Whether a worker holds the environment's build lock (one is running, anywhere)."""
-        fd = self.try_build_lock(name)
+        """Whether a worker holds the environment's build lock (one is running, anywhere).
+
+        Tested with a shared lock, which a read-only descriptor may take also on NFS."""
+        fd = self.try_build_lock(name, fcntl.LOCK_SH)
         if fd is None:
             return True
         os.close(fd)

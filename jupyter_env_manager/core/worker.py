@@ -23,6 +23,7 @@ import sys
 import traceback
 from pathlib import Path
 
+from .access import enter_store
 from .engine import Builder, BuildFailed, BuildJob, BuildLog
 from .errors import Conflict, NotFound
 from .store import STOP_REASON, Store, host_owner, now, pause_point
@@ -49,7 +50,7 @@ def run(build_dir: Path, build_id: str | None = None) -> int:
         os.nice(job.niceness)  # the server and the kernels come first; uv inherits it
     store = Store(job.root, job.scope)
     if store.access is not None:  # a shared store: what the build makes is the team's too
-        os.umask(store.access.umask)
+        enter_store(store.access)  # files in the home keep the user's umask (see access.py)
     name, version = job.name, job.version
     try:
         lock_fd = store.try_build_lock(name)

@@ -66,10 +66,11 @@ class EnvManagerExtension(ExtensionApp):
                 )
             synced = self.service.kernels.sync()
             log.info(
-                "jupyter_env_manager: kernelspecs created %s, updated %s, removed %s",
+                "jupyter_env_manager: kernelspecs created %s, updated %s, removed %s, failed %s",
                 synced["created"] or "-",
                 synced["updated"] or "-",
                 synced["removed"] or "-",
+                synced["failed"] or "-",
             )
         except Exception:  # a broken store must not keep the server from starting
             log.exception("jupyter_env_manager: start-up sync failed")
