@@ -19,8 +19,8 @@ import pytest
 from helpers import build, run_in_kernel
 from tornado.httpclient import HTTPClientError
 
-from jupyter_env_manager import kernels
-from jupyter_env_manager.spec import NAME_RE, RESERVED_NAMES
+from jupyter_env_manager.core import kernels
+from jupyter_env_manager.core.spec import NAME_RE, RESERVED_NAMES
 from jupyter_env_manager.testing.channel import PackageDef, build_channel
 
 # jupyter_client's own rule for kernel names (kernelspec._kernel_name_pat)
@@ -104,28 +104,28 @@ def test_a_local_shared_name_keeps_its_own_kernel(service, envmgr_settings):
     the other's kernel."""
     mine = prefix(envmgr_settings["local_root"], "shared-x")
     team = prefix(envmgr_settings["shared_root"], "x")
-    service.activate("local", "shared-x")
-    service.activate("shared", "x")
+    service.kernels.activate("local", "shared-x")
+    service.kernels.activate("shared", "x")
     assert installed_prefixes() == {
         "envmgr-local.shared-x": str(mine),
         "envmgr-shared-x": str(team),
     }
-    views = {(e["scope"], e["name"]): e["kernel"]["name"] for e in service.list_envs()}
+    views = {(e["scope"], e["name"]): e["kernel"]["name"] for e in service.envs.list()}
     assert views == {
         ("local", "shared-x"): "envmgr-local.shared-x",
         ("shared", "x"): "envmgr-shared-x",
     }
-    service.deactivate("local", "shared-x")
+    service.kernels.deactivate("local", "shared-x")
     assert installed_prefixes() == {"envmgr-shared-x": str(team)}
 
     # A kernelspec an older version left under the ambiguous name is migrated by sync.
-    service.activate("local", "shared-x")
+    service.kernels.activate("local", "shared-x")
     shutil.copy(
         kernels.kernels_dir() / "envmgr-local.shared-x" / "kernel.json",
         kernels.kernels_dir() / "envmgr-shared-x" / "kernel.json",
     )  # what the last writer of the shared name (the local environment) left
     shutil.rmtree(kernels.kernels_dir() / "envmgr-local.shared-x")
-    assert service.sync_kernels() == {
+    assert service.kernels.sync() == {
         "created": ["envmgr-local.shared-x"],
         "updated": ["envmgr-shared-x"],
         "removed": [],
@@ -144,7 +144,7 @@ def test_one_environments_bad_activation_never_stops_another(service, envmgr_set
     odd = prefix(root, "odd", ODD_VALUES)
     broken = prefix(root, "broken", {"B": "1"})
     for name in ("good", "odd", "broken"):
-        service.activate("local", name)
+        service.kernels.activate("local", name)
     spec = json.loads((kernels.kernels_dir() / "envmgr-odd" / "kernel.json").read_text())
     assert spec["env"]["ODD_NEWLINE"] == ODD_VALUES["ODD_NEWLINE"]
     assert spec["env"]["ODD_DOLLAR"] == "$${HOME}/x $$USER $$$$"  # jupyter_client: $$ -> $
@@ -154,7 +154,7 @@ def test_one_environments_bad_activation_never_stops_another(service, envmgr_set
     # the others are synced.
     (broken / "conda-meta" / "state").write_text('{"env_vars": ["not", "an", "object"]}')
     shutil.rmtree(kernels.kernels_dir())  # a restart that lost the kernelspecs
-    result = service.sync_kernels()
+    result = service.kernels.sync()
     assert (result["created"], result["updated"], result["removed"]) == (
         ["envmgr-good", "envmgr-odd"],
         [],
@@ -170,13 +170,13 @@ def test_one_environments_bad_activation_never_stops_another(service, envmgr_set
     # Asked for directly, the refusal is a clear error naming the environment; nothing written.
     nul = prefix(root, "nul", {"NUL_VALUE": "a\u0000b"})
     with pytest.raises(kernels.KernelError) as info:
-        service.activate("local", "nul")
+        service.kernels.activate("local", "nul")
     assert info.value.message == (
         "The kernel of local/nul cannot be written: "
         "activation variable NUL_VALUE contains a NUL character"
     )
     assert not (kernels.kernels_dir() / "envmgr-nul").exists()
-    assert "local/nul" not in json.loads(service._intents_path.read_text())
+    assert "local/nul" not in json.loads(service.kernels._intents_path.read_text())
     assert nul.exists()
 
 
@@ -196,7 +196,7 @@ def test_values_reach_a_real_kernel_as_conda_keeps_them(service, test_channel, o
     """Defect 7 and the ``$`` of issue 10 in a real build and a real kernel; an unusable value
     makes a warning in the build log, not a failed build."""
     channels = [test_channel, odd_channel]
-    service.create_env({"name": "odd", "conda": ["oddvars"], "channels": channels})
+    service.envs.create({"name": "odd", "conda": ["oddvars"], "channels": channels})
     assert build(service, "local", "odd").status == "succeeded"
     names = sorted(ODD_VALUES)
     code = f"import os, json; print(json.dumps({{k: os.environ.get(k) for k in {names!r}}}))"
@@ -204,35 +204,35 @@ def test_values_reach_a_real_kernel_as_conda_keeps_them(service, test_channel, o
     assert reply["status"] == "ok", reply
     assert json.loads(out) == ODD_VALUES
 
-    service.create_env({"name": "nul", "conda": ["nulvar"], "channels": channels})
+    service.envs.create({"name": "nul", "conda": ["nulvar"], "channels": channels})
     done = build(service, "local", "nul")
     assert done.status == "succeeded", done.error
-    log = service.read_log("local", "nul", done.version)[0].decode()
+    log = service.builds.read_log("local", "nul", done.version)[0].decode()
     assert (
         "warning: The kernel of local/nul cannot be written: activation variable NUL_VALUE "
         "contains a NUL character"
     ) in log
-    assert service.get_env("local", "nul", versions=False)["status"] == "ready"
+    assert service.envs.get("local", "nul", versions=False)["status"] == "ready"
     assert set(kernels.installed()) == {"envmgr-odd"}
 
 
 def test_sync_tightens_a_kernelspec_an_older_version_left_open(service, envmgr_settings):
     """Issue 10, defect 1: kernelspecs written 0666 in 0777 directories are repaired by the
     next sync (or write), to the user's own modes."""
-    from jupyter_env_manager.access import home_mode
+    from jupyter_env_manager.core.access import home_mode
 
     prefix(envmgr_settings["local_root"], "demo")
-    service.activate("local", "demo")
+    service.kernels.activate("local", "demo")
     kdir = kernels.kernels_dir() / "envmgr-demo"
     for path in (kernels.kernels_dir(), kdir, kdir / "pylib"):
         os.chmod(path, 0o777)
     os.chmod(kdir / "kernel.json", 0o666)
-    assert service.sync_kernels()["updated"] == ["envmgr-demo"]
+    assert service.kernels.sync()["updated"] == ["envmgr-demo"]
     for path in (kernels.kernels_dir(), kdir, kdir / "pylib"):
         assert stat.S_IMODE(path.stat().st_mode) == home_mode(directory=True), path
     assert stat.S_IMODE((kdir / "kernel.json").stat().st_mode) == home_mode()
     assert home_mode() & 0o022 == 0
-    assert service.sync_kernels()["updated"] == []
+    assert service.kernels.sync()["updated"] == []
 
 
 async def test_activate_over_rest_names_the_reason(jp_fetch, envmgr_settings):

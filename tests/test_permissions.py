@@ -33,10 +33,10 @@ from pathlib import Path
 import pytest
 from test_shared_store import ALICE, CAROL, as_user, needs_users, other_group, team  # noqa: F401
 
-from jupyter_env_manager.access import Access
-from jupyter_env_manager.engine import register_conda_env
-from jupyter_env_manager.errors import Forbidden
-from jupyter_env_manager.store import Build, current_user
+from jupyter_env_manager.core.access import Access
+from jupyter_env_manager.core.engine import register_conda_env
+from jupyter_env_manager.core.errors import Forbidden
+from jupyter_env_manager.core.store import Build, current_user
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 ROOTS = (0o2775, 0o2777, 0o2770)
@@ -297,7 +297,7 @@ def test_on_nfs_an_outsider_sees_builds_but_cannot_lock(service, envmgr_settings
     """Lock files are never writable by others: someone outside the group opens them read-only.
     NFS answers an exclusive ``flock`` on such a descriptor with EBADF. There is no NFS here:
     flock is replaced by a stand-in that answers as NFS does for a read-only descriptor."""
-    service.create_env({"scope": "shared", "name": "nfs"})
+    service.envs.create({"scope": "shared", "name": "nfs"})
     store = service.store("shared")
     real_flock = fcntl.flock
     holder = os.open(store.build_lock_path("nfs"), os.O_RDWR | os.O_CREAT, 0o600)
@@ -309,12 +309,12 @@ def test_on_nfs_an_outsider_sees_builds_but_cannot_lock(service, envmgr_settings
                 raise OSError(errno.EBADF, "Bad file descriptor")
             return real_flock(fd, operation)
 
-        monkeypatch.setattr(fcntl, "flock", nfs_read_only)
         running = store.allocate_build("nfs", Build(version=0, status="running"))
+        monkeypatch.setattr(fcntl, "flock", nfs_read_only)
         # Whether a build runs is tested with a shared lock: it works read-only, also on NFS.
         assert store.build_is_alive("nfs", running)
         with pytest.raises(Forbidden) as info:
-            service.prepare_build("shared", "nfs")
+            service.builds.prepare("shared", "nfs")
         assert info.value.message == (
             f"You ({current_user()}) may not lock environments in the shared store "
             f"{envmgr_settings['shared_root']}: its lock files are writable by its group only "

@@ -344,14 +344,16 @@ class Builder:
         if not job.write_kernel:
             self.log.write("kernel not registered (deactivated)")
             return
-        try:
-            from .kernels import write_kernelspec
+        from .kernels import KernelError, write_kernelspec
 
+        try:
             kname = write_kernelspec(
                 job.scope, job.name, self.final, self.spec.display_name or job.name, job.version
             )
             self.log.write(f"kernel {kname} registered")
-        except Exception as err:  # KernelError and any other: the version is in use already
+        except KernelError as err:  # the version is in use: the build did succeed
+            self.log.write(f"warning: {err.message}")
+        except Exception as err:
             self.log.write(f"warning: the kernelspec could not be written: {err}")
 
     async def solve(self) -> tuple[list[Any], list[str]]:
