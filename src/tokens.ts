@@ -36,6 +36,11 @@ export const BUILD_PHASES = [
 ] as const;
 
 /**
+ * A phase of a build.
+ */
+export type BuildPhase = (typeof BUILD_PHASES)[number];
+
+/**
  * GET info.
  */
 export interface IServerInfo {
@@ -79,7 +84,7 @@ export interface IEnvSpec {
 export interface IBuild {
   version: number;
   status: BuildStatus;
-  phase: string | null;
+  phase: BuildPhase | null;
   started_at: string | null;
   finished_at: string | null;
   error: string | null;
@@ -152,7 +157,7 @@ export interface IEnv {
   spec: IEnvSpec;
   kernel: IKernelInfo | null;
   python_version: string | null;
-  packages: number | null;
+  packages: number;
   created_at: string | null;
   updated_at: string | null;
   managed: boolean;
@@ -176,11 +181,11 @@ export interface ICreateEnvRequest {
   name: string;
   display_name?: string;
   description?: string;
-  python?: string;
+  python?: string | null;
   conda?: string[];
   pip?: string[];
   channels?: string[];
-  base?: string;
+  base?: string | null;
   build?: boolean;
 }
 
@@ -191,6 +196,7 @@ export interface ICreateEnvRequest {
 export interface IImportEnvRequest {
   scope?: Scope;
   name?: string;
+  display_name?: string;
   environment_yml: string;
   build?: boolean;
 }
@@ -242,7 +248,7 @@ export interface IBuildEvent {
   name: string;
   version: number;
   status: BuildStatus;
-  phase: string | null;
+  phase: BuildPhase | null;
 }
 
 /**

@@ -22,7 +22,7 @@ test.describe('New environment dialog', () => {
     }
     await expect(dialog.locator('[name="name"]')).toBeFocused();
     // (Before opening "Advanced": it shows the server's channels.)
-    expect(await dialog.locator('.jp-Dialog-content').screenshot()).toMatchSnapshot(
+    await expect(dialog.locator('.jp-Dialog-content')).toHaveScreenshot(
       'new-environment-dialog.png'
     );
     // Channels are advanced: hidden until the section is opened.
@@ -46,7 +46,7 @@ test.describe('New environment dialog', () => {
     await expect(name).toBeFocused();
     // The dialog stays open so that the name can be fixed.
     await expect(dialog).toBeVisible();
-    expect(await dialog.locator('.jp-Dialog-content').screenshot()).toMatchSnapshot(
+    await expect(dialog.locator('.jp-Dialog-content')).toHaveScreenshot(
       'new-environment-name-error.png'
     );
     await dialog.getByRole('button', { name: 'Cancel' }).click();
