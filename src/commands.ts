@@ -6,7 +6,8 @@ import {
   MainAreaWidget,
   Notification,
   showDialog,
-  showErrorMessage
+  showErrorMessage,
+  WidgetTracker
 } from '@jupyterlab/apputils';
 import type { TranslationBundle } from '@jupyterlab/translation';
 import { fileUploadIcon } from '@jupyterlab/ui-components';
@@ -46,6 +47,10 @@ export interface ICommandOptions {
    * How often a log viewer polls a running build.
    */
   logPollIntervalMs: () => number;
+  /**
+   * The open log tabs (restored after a reload).
+   */
+  logs: WidgetTracker<MainAreaWidget<LogViewer>>;
 }
 
 const RUNNING = new Set(['queued', 'running']);
@@ -60,7 +65,7 @@ export function addCommands(
   const { commands, shell } = app;
   const { model, panel, trans } = options;
   const category = trans.__('Environments');
-  const logs = new Map<string, MainAreaWidget<LogViewer>>();
+  const { logs } = options;
 
   const refOf = (args: ReadonlyPartialJSONObject): IEnvRef | null =>
     typeof args.scope === 'string' && typeof args.name === 'string'
@@ -99,9 +104,13 @@ export function addCommands(
   };
 
   const openLog = (ref: IEnvRef, version?: number) => {
-    const key = `${ref.scope}/${ref.name}/${version ?? 'latest'}`;
-    const open = logs.get(key);
-    if (open && !open.isDisposed) {
+    const open = logs.find(
+      widget =>
+        widget.content.ref.scope === ref.scope &&
+        widget.content.ref.name === ref.name &&
+        widget.content.requestedVersion === (version ?? null)
+    );
+    if (open) {
       shell.activateById(open.id);
       return open;
     }
@@ -119,8 +128,7 @@ export function addCommands(
       : trans.__('Log: %1', ref.name);
     widget.title.icon = envManagerIcon;
     widget.title.closable = true;
-    logs.set(key, widget);
-    widget.disposed.connect(() => logs.delete(key));
+    void logs.add(widget);
     shell.add(widget, 'main');
     shell.activateById(widget.id);
     return widget;

@@ -18,6 +18,7 @@ export class LogViewer extends Widget {
     this.model = options.model;
     this.ref = { scope: options.ref.scope, name: options.ref.name };
     this._version = options.version ?? null;
+    this.requestedVersion = options.version ?? null;
     this._trans = options.trans;
     this._pollIntervalMs = options.pollIntervalMs ?? 1000;
     this.addClass('jp-EnvManager-Log');
@@ -62,6 +63,11 @@ export class LogViewer extends Widget {
 
   readonly model: EnvManagerModel;
   readonly ref: IEnvRef;
+
+  /**
+   * The version asked for (null: the latest build).
+   */
+  readonly requestedVersion: number | null;
 
   /**
    * The build shown, once known.
