@@ -149,8 +149,8 @@ class Fixture:
         process's CPU priority (as cp and pip do), instead of the default lower one."""
         from traitlets.config import Config
 
-        from jupyter_env_manager.app import EnvManager
-        from jupyter_env_manager.service import EnvService
+        from jupyter_env_manager.config import EnvManager
+        from jupyter_env_manager.core.service import EnvService
 
         if like_for_like_priority and "build_niceness" in EnvManager.class_trait_names():
             overrides["build_niceness"] = 0
@@ -178,17 +178,17 @@ class Built:
 
 def build_env(service, scope: str, name: str, create: dict[str, Any] | None = None) -> Built:
     """(Create and) build an environment in the foreground; raise unless it succeeded."""
-    from jupyter_env_manager.builds import run_foreground
+    from jupyter_env_manager.core.runner import run_foreground
 
     started = time.perf_counter()
     if create is not None:
-        service.create_env({"scope": scope, "name": name, **create})
-    build = service.prepare_build(scope, name)
+        service.envs.create({"scope": scope, "name": name, **create})
+    build = service.builds.prepare(scope, name)
     result = run_foreground(service, scope, name, build)
     returned_perf, returned_wall = time.perf_counter(), time.time()
     if result.status != "succeeded":
         raise RuntimeError(f"build of {scope}/{name} {result.status}: {result.error}")
-    finished = service.get_build(scope, name, build.version)
+    finished = service.builds.get(scope, name, build.version)
     return Built(returned_perf - started, finished, returned_wall, returned_perf)
 
 

@@ -44,7 +44,7 @@ def create_warm(fx: Fixture, reps: int, log, with_kernel: bool = False) -> Row:
     name = "warm200k" if with_kernel else "warm200"
     spec = {"conda": ["synth-198"]}
     build_env(service, "local", name, spec)  # fills the package cache
-    service.delete_env("local", name)
+    service.envs.delete("local", name)
     SCRATCH.mkdir(exist_ok=True)
     ours, cpal, cpa, parts, floor = [], [], [], [], []
     packages = files = 0
@@ -64,7 +64,7 @@ def create_warm(fx: Fixture, reps: int, log, with_kernel: bool = False) -> Row:
         ]
         for k in range(3):  # rotate, so none always follows the others' disk writes
             baselines[(i + k) % 3]()
-        service.delete_env("local", name)
+        service.envs.delete("local", name)
     o, al, a = median(ours), median(cpal), median(cpa)
     log(f"create {name}: {ms(o)} vs cp -al {ms(al)}, cp -a {ms(a)}")
     what = f"{packages} packages / {files:,} files"
@@ -102,7 +102,7 @@ def _rattler_install(fx: Fixture, build_dir: Path) -> float:
 
     from rattler import install
 
-    from jupyter_env_manager.engine import lock_records
+    from jupyter_env_manager.core.engine import lock_records
 
     records = lock_records(build_dir)
     target = SCRATCH / "rattler-floor"
@@ -152,18 +152,18 @@ def copy_to_shared(fx: Fixture, reps: int, log) -> Row:
     SCRATCH.mkdir(exist_ok=True)
     ours, cpa, parts = [], [], []
     stale = None
-    from jupyter_env_manager.builds import run_foreground
+    from jupyter_env_manager.core.runner import run_foreground
 
     for i in range(reps):
         new = f"pip30c{i}"
         started = time.perf_counter()
-        _view, build = service.prepare_copy("local", "pip30", "shared", new)
+        _view, build = service.sharing.copy("local", "pip30", "shared", new)
         result = run_foreground(service, "shared", new, build)
         returned_perf, returned_wall = time.perf_counter(), time.time()
         if result.status != "succeeded":
             raise RuntimeError(f"copy failed: {result.error}")
         ours.append(returned_perf - started)
-        finished = service.get_build("shared", new, build.version)
+        finished = service.builds.get("shared", new, build.version)
         parts.append(breakdown(Built(ours[-1], finished, returned_wall, returned_perf)))
         if stale is None:
             stale = _stale_files(service.shared.prefix(new), str(source))
@@ -172,7 +172,7 @@ def copy_to_shared(fx: Fixture, reps: int, log) -> Row:
             stale_cp = _stale_files(target, str(source))
             rmtree(target)
         cpa.append(_cp("-a", source))
-        service.delete_env("shared", new)
+        service.envs.delete("shared", new)
     o, a = median(ours), median(cpa)
     log(f"copy pip30: {ms(o)} vs cp -a {ms(a)}")
     return Row(

@@ -90,7 +90,7 @@ def _first_reply(kernel: str, check: bool) -> float:
 
 
 def kernel_start(service, reps: int, log) -> Row:
-    from jupyter_env_manager.kernels import kernel_name, kernels_dir
+    from jupyter_env_manager.core.kernels import kernel_name, kernels_dir
 
     build_env(service, "local", "activated", {"conda": ["delta"]})
     kernel = kernel_name("local", "activated")

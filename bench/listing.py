@@ -48,7 +48,7 @@ class Replicas:
     """Grows a local and a shared store of replicas of one built environment."""
 
     def __init__(self, service, base: Path):
-        from jupyter_env_manager.store import Store
+        from jupyter_env_manager.core.store import Store
 
         self.source_prefix = service.local.prefix(SOURCE)
         self.source_meta = service.local.env_dir(SOURCE)
@@ -139,10 +139,10 @@ def _in_process(fx: Fixture, base: Path, repeats: int) -> tuple[float, float]:
         for _ in range(repeats):
             service = fx.service(**roots)
             started = time.perf_counter()
-            service.list_envs()
+            service.envs.list()
             cold.append(time.perf_counter() - started)
             started = time.perf_counter()
-            service.list_envs()
+            service.envs.list()
             warm.append(time.perf_counter() - started)
         return median(cold), median(warm)
     finally:

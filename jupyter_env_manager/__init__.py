@@ -2,6 +2,8 @@
 
 This module only holds the extension points; everything else is imported lazily so that
 ``import jupyter_env_manager`` stays cheap (the kernel launcher and the CLI rely on it).
+Layout: ``core/`` (no web or IPython), ``server/`` (the REST door), ``cli/`` (``jupyter envmgr``
+and ``%envmgr``), ``config.py`` (``c.EnvManager``), ``testing/`` (the local conda channel).
 """
 
 try:
@@ -17,17 +19,13 @@ def _jupyter_labextension_paths() -> list[dict[str, str]]:
     return [{"src": "labextension", "dest": "jupyter-env-manager"}]
 
 
-def _jupyter_server_extension_points() -> list[dict[str, str]]:
-    return [{"module": "jupyter_env_manager"}]
+def _jupyter_server_extension_points() -> list[dict[str, object]]:
+    from .server.app import EnvManagerExtension
 
-
-def _load_jupyter_server_extension(server_app) -> None:
-    from .app import load_server_extension
-
-    load_server_extension(server_app)
+    return [{"module": "jupyter_env_manager", "app": EnvManagerExtension}]
 
 
 def load_ipython_extension(ipython) -> None:
-    from .magics import load_ipython_extension as _load
+    from .cli.magics import load_ipython_extension as _load
 
     _load(ipython)

@@ -128,6 +128,18 @@ def jp_server_config(envmgr_settings) -> Config:
 
 
 @pytest.fixture
+def jp_serverapp(jp_serverapp, jp_asyncio_loop):
+    """pytest-jupyter's server, started as `jupyter server` starts it: the extensions' start
+    hooks run (recovery, kernel sync, the watcher), and their stop hooks at teardown."""
+    jp_asyncio_loop.run_until_complete(jp_serverapp.extension_manager.start_all_extensions())
+    extension = jp_serverapp.extension_manager.extension_apps["jupyter_env_manager"]
+    startup = next(iter(extension)).startup
+    if startup is not None:
+        jp_asyncio_loop.run_until_complete(startup)
+    return jp_serverapp
+
+
+@pytest.fixture
 def config_file(envmgr_settings) -> Path:
     """The test's EnvManager settings where load_config() (CLI, magics) finds them."""
     path = Path(os.environ["JUPYTER_CONFIG_DIR"]) / "jupyter_server_config.json"
@@ -139,7 +151,7 @@ def config_file(envmgr_settings) -> Path:
 @pytest.fixture
 def service(config_file, envmgr_config):
     """The core facade, configured like the server, the CLI and the magics of the test."""
-    from jupyter_env_manager.app import EnvManager
-    from jupyter_env_manager.service import EnvService
+    from jupyter_env_manager.config import EnvManager
+    from jupyter_env_manager.core.service import EnvService
 
     return EnvService(EnvManager(config=envmgr_config))

@@ -7,12 +7,12 @@ from pathlib import Path
 
 from jupyter_client.manager import start_new_kernel
 
-from jupyter_env_manager.builds import run_foreground
+from jupyter_env_manager.core.runner import run_foreground
 
 
 def build(service, scope: str, name: str, **kwargs):
     """Prepare and run a build to its end in the foreground; returns the finished Build."""
-    b = service.prepare_build(scope, name)
+    b = service.builds.prepare(scope, name)
     return run_foreground(service, scope, name, b, **kwargs)
 
 

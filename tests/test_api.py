@@ -11,7 +11,7 @@ import pytest
 from tornado.httpclient import HTTPClientError
 
 from jupyter_env_manager import __version__
-from jupyter_env_manager.handlers import EVENT_IDS
+from jupyter_env_manager.server.events import EVENT_IDS
 from jupyter_env_manager.testing.channel import PackageDef, build_channel
 
 NS = "env-manager"
@@ -323,8 +323,12 @@ async def test_errors(jp_fetch):
     await expect_error(jp_fetch, 409, "DELETE", "environments", "local", "dup",
                        match="cancel it first")  # fmt: skip
     await wait_build(jp_fetch, "local", "dup", version)
-    await expect_error(jp_fetch, 409, "DELETE", "environments", "local", "dup", "builds",
-                       str(version), match="has already succeeded")  # fmt: skip
+    await expect_error(jp_fetch, 409, "POST", "environments", "local", "dup", "builds",
+                       str(version), "cancel", match="has already succeeded")  # fmt: skip
+    # DELETE of a build means nothing: cancel is POST .../cancel
+    r = await jp_fetch("env-manager", "environments", "local", "dup", "builds", str(version),
+                       method="DELETE", raise_error=False)  # fmt: skip
+    assert r.code == 405
 
 
 @pytest.fixture
@@ -415,7 +419,7 @@ async def test_slow_builds_run_in_background_and_cancel(jp_fetch, jp_serverapp):
         await asyncio.sleep(0.01)
     assert answered_while_both_ran >= 20
     # Cancel "two" in the middle of its verify phase (its python sleeps importing slowmod).
-    r = await call(jp_fetch, "DELETE", "environments", "local", "two", "builds", "1")
+    r = await call(jp_fetch, "POST", "environments", "local", "two", "builds", "1", "cancel")
     cancelled = json.loads(r.body)
     assert cancelled["status"] == "cancelled"
     one = await wait_build(jp_fetch, "local", "one", 1)
@@ -424,7 +428,7 @@ async def test_slow_builds_run_in_background_and_cancel(jp_fetch, jp_serverapp):
     assert two["status"] == "saved" and two["version"] is None
     assert two["versions"][0]["status"] == "cancelled"
     # the worker and its children are gone, and so is the staging prefix
-    build_dir = str(jp_serverapp.web_app.settings["env_manager"].build_dir("local", "two", 1))
+    build_dir = str(jp_serverapp.web_app.settings["env_manager"].builds.dir("local", "two", 1))
     leftovers = []
     for proc in Path("/proc").iterdir():
         try:
@@ -473,7 +477,7 @@ def _openapi():
 def test_openapi_documents_every_route():
     import re
 
-    from jupyter_env_manager.handlers import ROUTES
+    from jupyter_env_manager.server.handlers import ROUTES
 
     documented = set(_openapi()["paths"])
     served = set()
@@ -516,8 +520,8 @@ async def test_responses_match_the_openapi_schemas(jp_fetch):
 
 async def test_changes_by_other_processes_reach_the_event_stream(jp_fetch, jp_serverapp):
     """What the CLI or the magics do (another process, same store) is announced as events."""
-    from jupyter_env_manager.app import EnvManager
-    from jupyter_env_manager.service import EnvService
+    from jupyter_env_manager.config import EnvManager
+    from jupyter_env_manager.core.service import EnvService
 
     events = []
 
@@ -529,10 +533,10 @@ async def test_changes_by_other_processes_reach_the_event_stream(jp_fetch, jp_se
     await get_json(jp_fetch, "info")
     await asyncio.sleep(0.5)  # the watcher's first look
     other = EnvService(EnvManager(config=jp_serverapp.config))  # as the CLI would
-    other.create_env({"name": "elsewhere", "conda": ["alpha"]})
-    from jupyter_env_manager.builds import run_foreground
+    other.envs.create({"name": "elsewhere", "conda": ["alpha"]})
+    from jupyter_env_manager.core.runner import run_foreground
 
-    build = other.prepare_build("local", "elsewhere")
+    build = other.builds.prepare("local", "elsewhere")
     result = await asyncio.to_thread(run_foreground, other, "local", "elsewhere", build)
     assert result.status == "succeeded"
     deadline = time.monotonic() + 10
@@ -554,15 +558,15 @@ async def test_changes_by_other_processes_reach_the_event_stream(jp_fetch, jp_se
     ]
     # A teammate's environment (its kernelspec written in their own data dir, not ours):
     # the watcher gives us ours without a restart.
-    from jupyter_env_manager import kernels
+    from jupyter_env_manager.core import kernels
 
     kernels.remove_kernelspec("local", "elsewhere")
-    other.update_env("local", "elsewhere", {"display_name": "From a teammate"})
+    other.envs.update("local", "elsewhere", {"display_name": "From a teammate"})
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and kernels.read_kernelspec("local", "elsewhere") is None:
         await asyncio.sleep(0.1)
     assert kernels.read_kernelspec("local", "elsewhere")["display_name"] == "From a teammate"
-    other.delete_env("local", "elsewhere")
+    other.envs.delete("local", "elsewhere")
     deadline = time.monotonic() + 10
     while (
         time.monotonic() < deadline

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from jupyter_env_manager.app import EnvManager, load_config
+from jupyter_env_manager.config import EnvManager, load_config
 
 
 def test_every_trait_has_help_and_is_documented_in_the_readme():

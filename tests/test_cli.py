@@ -16,10 +16,10 @@ import sys
 import pytest
 from tornado.httpclient import HTTPClientError
 
-from jupyter_env_manager import kernels
-from jupyter_env_manager.cli import build_parser
-from jupyter_env_manager.errors import EnvManagerError, ValidationError
-from jupyter_env_manager.spec import with_packages, without_packages
+from jupyter_env_manager.cli.commands import build_parser
+from jupyter_env_manager.core import kernels
+from jupyter_env_manager.core.errors import EnvManagerError, ValidationError
+from jupyter_env_manager.core.spec import with_packages, without_packages
 
 COMMANDS = [
     "list", "show", "create", "import", "build", "install", "uninstall", "activate",
@@ -29,7 +29,7 @@ COMMANDS = [
 
 
 def envmgr(*args: str, code: int = 0) -> subprocess.CompletedProcess:
-    """Run ``python -m jupyter_env_manager.cli ARGS`` and check its exit code."""
+    """Run ``python -m jupyter_env_manager.cli.commands ARGS`` and check its exit code."""
     proc = subprocess.run(
         [sys.executable, "-m", "jupyter_env_manager.cli", *args],
         capture_output=True,
@@ -76,7 +76,7 @@ def test_create_build_and_inspect(service, tmp_path):
     lines = proc.stdout.splitlines()
     assert lines[0] == "building local/demo v1 ..."
     assert {"== solve ==", "== pip =="} <= {line.partition("] ")[2] for line in lines}
-    env = service.get_env("local", "demo")
+    env = service.envs.get("local", "demo")
     assert lines[-1].startswith(f"✓ built local/demo v1 ({env['packages']} packages) in ")
     assert lines[-1].endswith("s") and proc.stderr == ""
 
@@ -89,12 +89,12 @@ def test_create_build_and_inspect(service, tmp_path):
 
     shown = envmgr("show", "demo").stdout
     assert "alpha=1.0, gamma" in shown and "envmgr-hello==1.0" in shown and env["prefix"] in shown
-    assert envmgr_json("show", "demo") == service.get_env("local", "demo")
+    assert envmgr_json("show", "demo") == service.envs.get("local", "demo")
     versions = envmgr_json("versions", "demo")
     assert [b["status"] for b in versions["builds"]] == ["succeeded"]
     assert "v1 *" in envmgr("versions", "demo").stdout
     assert "== solve ==" in envmgr("log", "demo").stdout
-    log = service.read_log("local", "demo", 1)[0].decode()
+    log = service.builds.read_log("local", "demo", 1)[0].decode()
     assert envmgr_json("log", "demo", "1")["log"] == log
 
     assert "alpha=1.0" in envmgr("export", "demo").stdout
@@ -122,7 +122,7 @@ def test_failed_build_exits_1_with_one_line(service):
 def test_copy_revert_kernels_and_delete(service):
     envmgr("create", "demo", "--conda", "alpha=1.0", "--build")
     envmgr("install", "alpha=2.0", "--env", "demo")
-    assert service.get_env("local", "demo")["spec"]["conda"] == ["alpha=2.0"]
+    assert service.envs.get("local", "demo")["spec"]["conda"] == ["alpha=2.0"]
 
     proc = envmgr("revert", "demo", "1")
     assert proc.stdout.splitlines()[-1].startswith("✓ reverted local/demo to v1 as v3 (")
@@ -151,9 +151,9 @@ def test_copy_revert_kernels_and_delete(service):
         "jupyter envmgr: error: delete removes local/demo, all its versions and its kernel: "
         "add --yes to confirm"
     )
-    assert service.get_env("local", "demo")["status"] == "ready"
+    assert service.envs.get("local", "demo")["status"] == "ready"
     assert envmgr("delete", "demo", "--yes").stdout.strip() == "✓ deleted local/demo"
-    assert "demo" not in {e["name"] for e in service.list_envs("local")}
+    assert "demo" not in {e["name"] for e in service.envs.list("local")}
 
 
 def test_spec_edits():
@@ -167,9 +167,9 @@ def test_spec_edits():
 
 
 def test_install_uninstall_edit_the_spec(service):
-    service.create_env({"name": "demo", "conda": ["alpha=1.0"], "pip": ["envmgr-dep"]})
+    service.envs.create({"name": "demo", "conda": ["alpha=1.0"], "pip": ["envmgr-dep"]})
     envmgr("install", "--pip", "envmgr-hello==2.0", "--env", "demo")
-    env = service.get_env("local", "demo")
+    env = service.envs.get("local", "demo")
     assert env["spec"]["pip"] == ["envmgr-dep", "envmgr-hello==2.0"] and env["version"] == 1
     # The environment is found from CONDA_PREFIX, as in an activated shell.
     proc = subprocess.run(
@@ -180,7 +180,7 @@ def test_install_uninstall_edit_the_spec(service):
         check=True,
     )
     assert proc.stdout.splitlines()[-1].startswith("✓ built local/demo v2")
-    assert service.get_env("local", "demo")["spec"]["pip"] == ["envmgr-hello==2.0"]
+    assert service.envs.get("local", "demo")["spec"]["pip"] == ["envmgr-hello==2.0"]
 
     line = one_error_line(envmgr("uninstall", "beta", "--env", "demo", code=1))
     assert line.endswith(": error: Package 'beta' is not in the conda packages of local/demo")
@@ -190,7 +190,7 @@ def test_install_uninstall_edit_the_spec(service):
         "✗ build of local/demo v3 failed in phase solve (the spec of local/demo is unchanged): "
         "Could not solve the environment"
     )
-    assert service.get_env("local", "demo")["spec"]["conda"] == ["alpha=1.0"]
+    assert service.envs.get("local", "demo")["spec"]["conda"] == ["alpha=1.0"]
     line = one_error_line(envmgr("install", "gamma", code=1))
     assert line.startswith(f"jupyter envmgr: error: {sys.prefix} is not an environment of the")
 
@@ -201,7 +201,7 @@ def test_import_and_adopt(service, tmp_path):
     env = envmgr_json("import", str(yml))
     assert env["name"] == "fromfile" and env["spec"]["pip"] == ["envmgr-dep"]
     envmgr("create", "other", "--file", str(yml), "--build")
-    assert service.get_env("local", "other")["spec"]["conda"] == ["alpha=1.0"]
+    assert service.envs.get("local", "other")["spec"]["conda"] == ["alpha=1.0"]
     # a prefix conda made: adopt it
     os.rename(service.local.prefix("other"), service.local.root / "byconda")
     proc = envmgr("adopt", "byconda")
@@ -211,14 +211,14 @@ def test_import_and_adopt(service, tmp_path):
 @pytest.mark.parametrize(
     "args, code, expected",
     [
-        (["create", "Bad Name"], 1, lambda s: core_message(s.create_env, {"name": "Bad Name"})),
-        (["show", "nope"], 1, lambda s: core_message(s.get_env, "local", "nope")),
+        (["create", "Bad Name"], 1, lambda s: core_message(s.envs.create, {"name": "Bad Name"})),
+        (["show", "nope"], 1, lambda s: core_message(s.envs.get, "local", "nope")),
         (["build", "nope", "--shared"], 1,
-         lambda s: core_message(s.prepare_build, "shared", "nope")),
+         lambda s: core_message(s.builds.prepare, "shared", "nope")),
         (["create", "ok", "--conda", "numpy;rm"], 1,
-         lambda s: core_message(s.create_env, {"name": "ok", "conda": ["numpy;rm"]})),
+         lambda s: core_message(s.envs.create, {"name": "ok", "conda": ["numpy;rm"]})),
         (["revert", "demo", "x"], 1,
-         lambda s: core_message(s.prepare_revert, "local", "demo", "x")),
+         lambda s: core_message(s.builds.revert, "local", "demo", "x")),
         (["log", "demo", "x"], 1, lambda s: "Invalid version 'x'"),
         (["import", "/no/such.yml"], 1,
          lambda s: "Cannot read /no/such.yml: No such file or directory"),
@@ -230,7 +230,7 @@ def test_import_and_adopt(service, tmp_path):
     ],
 )  # fmt: skip
 def test_errors_are_one_line_with_the_core_message(service, args, code, expected):
-    service.create_env({"name": "demo"})
+    service.envs.create({"name": "demo"})
     proc = envmgr(*args, code=code)
     line = one_error_line(proc)
     assert line.startswith(f"jupyter envmgr: error: {expected(service)}"), line

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from helpers import build
 
-from jupyter_env_manager.app import EnvManager
-from jupyter_env_manager.service import EnvService
+from jupyter_env_manager.config import EnvManager
+from jupyter_env_manager.core.service import EnvService
 from jupyter_env_manager.testing.channel import PackageDef, build_channel
 
 
@@ -39,21 +39,21 @@ def test_full_disk_mid_build_keeps_the_version_in_use(small_disk, envmgr_config,
     envmgr_config.EnvManager.channels = [*envmgr_config.EnvManager.channels, channel]
     envmgr_config.EnvManager.kernel_packages = []  # ipykernel alone would not fit in 12 MiB
     service = EnvService(EnvManager(config=envmgr_config))
-    service.create_env({"name": "tiny", "conda": ["alpha=1.0", "gamma"]})
+    service.envs.create({"name": "tiny", "conda": ["alpha=1.0", "gamma"]})
     assert build(service, "local", "tiny").status == "succeeded"
-    prefix = Path(service.get_env("local", "tiny")["prefix"])
+    prefix = Path(service.envs.get("local", "tiny")["prefix"])
     before = sorted(p.name for p in (prefix / "conda-meta").glob("*.json"))
 
-    service.update_env("local", "tiny", {"conda": ["alpha=1.0", "gamma", "bigdata"]})
+    service.envs.update("local", "tiny", {"conda": ["alpha=1.0", "gamma", "bigdata"]})
     result = build(service, "local", "tiny")
     assert result.status == "failed"
     assert result.phase in ("download", "link")
     assert "No space left on device" in result.error or "os error 28" in result.error
-    env = service.get_env("local", "tiny")
+    env = service.envs.get("local", "tiny")
     assert env["version"] == 1 and env["status"] == "failed"
     assert sorted(p.name for p in (prefix / "conda-meta").glob("*.json")) == before
     assert (prefix / "etc" / "gamma.conf").read_text().strip() == f"prefix={prefix}"
     assert list((small_disk / "envs" / ".envmgr" / "staging").iterdir()) == []
     # the space is given back: the next build that fits succeeds
-    service.update_env("local", "tiny", {"conda": ["alpha=2.0", "gamma"]})
+    service.envs.update("local", "tiny", {"conda": ["alpha=2.0", "gamma"]})
     assert build(service, "local", "tiny").status == "succeeded"

@@ -15,23 +15,23 @@ import pytest
 from helpers import build, execute, files_containing, run_in_kernel
 from jupyter_client.manager import start_new_kernel
 
-from jupyter_env_manager import kernels
-from jupyter_env_manager.app import EnvManager
-from jupyter_env_manager.builds import worker_argv
-from jupyter_env_manager.errors import Conflict, NotFound, ValidationError
-from jupyter_env_manager.service import EnvService
-from jupyter_env_manager.store import Store
+from jupyter_env_manager.config import EnvManager
+from jupyter_env_manager.core import kernels
+from jupyter_env_manager.core.errors import Conflict, NotFound, ValidationError
+from jupyter_env_manager.core.runner import worker_argv
+from jupyter_env_manager.core.service import EnvService
+from jupyter_env_manager.core.store import Store
 
 
 @pytest.fixture
 def ready_env(service):
     """A built local environment with conda packages, activation scripts and a pip layer."""
-    service.create_env(
+    service.envs.create(
         {"name": "demo", "conda": ["alpha=1.0", "gamma", "delta"], "pip": ["envmgr-hello==1.0"]}
     )
     result = build(service, "local", "demo")
     assert result.status == "succeeded", result.error
-    return service.get_env("local", "demo")
+    return service.envs.get("local", "demo")
 
 
 def test_build_makes_a_complete_prefix_with_lock_and_kernel(service, ready_env):
@@ -59,7 +59,7 @@ def test_build_makes_a_complete_prefix_with_lock_and_kernel(service, ready_env):
         check=True,
     )
     assert out.stdout.strip() == "1.0"
-    lock = json.loads(service.export("local", "demo", "lock")[0])
+    lock = json.loads(service.envs.export("local", "demo", "lock")[0])
     alpha = next(e for e in lock["conda"] if e["name"] == "alpha")
     assert (
         alpha["version"] == "1.0"
@@ -73,10 +73,10 @@ def test_build_makes_a_complete_prefix_with_lock_and_kernel(service, ready_env):
     spec = kernels.read_kernelspec("local", "demo")
     assert spec["metadata"]["env_manager"] == {"scope": "local", "name": "demo", "version": 1}
     assert ready_env["kernel"] == {"name": "envmgr-demo", "display_name": "demo", "active": True}
-    b = service.get_build("local", "demo", 1)
+    b = service.builds.get("local", "demo", 1)
     assert [p["name"] for p in b.phases] == ["solve", "download", "link", "pip", "verify", "kernel"]
     assert b.user and b.started_at and b.finished_at
-    log = service.read_log("local", "demo", 1)[0].decode()
+    log = service.builds.read_log("local", "demo", 1)[0].decode()
     assert "== solve ==" in log and "envmgr-hello==1.0" in log
 
 
@@ -141,35 +141,35 @@ def test_failed_build_keeps_last_good_version(
         service = EnvService(EnvManager(config=envmgr_config))
     prefix = Path(ready_env["prefix"])
     before = sorted(p.name for p in (prefix / "conda-meta").glob("*.json"))
-    service.update_env("local", "demo", change)
+    service.envs.update("local", "demo", change)
     result = build(service, "local", "demo")
     assert result.status == "failed"
     assert result.phase == phase and message in result.error
-    env = service.get_env("local", "demo")
+    env = service.envs.get("local", "demo")
     assert env["status"] == "failed" and env["version"] == 1
     assert sorted(p.name for p in (prefix / "conda-meta").glob("*.json")) == before
     assert [v["status"] for v in env["versions"]] == ["succeeded", "failed"]
-    assert message in service.read_log("local", "demo", 2)[0].decode()
+    assert message in service.builds.read_log("local", "demo", 2)[0].decode()
     assert list(Store(service.local.root, "local").meta.joinpath("staging").iterdir()) == []
     out, reply = run_in_kernel("envmgr-demo", "print('still ok')")
     assert out.strip() == "still ok"
 
 
 def test_second_build_is_a_conflict(service):
-    service.create_env({"name": "busy", "conda": ["alpha"]})
-    first = service.prepare_build("local", "busy")
+    service.envs.create({"name": "busy", "conda": ["alpha"]})
+    first = service.builds.prepare("local", "busy")
     with pytest.raises(Conflict, match="already queued"):
-        service.prepare_build("local", "busy")
-    from jupyter_env_manager.builds import run_foreground
+        service.builds.prepare("local", "busy")
+    from jupyter_env_manager.core.runner import run_foreground
 
     assert run_foreground(service, "local", "busy", first).status == "succeeded"
     assert build(service, "local", "busy").status == "succeeded"
 
 
 def test_killed_build_is_interrupted_and_leaves_nothing(service, ready_env):
-    service.update_env("local", "demo", {"conda": ["alpha=2.0", "gamma", "delta"]})
-    b = service.prepare_build("local", "demo")
-    build_dir = service.build_dir("local", "demo", b.version)
+    service.envs.update("local", "demo", {"conda": ["alpha=2.0", "gamma", "delta"]})
+    b = service.builds.prepare("local", "demo")
+    build_dir = service.builds.dir("local", "demo", b.version)
     proc = subprocess.Popen(
         worker_argv(build_dir), stdout=subprocess.DEVNULL, start_new_session=True
     )
@@ -182,8 +182,8 @@ def test_killed_build_is_interrupted_and_leaves_nothing(service, ready_env):
     # A fresh process (the next server start) sees the build as interrupted.
     fresh = EnvService(service.settings)
     fresh.recover()
-    assert fresh.get_build("local", "demo", b.version).status == "interrupted"
-    env = fresh.get_env("local", "demo")
+    assert fresh.builds.get("local", "demo", b.version).status == "interrupted"
+    env = fresh.envs.get("local", "demo")
     assert env["version"] == 1 and env["status"] == "failed"
     assert list(fresh.local.meta.joinpath("staging").iterdir()) == []
     assert "alpha-1.0" in " ".join(os.listdir(Path(env["prefix"]) / "conda-meta"))
@@ -199,51 +199,51 @@ def test_crash_between_renames_restores_the_prefix(service, ready_env):
     os.rename(prefix, store.trash / "demo.dead1234")
     EnvService(service.settings).recover()
     assert (prefix / "conda-meta").is_dir()
-    assert service.get_env("local", "demo")["version"] == 1
+    assert service.envs.get("local", "demo")["version"] == 1
     assert not (store.env_dir("demo") / "swap.json").exists()
 
 
 def test_revert_reinstalls_exact_lock_without_solving(service, ready_env):
-    service.update_env(
+    service.envs.update(
         "local", "demo", {"conda": ["alpha=2.0", "gamma", "delta"], "pip": ["envmgr-hello==2.0"]}
     )
     assert build(service, "local", "demo").status == "succeeded"
     assert "alpha-2.0" in " ".join(os.listdir(Path(ready_env["prefix"]) / "conda-meta"))
-    b = service.prepare_revert("local", "demo", 1)
-    from jupyter_env_manager.builds import run_foreground
+    b = service.builds.revert("local", "demo", 1)
+    from jupyter_env_manager.core.runner import run_foreground
 
     result = run_foreground(service, "local", "demo", b)
     assert result.status == "succeeded" and result.kind == "revert" and result.version == 3
-    lock1 = json.loads((service.build_dir("local", "demo", 1) / "lock.json").read_text())
-    lock3 = json.loads((service.build_dir("local", "demo", 3) / "lock.json").read_text())
+    lock1 = json.loads((service.builds.dir("local", "demo", 1) / "lock.json").read_text())
+    lock3 = json.loads((service.builds.dir("local", "demo", 3) / "lock.json").read_text())
     assert lock3 == lock1
-    log = service.read_log("local", "demo", 3)[0].decode()
+    log = service.builds.read_log("local", "demo", 3)[0].decode()
     assert "reproducing the lock" in log and "] solved " not in log
     out, _ = run_in_kernel("envmgr-demo", "import envmgr_hello; print(envmgr_hello.__version__)")
     assert out.strip() == "1.0"
     # the spec goes back too: the next build and an export agree with what is in use
-    spec = service.get_env("local", "demo")["spec"]
+    spec = service.envs.get("local", "demo")["spec"]
     assert spec["conda"] == ["alpha=1.0", "gamma", "delta"] and spec["pip"] == ["envmgr-hello==1.0"]
-    assert "envmgr-hello==1.0" in service.export("local", "demo", "environment.yml")[0]
-    with pytest.raises(ValidationError, match="must be a version number"):
-        service.prepare_revert("local", "demo", "x")
+    assert "envmgr-hello==1.0" in service.envs.export("local", "demo", "environment.yml")[0]
+    with pytest.raises(ValidationError, match="a version number is a positive integer"):
+        service.builds.revert("local", "demo", "x")
     with pytest.raises(NotFound):
-        service.prepare_revert("local", "demo", 99)
+        service.builds.revert("local", "demo", 99)
 
 
 def test_copy_to_shared_is_independent_of_its_source(service, ready_env):
-    env, b = service.prepare_copy("local", "demo", "shared", "team-demo")
-    from jupyter_env_manager.builds import run_foreground
+    env, b = service.sharing.copy("local", "demo", "shared", "team-demo")
+    from jupyter_env_manager.core.runner import run_foreground
 
     result = run_foreground(service, "shared", "team-demo", b)
     assert result.status == "succeeded", result.error
-    copy = service.get_env("shared", "team-demo")
+    copy = service.envs.get("shared", "team-demo")
     assert copy["origin"] == {"copied_from": {"scope": "local", "name": "demo", "version": 1}}
-    src_lock = json.loads(service.export("local", "demo", "lock")[0])
-    assert json.loads(service.export("shared", "team-demo", "lock")[0]) == src_lock
+    src_lock = json.loads(service.envs.export("local", "demo", "lock")[0])
+    assert json.loads(service.envs.export("shared", "team-demo", "lock")[0]) == src_lock
     assert files_containing(Path(copy["prefix"]), ready_env["prefix"]) == []
-    assert "] solved " not in service.read_log("shared", "team-demo", 1)[0].decode()
-    service.delete_env("local", "demo")
+    assert "] solved " not in service.builds.read_log("shared", "team-demo", 1)[0].decode()
+    service.envs.delete("local", "demo")
     assert not Path(ready_env["prefix"]).exists()
     out, reply = run_in_kernel(
         "envmgr-shared-team-demo",
@@ -251,26 +251,27 @@ def test_copy_to_shared_is_independent_of_its_source(service, ready_env):
     )
     assert out.split() == ["1.0", copy["prefix"]]
     # and back to local under a new name
-    env, b = service.prepare_copy("shared", "team-demo", "local", "mine")
+    env, b = service.sharing.copy("shared", "team-demo", "local", "mine")
     assert run_foreground(service, "local", "mine", b).status == "succeeded"
     with pytest.raises(ValidationError, match="needs a new name"):
-        service.prepare_copy("local", "mine", "local")
+        service.sharing.copy("local", "mine", "local")
 
 
 def test_export_and_import_round_trip(service, ready_env):
-    yml, content_type, _ = service.export("local", "demo", "environment.yml")
+    yml, content_type, _ = service.envs.export("local", "demo", "environment.yml")
     assert "alpha=1.0" in yml and "envmgr-hello==1.0" in yml and "pip:" in yml
-    env = service.import_env({"name": "again", "environment_yml": yml})
+    env, build = service.envs.import_({"name": "again", "environment_yml": yml})
+    assert build is None  # not asked to build
     assert env["spec"]["conda"] == ["alpha=1.0", "gamma", "delta"]
     assert env["spec"]["pip"] == ["envmgr-hello==1.0"]
-    explicit = service.export("local", "demo", "explicit")[0]
+    explicit = service.envs.export("local", "demo", "explicit")[0]
     lines = explicit.splitlines()
     assert "@EXPLICIT" in lines and any(
         line.startswith("file://") and "alpha-1.0" in line for line in lines
     )
     assert "# pip: envmgr-hello==1.0" in lines
     with pytest.raises(ValidationError, match="Unknown export format"):
-        service.export("local", "demo", "zip")
+        service.envs.export("local", "demo", "zip")
 
 
 @pytest.mark.parametrize(
@@ -293,7 +294,7 @@ def test_export_and_import_round_trip(service, ready_env):
 )
 def test_bad_input_is_rejected_and_creates_nothing(service, body, field, item):
     with pytest.raises(ValidationError) as info:
-        service.create_env(body)
+        service.envs.create(body)
     assert info.value.field == field
     if item is not None:
         assert info.value.item == item and repr(item) in info.value.message
@@ -307,7 +308,7 @@ def test_prefix_length_limit(envmgr_config, tmp_path):
     envmgr_config.EnvManager.local_root = str(deep)
     svc = EnvService(EnvManager(config=envmgr_config))
     with pytest.raises(ValidationError, match="conda packages allow at most 255"):
-        svc.create_env({"name": "a" * 30})
+        svc.envs.create({"name": "a" * 30})
     assert svc.local.managed_names() == []
 
 
@@ -315,59 +316,59 @@ def test_unmanaged_env_is_listed_given_a_kernel_and_adopted(service, ready_env):
     # An environment conda made: a plain prefix in the local root, no metadata of ours.
     store = service.local
     os.rename(store.prefix("demo"), store.root / "byconda")
-    listed = {e["name"]: e for e in service.list_envs("local")}
+    listed = {e["name"]: e for e in service.envs.list("local")}
     assert listed["byconda"]["managed"] is False and listed["byconda"]["packages"] > 0
-    env = service.activate("local", "byconda")
+    env = service.kernels.activate("local", "byconda")
     assert env["kernel"]["active"] is True
     # delta's activate.d script: bash sources it, then execs the kernel
     assert kernels.read_kernelspec("local", "byconda")["argv"][0] == shutil.which("bash")
-    adopted = service.adopt("local", "byconda")
+    adopted = service.envs.adopt("local", "byconda")
     assert adopted["managed"] is True and adopted["version"] == 1
     # the spec is what was asked for (conda-meta's requested specs), not every record
     assert adopted["spec"]["python"] == f"{sys.version_info[0]}.{sys.version_info[1]}"
     assert adopted["spec"]["conda"] == ["alpha 1.0.*", "delta", "gamma", "ipykernel"]
-    lock = json.loads(service.export("local", "byconda", "lock")[0])
+    lock = json.loads(service.envs.export("local", "byconda", "lock")[0])
     assert {e["name"] for e in lock["conda"]} >= {"alpha", "delta", "gamma", "python"}
 
 
 def test_activate_deactivate_and_sync(service, ready_env):
     kdir = kernels.kernels_dir()
-    env = service.deactivate("local", "demo")
+    env = service.kernels.deactivate("local", "demo")
     assert env["kernel"]["active"] is False and not (kdir / "envmgr-demo").exists()
     assert Path(ready_env["prefix"], "conda-meta").is_dir()
-    assert service.sync_kernels()["created"] == []  # deactivated stays deactivated
-    service.activate("local", "demo")
+    assert service.kernels.sync()["created"] == []  # deactivated stays deactivated
+    service.kernels.activate("local", "demo")
     # a restart that lost the kernelspecs: sync re-creates them
     shutil.rmtree(kdir / "envmgr-demo")
     (kdir / "envmgr-gone").mkdir()
     (kdir / "envmgr-gone" / "kernel.json").write_text("{}")
-    result = service.sync_kernels()
+    result = service.kernels.sync()
     assert result["created"] == ["envmgr-demo"] and result["removed"] == ["envmgr-gone"]
     out, _ = run_in_kernel("envmgr-demo", "print('synced')")
     assert out.strip() == "synced"
 
 
 def test_delete_removes_everything(service, ready_env):
-    service.delete_env("local", "demo")
+    service.envs.delete("local", "demo")
     assert not Path(ready_env["prefix"]).exists()
     assert not service.local.env_dir("demo").exists()
     assert not (kernels.kernels_dir() / "envmgr-demo").exists()
     assert ready_env["prefix"] not in (Path.home() / ".conda" / "environments.txt").read_text()
     with pytest.raises(NotFound):
-        service.get_env("local", "demo")
+        service.envs.get("local", "demo")
 
 
 def test_base_environment(service, ready_env):
-    service.create_env(
+    service.envs.create(
         {"name": "child", "base": "demo", "conda": ["beta"], "pip": ["envmgr-uses-dep"]}
     )
     assert build(service, "local", "child").status == "succeeded"
-    child = service.get_env("local", "child")
+    child = service.envs.get("local", "child")
     names = {
         p.name.rsplit("-", 2)[0] for p in (Path(child["prefix"]) / "conda-meta").glob("*.json")
     }
     assert {"alpha", "gamma", "delta", "beta", "python", "ipykernel"} <= names
-    lock = json.loads(service.export("local", "child", "lock")[0])
+    lock = json.loads(service.envs.export("local", "child", "lock")[0])
     pip = {d["name"]: d["version"] for d in lock["pip"]}
     assert pip["envmgr-hello"] == "1.0" and "envmgr-uses-dep" in pip
 
@@ -376,26 +377,26 @@ def test_shared_scope_needs_a_shared_store(envmgr_config):
     envmgr_config.EnvManager.shared_root = None
     svc = EnvService(EnvManager(config=envmgr_config))
     with pytest.raises(ValidationError, match="No shared store is configured"):
-        svc.create_env({"scope": "shared", "name": "x"})
+        svc.envs.create({"scope": "shared", "name": "x"})
     assert svc.info()["shared_root"] is None
 
 
 def test_listing_cache_follows_every_change(service, ready_env, monkeypatch):
     """Listing reuses unchanged views; any change on disk (from any process) shows at once."""
-    import jupyter_env_manager.listing as listing_module
+    import jupyter_env_manager.core.views as listing_module
 
     # Pretend every file is old enough to cache (the real rule waits 2 s past a change).
     real_time_ns = time.time_ns
     monkeypatch.setattr(listing_module.time, "time_ns", lambda: real_time_ns() + 10**12)
-    first = {e["name"]: e for e in service.list_envs("local")}["demo"]
+    first = {e["name"]: e for e in service.envs.list("local")}["demo"]
     assert ("local", "demo") in service.views._cache
-    assert {e["name"]: e for e in service.list_envs("local")}["demo"] == first
+    assert {e["name"]: e for e in service.envs.list("local")}["demo"] == first
     # another process changes the spec, builds, deactivates the kernel: the listing follows
     other = EnvService(service.settings)
-    other.update_env("local", "demo", {"display_name": "Renamed"})
-    assert service.list_envs("local")[0]["display_name"] == "Renamed"
-    other.deactivate("local", "demo")
-    assert service.list_envs("local")[0]["kernel"]["active"] is False
+    other.envs.update("local", "demo", {"display_name": "Renamed"})
+    assert service.envs.list("local")[0]["display_name"] == "Renamed"
+    other.kernels.deactivate("local", "demo")
+    assert service.envs.list("local")[0]["kernel"]["active"] is False
     assert build(other, "local", "demo").status == "succeeded"
-    listed = service.list_envs("local")[0]
+    listed = service.envs.list("local")[0]
     assert listed["version"] == 2 and listed["latest_build"]["version"] == 2

@@ -17,7 +17,7 @@ from IPython.utils.capture import capture_output
 from jupyter_client.manager import KernelManager
 from tornado.httpclient import HTTPClientError
 
-from jupyter_env_manager.errors import EnvManagerError
+from jupyter_env_manager.core.errors import EnvManagerError
 
 SOURCE_ROOT = Path(__file__).resolve().parents[1]
 
@@ -73,7 +73,7 @@ def test_create_build_and_show_in_a_shell(shell, service):
     lines = out.stdout.splitlines()
     assert lines[0] == "building local/demo v1 ..."
     assert any("== link ==" in line for line in lines)  # the log, live
-    env = service.get_env("local", "demo")
+    env = service.envs.get("local", "demo")
     assert lines[-1].startswith(f"✓ built local/demo v1 ({env['packages']} packages) in ")
 
     listed = magic(shell, "list")
@@ -91,46 +91,46 @@ def test_create_build_and_show_in_a_shell(shell, service):
     assert "== solve ==" in magic(shell, "log demo 1").stdout
     assert "alpha=1.0" in magic(shell, "export demo").stdout
     data = json.loads(magic(shell, "list --json").stdout)
-    assert data["environments"] == service.list_envs()
+    assert data["environments"] == service.envs.list()
     assert magic(shell, "deactivate demo").stdout.startswith("✓ kernel envmgr-demo removed")
     assert magic(shell, "activate demo").stdout.startswith("✓ kernel envmgr-demo (<b>Demo</b>)")
 
 
 def test_copy_revert_and_delete_in_a_shell(shell, service):
-    service.create_env({"name": "demo", "conda": ["alpha=1.0"]})
+    service.envs.create({"name": "demo", "conda": ["alpha=1.0"]})
     assert build(service, "local", "demo").status == "succeeded"
-    service.update_env("local", "demo", {"conda": ["alpha=2.0"]})
+    service.envs.update("local", "demo", {"conda": ["alpha=2.0"]})
     assert magic(shell, "build demo").stdout.splitlines()[-1].startswith("✓ built local/demo v2")
     out = magic(shell, "revert demo 1").stdout
     assert out.splitlines()[-1].startswith("✓ reverted local/demo to v1 as v3")
     out = magic(shell, "copy demo --to shared --name team").stdout
     assert out.splitlines()[-1].startswith("✓ copied local/demo v3 to shared/team v1")
-    assert service.get_env("shared", "team")["status"] == "ready"
+    assert service.envs.get("shared", "team")["status"] == "ready"
 
     failed = magic(shell, "install needs-missing --env demo")
     assert failed.stderr.startswith("✗ build of local/demo v4 failed in phase solve")
     assert "Traceback" not in failed.stderr + failed.stdout
     # the failed install put the spec back: the one version 1 was built from (the revert)
-    assert service.get_env("local", "demo")["spec"]["conda"] == ["alpha=1.0"]
+    assert service.envs.get("local", "demo")["spec"]["conda"] == ["alpha=1.0"]
 
     assert error_line(magic(shell, "delete team --shared")) == (
         "envmgr: delete removes shared/team, all its versions and its kernel: add --yes to confirm"
     )
     assert magic(shell, "delete team --shared --yes").stdout.strip() == "✓ deleted shared/team"
-    assert service.list_envs("shared") == []
+    assert service.envs.list("shared") == []
 
 
 @pytest.mark.parametrize(
     "line, expected",
     [
-        ("create Bad_Name", lambda s: core_message(s.create_env, {"name": "Bad_Name"})),
-        ("show nope", lambda s: core_message(s.get_env, "local", "nope")),
-        ("build nope --shared", lambda s: core_message(s.prepare_build, "shared", "nope")),
+        ("create Bad_Name", lambda s: core_message(s.envs.create, {"name": "Bad_Name"})),
+        ("show nope", lambda s: core_message(s.envs.get, "local", "nope")),
+        ("build nope --shared", lambda s: core_message(s.builds.prepare, "shared", "nope")),
         ("create ok --pip '--index-url=http://evil'",
          lambda s: "argument --pip: expected at least one argument"),
-        ("revert demo x", lambda s: core_message(s.prepare_revert, "local", "demo", "x")),
+        ("revert demo x", lambda s: core_message(s.builds.revert, "local", "demo", "x")),
         ("export demo --format lock",
-         lambda s: core_message(s.export, "local", "demo", "lock")),
+         lambda s: core_message(s.envs.export, "local", "demo", "lock")),
         ("uninstall gamma --env demo",
          lambda s: "Package 'gamma' is not in the conda packages of local/demo"),
         ("install gamma",
@@ -138,7 +138,7 @@ def test_copy_revert_and_delete_in_a_shell(shell, service):
     ],
 )  # fmt: skip
 def test_errors_are_one_line_with_the_core_message(shell, service, line, expected):
-    service.create_env({"name": "demo"})
+    service.envs.create({"name": "demo"})
     got = error_line(magic(shell, line))
     assert got.startswith(f"envmgr: {expected(service)}"), got
 
@@ -186,7 +186,7 @@ def execute(kc, code: str, timeout: float = 120) -> dict:
 
 
 def test_install_in_a_running_kernel(service, config_file):
-    service.create_env({"name": "nb"})
+    service.envs.create({"name": "nb"})
     assert build(service, "local", "nb").status == "succeeded"
     km = KernelManager(kernel_name="envmgr-nb")
     # The environment has no jupyter_env_manager: its kernelspec puts (only) this package on
@@ -198,7 +198,9 @@ def test_install_in_a_running_kernel(service, config_file):
         kc.wait_for_ready(timeout=120)
         execute(kc, "%load_ext jupyter_env_manager")
         # No rattler here: the magics run the core in the manager's Python (the kernelspec's).
-        code = "from jupyter_env_manager.magics import core_runner; print(core_runner().command)"
+        code = (
+            "from jupyter_env_manager.cli.magics import core_runner; print(core_runner().command)"
+        )
         out = execute(kc, code)["stdout"]
         assert out.strip() == str([os.sys.executable, "-m", "jupyter_env_manager.cli"])
 
@@ -224,7 +226,7 @@ def test_install_in_a_running_kernel(service, config_file):
         got = execute(kc, "%envmgr uninstall pytool")
         assert "Restart the kernel to use the new versions of: pytool" in got["stdout"]
 
-        env = service.get_env("local", "nb")
+        env = service.envs.get("local", "nb")
         assert env["version"] == 5 and env["status"] == "ready"
         assert env["spec"] == {**env["spec"], "conda": [], "pip": ["envmgr-hello==1.0"]}
 

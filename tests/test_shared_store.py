@@ -31,9 +31,9 @@ from pathlib import Path
 import pytest
 from helpers import build
 
-from jupyter_env_manager.access import Access
-from jupyter_env_manager.errors import EnvManagerError
-from jupyter_env_manager.store import Store
+from jupyter_env_manager.core.access import Access
+from jupyter_env_manager.core.errors import EnvManagerError
+from jupyter_env_manager.core.store import Store
 
 
 @contextlib.contextmanager
@@ -100,11 +100,11 @@ def test_a_build_in_the_shared_store_is_the_teams_whatever_the_umask(service, en
         os.chown(shared, -1, group.gr_gid)
     os.chmod(shared, 0o2775)
     with umask(0o077):  # the builder's own umask would shut the team out
-        service.create_env(
+        service.envs.create(
             {"scope": "shared", "name": "team", "conda": ["alpha"], "pip": ["envmgr-hello==1.0"]}
         )
         assert build(service, "shared", "team").status == "succeeded"
-        service.create_env({"scope": "local", "name": "mine", "conda": ["alpha"]})
+        service.envs.create({"scope": "local", "name": "mine", "conda": ["alpha"]})
         assert build(service, "local", "mine").status == "succeeded"
 
     store = service.store("shared")
@@ -140,14 +140,14 @@ def test_a_build_in_the_shared_store_is_the_teams_whatever_the_umask(service, en
 def test_a_store_without_file_locks_says_so(service, envmgr_settings, monkeypatch):
     """NFS mounted without lockd answers flock with ENOLCK. There is no NFS here: flock is
     replaced by a stand-in that answers as such a mount does."""
-    service.create_env({"scope": "shared", "name": "nolock"})
+    service.envs.create({"scope": "shared", "name": "nolock"})
 
     def nfs_without_lockd(fd, operation):
         raise OSError(errno.ENOLCK, "No locks available")
 
     monkeypatch.setattr(fcntl, "flock", nfs_without_lockd)
     with pytest.raises(EnvManagerError) as info:
-        service.prepare_build("shared", "nolock")
+        service.builds.prepare("shared", "nolock")
     assert info.value.message == (
         f"The shared store {envmgr_settings['shared_root']} does not support file locks, which "
         "keep two builds of one environment apart: on NFS, use NFSv4 or run lockd (NFSv3), or "

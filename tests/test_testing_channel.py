@@ -285,7 +285,7 @@ async def test_prefix_records_reinstall_into_another_prefix(test_channel, pkgs_c
 def test_fixtures_isolate_jupyter_and_configure_envmanager(envmgr_config, tmp_path):
     from jupyter_core.paths import jupyter_data_dir
 
-    from jupyter_env_manager.app import EnvManager
+    from jupyter_env_manager.config import EnvManager
 
     assert Path(jupyter_data_dir()).is_relative_to(tmp_path)
     assert Path.home().is_relative_to(tmp_path)

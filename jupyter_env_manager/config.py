@@ -1,4 +1,4 @@
-"""Configuration (the ``EnvManager`` traitlets section) and the server extension's start-up.
+"""Configuration: the ``EnvManager`` traitlets section.
 
 The same ``c.EnvManager.*`` settings are read by the server, the ``jupyter envmgr`` CLI and the
 ``%envmgr`` magics: :func:`load_config` reads the Jupyter server config files the way the server
@@ -179,46 +179,3 @@ def load_config(config_dirs: list[str] | None = None) -> Config:
             if path.is_file():
                 config.merge(loader_class(path.name, str(path.parent)).load_config())
     return config
-
-
-def load_server_extension(server_app) -> None:
-    """Build the core once, keep it in the tornado settings, register routes and events.
-
-    At start the stores are recovered (swaps cut short by a crash are finished or undone, dead
-    builds marked interrupted, staging leftovers removed) and kernelspecs re-synced.
-    """
-    from .handlers import setup_handlers
-    from .service import EnvService
-
-    settings = EnvManager(config=server_app.config, parent=server_app)
-    settings.log = server_app.log
-    service = EnvService(settings, log=server_app.log)
-    setup_handlers(server_app.web_app, service, server_app)
-    if settings.watch_interval_s > 0:
-        from tornado.ioloop import IOLoop
-
-        from .watcher import StoreWatcher
-
-        watcher = StoreWatcher(service, settings.watch_interval_s)
-        server_app.web_app.settings["env_manager_watcher"] = watcher
-        IOLoop.current().add_callback(watcher.start)
-    try:
-        interrupted = service.recover()
-        if interrupted:
-            server_app.log.warning(
-                "jupyter_env_manager: builds interrupted by a restart: %s", ", ".join(interrupted)
-            )
-        synced = service.sync_kernels()
-        server_app.log.info(
-            "jupyter_env_manager: kernelspecs created %s, updated %s, removed %s",
-            synced["created"] or "-",
-            synced["updated"] or "-",
-            synced["removed"] or "-",
-        )
-    except Exception:  # a broken store must not keep the server from starting
-        server_app.log.exception("jupyter_env_manager: start-up sync failed")
-    server_app.log.info(
-        "jupyter_env_manager: local store %s, shared store %s",
-        settings.local_root,
-        settings.shared_root or "(none)",
-    )

@@ -137,6 +137,7 @@ class EnvRecord:
     updated_at: str
     created_by: str
     origin: dict[str, Any] | None = None  # {"copied_from": ..} or {"adopted": true}
+    updated_by: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -145,6 +146,7 @@ class EnvRecord:
             "created_at": self.created_at,
             "updated_at": self.updated_at,
             "created_by": self.created_by,
+            "updated_by": self.updated_by,
             "origin": self.origin,
         }
 
@@ -156,6 +158,7 @@ class EnvRecord:
             updated_at=data.get("updated_at") or now(),
             created_by=data.get("created_by") or "",
             origin=data.get("origin"),
+            updated_by=data.get("updated_by"),
         )
 
 

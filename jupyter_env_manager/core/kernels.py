@@ -15,13 +15,20 @@ import shlex
 import shutil
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jupyter_core.paths import jupyter_data_dir
 
-from .store import write_json
+from .errors import NotFound, ValidationError
+from .spec import validate_name
+from .store import Store, read_json, write_json
+
+if TYPE_CHECKING:
+    from .service import EnvService
 
 KERNEL_PREFIX = "envmgr-"
+# The package linked into each kernelspec for the magics (``pylib/jupyter_env_manager``).
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
 PYLIB = "pylib"
 ACTIVATE_TEMPLATE = '__envmgr_cmd=("$@"); {sources} exec "${{__envmgr_cmd[@]}}"'
 
@@ -124,15 +131,15 @@ def write_kernelspec(
 def is_current(scope: str, name: str, prefix: Path, display_name: str, version: int | None) -> bool:
     """Whether the installed kernelspec is exactly what :func:`write_kernelspec` would write."""
     link = kernels_dir() / kernel_name(scope, name) / PYLIB / "jupyter_env_manager"
-    return link.resolve() == Path(__file__).parent.resolve() and read_kernelspec(
-        scope, name
-    ) == kernelspec(scope, name, prefix, display_name, version)
+    return link.resolve() == PACKAGE_DIR and read_kernelspec(scope, name) == kernelspec(
+        scope, name, prefix, display_name, version
+    )
 
 
 def _link_package(pylib: Path) -> None:
     pylib.mkdir(parents=True, exist_ok=True)
     link = pylib / "jupyter_env_manager"
-    target = Path(__file__).parent.resolve()
+    target = PACKAGE_DIR
     if link.is_symlink() and link.resolve() == target:
         return
     tmp = pylib / ".jupyter_env_manager.tmp"
@@ -166,3 +173,115 @@ def installed() -> set[str]:
         }
     except FileNotFoundError:
         return set()
+
+
+class Kernels:
+    """The kernel part of the facade: which environments have a kernelspec, for this user.
+
+    What the user turned on or off (an opt-out of a managed environment, an opt-in of one made
+    by conda) is kept per user in the local store's ``kernels.json``, never in a shared store.
+    """
+
+    def __init__(self, service: EnvService):
+        self.svc = service
+
+    @property
+    def _intents_path(self) -> Path:
+        return self.svc.local.meta / "kernels.json"
+
+    def _intents(self) -> dict[str, bool]:
+        return read_json(self._intents_path, {}) or {}
+
+    def _set_intent(self, scope: str, name: str, active: bool | None) -> None:
+        self.svc.local.ensure()
+        intents = self._intents()
+        if active is None:
+            intents.pop(f"{scope}/{name}", None)
+        else:
+            intents[f"{scope}/{name}"] = active
+        write_json(self._intents_path, intents)
+
+    def wanted(self, scope: str, name: str, managed: bool = True, intents=None) -> bool:
+        intents = self._intents() if intents is None else intents
+        return intents.get(f"{scope}/{name}", managed)
+
+    @staticmethod
+    def installed() -> set[str]:
+        return installed()
+
+    def activate(self, scope: str, name: str, actor: str | None = None) -> dict[str, Any]:
+        svc = self.svc
+        store = svc.store(scope)
+        validate_name(name)
+        if store.exists(name):
+            version = store.active_version(name)
+            if not version:
+                raise ValidationError(
+                    f"Environment {name!r} has no built version yet: build it first",
+                    field="name",
+                    item=name,
+                )
+            display = store.read_env(name).spec.display_name or name
+        elif name in store.unmanaged_names():
+            version, display = None, name
+        else:
+            raise NotFound(f"No environment {name!r} in the {scope} store")
+        kname = write_kernelspec(scope, name, store.prefix(name), display, version)
+        self._set_intent(scope, name, True)
+        svc.emit(
+            "kernel", {"action": "activated", "scope": scope, "name": name, "kernel_name": kname}
+        )
+        return svc.envs.get(scope, name, versions=False)
+
+    def deactivate(self, scope: str, name: str, actor: str | None = None) -> dict[str, Any]:
+        svc = self.svc
+        view = svc.envs.get(scope, name, versions=False)
+        remove_kernelspec(scope, name)
+        self._set_intent(scope, name, False if view["managed"] else None)
+        svc.emit(
+            "kernel",
+            {
+                "action": "deactivated",
+                "scope": scope,
+                "name": name,
+                "kernel_name": kernel_name(scope, name),
+            },
+        )
+        return svc.envs.get(scope, name, versions=False)
+
+    def forget(self, scope: str, name: str) -> None:
+        """An environment is being deleted: its kernelspec and the user's intent go."""
+        remove_kernelspec(scope, name)
+        self._set_intent(scope, name, None)
+
+    def sync(self) -> dict[str, list[str]]:
+        """Re-create missing kernelspecs of active environments; remove orphaned ones."""
+        intents = self._intents()
+        present = installed()
+        want: dict[str, tuple[Store, str, int | None, str]] = {}
+        for store in self.svc.stores():
+            managed = store.managed_names()
+            for name in managed:
+                version = store.active_version(name)
+                if version and self.wanted(store.scope, name, True, intents):
+                    try:
+                        display = store.read_env(name).spec.display_name or name
+                    except NotFound:
+                        continue
+                    want[kernel_name(store.scope, name)] = (store, name, version, display)
+            for name in store.unmanaged_names(set(managed)):
+                if self.wanted(store.scope, name, False, intents):
+                    want[kernel_name(store.scope, name)] = (store, name, None, name)
+        created, updated, removed = [], [], []
+        for kname, (store, name, version, display) in want.items():
+            prefix = store.prefix(name)
+            if kname in present and is_current(store.scope, name, prefix, display, version):
+                continue
+            write_kernelspec(store.scope, name, prefix, display, version)
+            (updated if kname in present else created).append(kname)
+        for kname in present - set(want):
+            parsed = parse_kernel_name(kname)
+            if parsed:
+                remove_kernelspec(*parsed)
+                removed.append(kname)
+        return {"created": created, "updated": updated, "removed": removed}

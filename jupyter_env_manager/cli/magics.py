@@ -34,8 +34,8 @@ from typing import Any
 from IPython.core.magic import Magics, line_magic, magics_class
 from IPython.display import display
 
-from .cli import HelpShown, Progress, TextProgress, UsageError, build_parser, help_text
-from .views import Result, render_html, render_text
+from .commands import HelpShown, Progress, TextProgress, UsageError, build_parser, help_text
+from .render import Result, render_html, render_text
 
 PROG = "%envmgr"
 MANAGER_PYTHON_ENV = "JUPYTER_ENV_MANAGER_PYTHON"
@@ -105,11 +105,11 @@ class InProcess:
     """The core in this Python."""
 
     def run(self, args, argv: list[str], progress: Progress) -> Result:
-        from .cli import dispatch, make_service
-        from .errors import EnvManagerError
+        from ..core.errors import EnvManagerError
+        from .commands import dispatch, make_service
 
         try:
-            return dispatch(make_service(), args, progress)
+            return dispatch(make_service(progress), args, progress)
         except (EnvManagerError, UsageError) as err:
             raise MagicError(err.message) from None
 
@@ -186,7 +186,7 @@ def core_runner() -> InProcess | Delegated:
     try:
         import rattler  # noqa: F401
 
-        from . import service  # noqa: F401
+        from ..core import service  # noqa: F401
     except ImportError:
         command = shutil.which("jupyter-envmgr")
         if command:

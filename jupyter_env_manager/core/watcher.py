@@ -119,7 +119,7 @@ class StoreWatcher:
                     # A teammate's new shared environment gets this user's kernelspec now,
                     # not at the next server start; before the events, so that clients that
                     # refresh their kernelspecs on them find it.
-                    await asyncio.to_thread(self.service.sync_kernels)
+                    await asyncio.to_thread(self.service.kernels.sync)
             except Exception:  # a store on a flaky NFS mount must not stop the watcher
                 self.service.log.exception("jupyter_env_manager: watching the stores failed")
                 continue

@@ -58,6 +58,9 @@ class BuildJob:
     source_build_dir: str | None = None
     base_build_dir: str | None = None
     base_spec: dict[str, Any] | None = None
+    # Record ``spec`` as the environment's spec once this build is in use (revert: version N's
+    # spec; install/uninstall: the edited spec). A failed build leaves the spec as it was.
+    record_spec: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -303,8 +306,8 @@ class Builder:
         await self.verify()
         write_locks(self.build_dir, records, pip, self.channels)
         self.store.swap_in(job.name, self.staging, job.version, {"pip_count": len(pip)})
-        if job.kind == "revert":
-            self.restore_spec(Path(job.source_build_dir or ""))
+        if job.record_spec:
+            self.record_spec()
         register_conda_env(self.final)
         self.log.write(f"version {job.version} is in use at {self.final}")
         self.log.set_phase("kernel")
@@ -318,16 +321,19 @@ class Builder:
         else:
             self.log.write("kernel not registered (deactivated)")
 
-    def restore_spec(self, source: Path) -> None:
-        """A revert puts back the spec version N was built from, so that the next build, an
-        export and the panel all agree with what is in use."""
-        spec = json.loads((source / "spec.json").read_text())
+    def record_spec(self) -> None:
+        """Make the built spec the environment's, so that the next build, an export and the
+        panel all agree with what is in use."""
         with self.store.env_lock(self.job.name):
             record = self.store.read_env(self.job.name)
-            record.spec = EnvSpec.from_dict(spec)
+            record.spec = self.spec
             record.updated_at = now()
             self.store.write_env(self.job.name, record)
-        self.log.write(f"spec restored to that of version {source.name}")
+        if self.job.kind == "revert":
+            source = Path(self.job.source_build_dir or "").name
+            self.log.write(f"spec restored to that of version {source}")
+        else:
+            self.log.write("spec recorded: " + ", ".join(self.spec.conda + self.spec.pip))
 
     async def solve(self) -> list[Any]:
         from rattler import Gateway, Platform, solve

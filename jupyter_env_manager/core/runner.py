@@ -3,8 +3,9 @@
 - :class:`BuildQueue` is the server's: builds wait for one of ``max_concurrent_builds`` slots,
   run as child processes (never on the event loop), report phases as events, and can be
   cancelled (the worker's whole process group is terminated).
-- :func:`run_foreground` is the CLI's and the magics': it runs the worker now and streams its
-  log to a callback, so a terminal or a notebook cell shows the build live.
+- :class:`ForegroundRunner` is the CLI's and the magics': it runs the worker now
+  (:func:`run_foreground`) and streams its log to a progress display, so a terminal or a
+  notebook cell shows the build live.
 """
 
 from __future__ import annotations
@@ -27,22 +28,33 @@ CANCEL_GRACE_S = 10.0
 
 
 def worker_argv(build_dir: Path) -> list[str]:
-    return [sys.executable, "-m", "jupyter_env_manager.worker", str(build_dir)]
+    return [sys.executable, "-m", "jupyter_env_manager.core.worker", str(build_dir)]
 
 
 class BuildQueue:
     """Background builds of one server, at most ``max_concurrent`` at a time."""
 
-    def __init__(self, service, max_concurrent: int, timeout_s: float = 3600):
+    def __init__(
+        self,
+        service,
+        max_concurrent: int,
+        timeout_s: float = 3600,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ):
         self.service = service
+        self._loop = loop or asyncio.get_event_loop()
         self.timeout_s = timeout_s
         self._slots = asyncio.Semaphore(max_concurrent)
         self._tasks: dict[tuple[str, str, int], asyncio.Task] = {}
         self._procs: dict[tuple[str, str, int], asyncio.subprocess.Process] = {}
         self._cancelled: set[tuple[str, str, int]] = set()
 
-    def submit(self, scope: str, name: str, build: Build) -> None:
-        key = (scope, name, build.version)
+    def submit(self, scope: str, name: str, build: Build) -> Build:
+        """Queue a recorded build (from any thread); it runs when a slot is free."""
+        self._loop.call_soon_threadsafe(self._start, (scope, name, build.version))
+        return build
+
+    def _start(self, key: tuple[str, str, int]) -> None:
         task = asyncio.create_task(self._run(key))
         self._tasks[key] = task
         task.add_done_callback(lambda _t: self._tasks.pop(key, None))
@@ -56,7 +68,7 @@ class BuildQueue:
         async with self._slots:
             if key in self._cancelled:
                 return
-            build_dir = service.build_dir(scope, name, version)
+            build_dir = service.builds.dir(scope, name, version)
             log = open(build_dir / "log.txt", "ab")
             try:
                 proc = await asyncio.create_subprocess_exec(
@@ -77,7 +89,7 @@ class BuildQueue:
                 (build_dir / STOP_REASON).write_text(json.dumps({"error": reason}))
                 await self._terminate(proc)
                 await asyncio.to_thread(
-                    service.finish_unfinished, scope, name, version, "failed", reason
+                    service.builds.finish_unfinished, scope, name, version, "failed", reason
                 )
             finally:
                 self._procs.pop(key, None)
@@ -102,8 +114,8 @@ class BuildQueue:
 
         def settle() -> Build:
             if key in self._cancelled:
-                return service.finish_cancelled(scope, name, version, "the user")
-            return service.finish_unfinished(
+                return service.builds.finish_cancelled(scope, name, version, "the user")
+            return service.builds.finish_unfinished(
                 scope, name, version, "failed", f"The build worker ended unexpectedly (exit {code})"
             )
 
@@ -119,19 +131,19 @@ class BuildQueue:
             await self._terminate(proc)
             return
         # Queued here, or run by another process (the CLI, another server): stop it by pid.
-        build = await asyncio.to_thread(self.service.get_build, scope, name, version)
+        build = await asyncio.to_thread(self.service.builds.get, scope, name, version)
         owner = build.owner or {}
         if build.status == "running" and owner.get("pid") and owner.get("pid") != os.getpid():
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(owner["pid"], signal.SIGTERM)
             for _ in range(int(CANCEL_GRACE_S * 10)):
                 await asyncio.sleep(0.1)
-                build = await asyncio.to_thread(self.service.get_build, scope, name, version)
+                build = await asyncio.to_thread(self.service.builds.get, scope, name, version)
                 if build.status not in LIVE:
                     return
         task = self._tasks.get(key)
         build = await asyncio.to_thread(
-            self.service.finish_cancelled, scope, name, version, "the user"
+            self.service.builds.finish_cancelled, scope, name, version, "the user"
         )
         if task is not None and key not in self._procs:
             task.cancel()
@@ -156,6 +168,27 @@ class BuildQueue:
             task.cancel()
 
 
+class ForegroundRunner:
+    """Runs each build now, in this process's foreground, reporting to a progress display
+    (``start``/``log``/``event`` methods, as the CLI's ``Progress``)."""
+
+    def __init__(self, service, progress):
+        self.service = service
+        self.progress = progress
+
+    def submit(self, scope: str, name: str, build: Build) -> Build:
+        doing = {"build": "building", "revert": "reverting", "copy": "copying"}.get(build.kind)
+        self.progress.start(f"{doing or build.kind} {scope}/{name} v{build.version}")
+        return run_foreground(
+            self.service,
+            scope,
+            name,
+            build,
+            on_log=self.progress.log,
+            on_event=self.progress.event,
+        )
+
+
 def run_foreground(
     service,
     scope: str,
@@ -165,7 +198,7 @@ def run_foreground(
     on_event: Callable[[dict[str, Any]], None] | None = None,
 ) -> Build:
     """Run a prepared build now, in a worker process, streaming its log lines to ``on_log``."""
-    build_dir = service.build_dir(scope, name, build.version)
+    build_dir = service.builds.dir(scope, name, build.version)
     log_path = build_dir / "log.txt"
     with open(log_path, "ab") as err:
         proc = subprocess.Popen(
@@ -191,7 +224,7 @@ def run_foreground(
                     if on_event and raw.strip():
                         on_event(json.loads(raw))
             if on_log:
-                data, offset = service.read_log(scope, name, build.version, offset)
+                data, offset = service.builds.read_log(scope, name, build.version, offset)
                 for line in data.decode(errors="replace").splitlines():
                     on_log(line)
             if readable and not chunk:  # end of the worker's stdout: it is gone
@@ -204,8 +237,8 @@ def run_foreground(
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-        service.finish_cancelled(scope, name, build.version, "the user")
-    result = service.finish_unfinished(
+        service.builds.finish_cancelled(scope, name, build.version, "the user")
+    result = service.builds.finish_unfinished(
         scope,
         name,
         build.version,

@@ -17,11 +17,10 @@ import argparse
 import json
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
-from .views import Result, build_message, render_text
+from .render import Result, build_message, render_text
 
 PROG = "jupyter envmgr"
 EXPORT_FORMATS = ("environment.yml", "lock", "explicit")
@@ -224,12 +223,16 @@ def emit_line(obj: dict[str, Any]) -> None:
 # -- dispatch -------------------------------------------------------------------------------------
 
 
-def make_service():
-    """The core, configured by ``c.EnvManager`` of the Jupyter server config files."""
-    from .app import EnvManager, load_config
-    from .service import EnvService
+def make_service(progress: Progress | None = None):
+    """The core, configured by ``c.EnvManager`` of the Jupyter server config files; its builds
+    run in the foreground, reporting to ``progress``."""
+    from ..config import EnvManager, load_config
+    from ..core.runner import ForegroundRunner
+    from ..core.service import EnvService
 
-    return EnvService(EnvManager(config=load_config()))
+    service = EnvService(EnvManager(config=load_config()))
+    service.runner = ForegroundRunner(service, progress or Progress())
+    return service
 
 
 def dispatch(service, args: argparse.Namespace, progress: Progress | None = None) -> Result:
@@ -246,12 +249,12 @@ def _scope(args) -> str:
 
 def cmd_list(service, args, progress) -> Result:
     scope = "shared" if args.shared else "local" if args.local else None
-    envs = service.list_envs(scope)
+    envs = service.envs.list(scope)
     return Result("envs", {"environments": envs}, "" if envs else "No environments yet.")
 
 
 def cmd_show(service, args, progress) -> Result:
-    return Result("env", service.get_env(_scope(args), args.name))
+    return Result("env", service.envs.get(_scope(args), args.name))
 
 
 def cmd_create(service, args, progress) -> Result:
@@ -267,22 +270,20 @@ def cmd_create(service, args, progress) -> Result:
         body = {"scope": scope, "name": args.name, "environment_yml": read_text(args.file)}
         if args.display_name:
             body["display_name"] = args.display_name
-        env = service.import_env(body)
-    else:
-        body = {"scope": scope, "name": args.name}
-        for key, value in (
-            ("python", args.python),
-            ("conda", args.conda),
-            ("pip", args.pip),
-            ("channels", args.channel),
-            ("base", args.base),
-            ("display_name", args.display_name),
-            ("description", args.description),
-        ):
-            if value is not None:
-                body[key] = value
-        env = service.create_env(body)
-    return _created(service, env, args, progress)
+        return _created(service, *service.envs.import_(body, build=args.build))
+    body = {"scope": scope, "name": args.name}
+    for key, value in (
+        ("python", args.python),
+        ("conda", args.conda),
+        ("pip", args.pip),
+        ("channels", args.channel),
+        ("base", args.base),
+        ("display_name", args.display_name),
+        ("description", args.description),
+    ):
+        if value is not None:
+            body[key] = value
+    return _created(service, *service.envs.create(body, build=args.build))
 
 
 def cmd_import(service, args, progress) -> Result:
@@ -291,50 +292,31 @@ def cmd_import(service, args, progress) -> Result:
         body["name"] = args.name
     if args.display_name:
         body["display_name"] = args.display_name
-    return _created(service, service.import_env(body), args, progress)
+    return _created(service, *service.envs.import_(body, build=args.build))
 
 
-def _created(service, env: dict[str, Any], args, progress) -> Result:
+def _created(service, env: dict[str, Any], build) -> Result:
     scope, name = env["scope"], env["name"]
-    if args.build:
-        return run_build(service, scope, name, service.prepare_build(scope, name), progress)
+    if build is not None:
+        return build_result(service, scope, name, build)
     return Result("message", env, f"✓ created {scope}/{name} (not built yet)")
 
 
 def cmd_build(service, args, progress) -> Result:
     scope = _scope(args)
-    return run_build(service, scope, args.name, service.prepare_build(scope, args.name), progress)
+    return build_result(service, scope, args.name, service.builds.start(scope, args.name))
 
 
 def cmd_install(service, args, progress) -> Result:
-    from .errors import EnvManagerError
-    from .spec import with_packages, without_packages
-
     scope, name = target_env(service, args)
-    kind = "pip" if args.pip else "conda"
-    env = service.get_env(scope, name, versions=False)
-    before = list(env["spec"][kind])
-    if args.command == "install":
-        after = with_packages(before, args.packages, kind)
-    else:
-        after = without_packages(before, args.packages, kind, f"{scope}/{name}")
-    service.update_env(scope, name, {kind: after})
-    try:
-        result = run_build(service, scope, name, service.prepare_build(scope, name), progress)
-    except (EnvManagerError, KeyboardInterrupt):
-        service.update_env(scope, name, {kind: before})
-        raise
-    if not result.ok:  # leave the spec as it was, like a failed `pip install`
-        service.update_env(scope, name, {kind: before})
-        build, env = result.data["build"], result.data["environment"]
-        result.message = build_message(
-            scope, name, build, env, 0, f" (the spec of {scope}/{name} is unchanged)"
-        )
-    return result
+    build = service.builds.install(
+        scope, name, args.packages, pip=args.pip, remove=args.command == "uninstall"
+    )
+    return build_result(service, scope, name, build, f" (the spec of {scope}/{name} is unchanged)")
 
 
 def cmd_activate(service, args, progress) -> Result:
-    env = service.activate(_scope(args), args.name)
+    env = service.kernels.activate(_scope(args), args.name)
     kernel = env["kernel"]
     message = f"✓ kernel {kernel['name']} ({kernel['display_name']}) is in the launcher"
     return Result("message", env, message)
@@ -342,45 +324,43 @@ def cmd_activate(service, args, progress) -> Result:
 
 def cmd_deactivate(service, args, progress) -> Result:
     scope = _scope(args)
-    env = service.deactivate(scope, args.name)
+    env = service.kernels.deactivate(scope, args.name)
     kname = (env["kernel"] or {}).get("name") or args.name
     return Result("message", env, f"✓ kernel {kname} removed; {scope}/{args.name} is kept")
 
 
 def cmd_copy(service, args, progress) -> Result:
-    env, build = service.prepare_copy(_scope(args), args.name, args.to, args.new_name)
-    return run_build(service, env["scope"], env["name"], build, progress)
+    env, build = service.sharing.copy(_scope(args), args.name, args.to, args.new_name)
+    return build_result(service, env["scope"], env["name"], build)
 
 
 def cmd_versions(service, args, progress) -> Result:
-    env = service.get_env(_scope(args), args.name)
+    env = service.envs.get(_scope(args), args.name)
     return Result("builds", {"builds": env["versions"], "active_version": env["version"]})
 
 
 def cmd_revert(service, args, progress) -> Result:
     scope = _scope(args)
-    build = service.prepare_revert(scope, args.name, args.version)
-    return run_build(service, scope, args.name, build, progress)
+    return build_result(
+        service, scope, args.name, service.builds.revert(scope, args.name, args.version)
+    )
 
 
 def cmd_log(service, args, progress) -> Result:
-    from .errors import ValidationError
+    from ..core.builds import parse_version
+    from ..core.errors import ValidationError
 
     scope = _scope(args)
     if args.version is None:
-        builds = service.builds(scope, args.name)
+        builds = service.builds.list(scope, args.name)
         if not builds:
             raise ValidationError(f"Environment {args.name!r} has no builds yet", field="version")
         version = builds[-1]["version"]
-    elif args.version.isdigit():
-        version = int(args.version)
     else:
-        raise ValidationError(
-            f"Invalid version {args.version!r}", field="version", item=args.version
-        )
+        version = parse_version(args.version)
     chunks, offset = [], 0
     while True:
-        data, offset = service.read_log(scope, args.name, version, offset)
+        data, offset = service.builds.read_log(scope, args.name, version, offset)
         if not data:
             break
         chunks.append(data)
@@ -391,7 +371,7 @@ def cmd_log(service, args, progress) -> Result:
 
 def cmd_export(service, args, progress) -> Result:
     scope = _scope(args)
-    text, content_type, filename = service.export(scope, args.name, args.format)
+    text, content_type, filename = service.envs.export(scope, args.name, args.format)
     data = {"format": args.format, "content_type": content_type, "filename": filename}
     if args.output:
         write_text(args.output, text)
@@ -406,7 +386,7 @@ def cmd_delete(service, args, progress) -> Result:
             f"delete removes {scope}/{args.name}, all its versions and its kernel: "
             "add --yes to confirm"
         )
-    service.delete_env(scope, args.name)
+    service.envs.delete(scope, args.name)
     return Result(
         "message",
         {"deleted": {"scope": scope, "name": args.name}},
@@ -415,7 +395,7 @@ def cmd_delete(service, args, progress) -> Result:
 
 
 def cmd_adopt(service, args, progress) -> Result:
-    env = service.adopt(_scope(args), args.name)
+    env = service.envs.adopt(_scope(args), args.name)
     message = (
         f"✓ adopted {env['scope']}/{env['name']} as v{env['version']} ({env['packages']} packages)"
     )
@@ -423,7 +403,7 @@ def cmd_adopt(service, args, progress) -> Result:
 
 
 def cmd_sync_kernels(service, args, progress) -> Result:
-    done = service.sync_kernels()
+    done = service.kernels.sync()
     parts = [f"{what} {', '.join(done[what]) or '-'}" for what in ("created", "updated", "removed")]
     return Result("message", done, "✓ kernelspecs " + "; ".join(parts))
 
@@ -454,31 +434,34 @@ COMMANDS = {
 }
 
 
-def run_build(service, scope: str, name: str, build, progress: Progress) -> Result:
-    """Run a prepared build in the foreground, reporting to ``progress``; Ctrl-C cancels it."""
-    from .builds import run_foreground
-
-    doing = {"build": "building", "revert": "reverting", "copy": "copying"}.get(build.kind)
-    progress.start(f"{doing or build.kind} {scope}/{name} v{build.version}")
-    started = time.monotonic()
-    done = run_foreground(service, scope, name, build, on_log=progress.log, on_event=progress.event)
-    elapsed = time.monotonic() - started
-    env = service.get_env(scope, name, versions=False)
-    result = Result(
-        "build",
-        {"environment": env, "build": done.public()},
-        build_message(scope, name, done.public(), env, elapsed),
-        ok=done.status == "succeeded",
-    )
-    progress.finish(result)
+def build_result(service, scope: str, name: str, build, failed_note: str = "") -> Result:
+    """The Result of a build the foreground runner has run (``failed_note``: said on failure)."""
+    env = service.envs.get(scope, name, versions=False)
+    public = build.public()
+    elapsed = _elapsed(public)
+    ok = build.status == "succeeded"
+    message = build_message(scope, name, public, env, elapsed, "" if ok else failed_note)
+    result = Result("build", {"environment": env, "build": public}, message, ok=ok)
+    getattr(service.runner, "progress", Progress()).finish(result)
     return result
+
+
+def _elapsed(build: dict[str, Any]) -> float:
+    from datetime import datetime
+
+    try:
+        start = datetime.fromisoformat(build["created_at"])
+        end = datetime.fromisoformat(build["finished_at"])
+    except (KeyError, TypeError, ValueError):
+        return 0.0
+    return max(0.0, (end - start).total_seconds())
 
 
 # -- small pure helpers ---------------------------------------------------------------------------
 
 
 def read_text(path: str) -> str:
-    from .errors import ValidationError
+    from ..core.errors import ValidationError
 
     try:
         return Path(path).read_text()
@@ -488,7 +471,7 @@ def read_text(path: str) -> str:
 
 
 def write_text(path: str, text: str) -> None:
-    from .errors import ValidationError
+    from ..core.errors import ValidationError
 
     try:
         Path(path).write_text(text)
@@ -508,7 +491,7 @@ def env_of_prefix(service, prefix: str | os.PathLike[str]) -> tuple[str, str] | 
 
 def target_env(service, args) -> tuple[str, str]:
     """The environment ``install``/``uninstall`` change: --env, else the one at --prefix."""
-    from .errors import ValidationError
+    from ..core.errors import ValidationError
 
     if args.env:
         return _scope(args), args.env
@@ -540,7 +523,7 @@ def main(argv: list[str] | None = None) -> int:
             progress: Progress = StreamProgress()
         else:
             progress = Progress() if as_json else TextProgress()
-        result = dispatch(make_service(), args, progress)
+        result = dispatch(make_service(progress), args, progress)
     except HelpShown as shown:
         return shown.status
     except UsageError as err:
@@ -548,7 +531,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return _fail("interrupted", 130, stream)
     except Exception as err:
-        from .errors import EnvManagerError
+        from ..core.errors import EnvManagerError
 
         if not isinstance(err, EnvManagerError):
             raise
@@ -578,7 +561,3 @@ def _fail(message: str, code: int, stream: bool, usage: bool = False, body=None)
     else:
         print(f"{PROG}: error: {message}", file=sys.stderr)
     return code
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,93 @@
+"""What the user may do with an environment, and why not: computed here, shown by every door.
+
+Each environment view carries ``actions``: ``{action: {"allowed": bool, "reason": str | None}}``.
+The panel enables its buttons from these flags and shows the reason as the tooltip; the CLI and
+the magics meet the same policy as the core's errors. The inputs are the view (managed, status,
+version, kernel), the user's permission on the environment's store and on the shared store
+(``write``, ``read`` or ``none``, from the file permissions: see :mod:`.access`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+ACTIONS = (
+    "build",
+    "edit",
+    "revert",
+    "delete",
+    "cancel",
+    "copy_local",
+    "copy_shared",
+    "activate",
+    "deactivate",
+    "adopt",
+    "export",
+)
+
+READ_ONLY = "The {scope} store is read-only for you: ask its owner for write access"
+NOT_MANAGED = "Not managed by the environment manager: adopt it first"
+BUSY = "Wait for the running build to finish"
+NOT_BUILT = "Build it first: it has no working version yet"
+
+
+def env_actions(
+    view: dict[str, Any], permission: str, shared_permission: str | None
+) -> dict[str, dict[str, Any]]:
+    """The allowed actions of one environment view, each with the reason when not allowed."""
+    managed = view.get("managed", True)
+    building = view.get("status") == "building"
+    built = view.get("version") is not None
+    writable = permission == "write"
+    kernel = view.get("kernel") or {}
+    read_only = READ_ONLY.format(scope=view.get("scope", "local"))
+
+    def first(*checks: tuple[bool, str]) -> str | None:
+        for failed, reason in checks:
+            if failed:
+                return reason
+        return None
+
+    def change(*more: tuple[bool, str]) -> str | None:
+        return first((not managed, NOT_MANAGED), (not writable, read_only), (building, BUSY), *more)
+
+    if shared_permission is None:
+        to_shared = "No shared store is configured on the server"
+    elif shared_permission != "write":
+        to_shared = READ_ONLY.format(scope="shared")
+    else:
+        to_shared = None
+    reasons: dict[str, str | None] = {
+        "build": change(),
+        "edit": change(),
+        "revert": change((not built, NOT_BUILT)),
+        "delete": change(),
+        "cancel": first(
+            (not building, "No build is running"),
+            (not writable, read_only),
+        )
+        if managed
+        else NOT_MANAGED,
+        "copy_local": first(
+            (not managed, NOT_MANAGED),
+            (not built, NOT_BUILT),
+        ),
+        "copy_shared": first(
+            (not managed, NOT_MANAGED),
+            (not built, NOT_BUILT),
+            (to_shared is not None, to_shared or ""),
+        ),
+        "activate": first(
+            (managed and not built, NOT_BUILT),
+            (bool(kernel.get("active")), "Its kernel is already in the launcher"),
+        ),
+        "deactivate": first((not kernel.get("active"), "It has no kernel in the launcher")),
+        "adopt": first(
+            (managed, "Already managed by the environment manager"),
+            (not writable, read_only),
+        ),
+        "export": first((not managed, NOT_MANAGED)),
+    }
+    return {
+        action: {"allowed": reason is None, "reason": reason} for action, reason in reasons.items()
+    }

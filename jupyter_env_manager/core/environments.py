@@ -1,0 +1,295 @@
+"""Environments: list, show, create (and build), import, edit, delete, adopt, export."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from .actions import env_actions
+from .engine import read_lock, register_conda_env, unregister_conda_env, write_locks
+from .errors import Conflict, NotFound, ValidationError
+from .spec import (
+    SPEC_FIELDS,
+    EnvSpec,
+    from_environment_yml,
+    make_spec,
+    to_environment_yml,
+    validate_fields,
+    validate_name,
+)
+from .store import LIVE, Build, EnvRecord, Store, now
+
+if TYPE_CHECKING:
+    from .service import EnvService
+
+EXPORT_FORMATS = {
+    "environment.yml": ("text/yaml", "environment.yml"),
+    "lock": ("application/json", "lock.json"),
+    "explicit": ("text/plain", "explicit.txt"),
+}
+
+
+class Environments:
+    def __init__(self, service: EnvService):
+        self.svc = service
+
+    # -- views -------------------------------------------------------------------------------
+
+    def list(self, scope: str | None = None) -> list[dict[str, Any]]:
+        svc = self.svc
+        installed = svc.kernels.installed()
+        out = []
+        for store in svc.stores(scope):
+            permission = store.permission()
+            managed = store.managed_names()
+            for name in managed:
+                try:
+                    view = svc.views.view(store, name, installed)
+                except NotFound:
+                    continue  # deleted while we listed
+                out.append(self._with_actions(store, view, permission))
+            for name in store.unmanaged_names(set(managed)):
+                view = svc.views.unmanaged(store, name, installed)
+                out.append(self._with_actions(store, view, permission))
+        return out
+
+    def get(self, scope: str, name: str, versions: bool = True) -> dict[str, Any]:
+        svc = self.svc
+        store = svc.store(scope)
+        validate_name(name)
+        if not store.exists(name):
+            if name in store.unmanaged_names():
+                view = self._with_actions(store, svc.views.unmanaged(store, name))
+                if versions:
+                    view["versions"] = []
+                return view
+            raise NotFound(f"No environment {name!r} in the {scope} store")
+        view = self._with_actions(store, svc.views.view(store, name))
+        if versions:
+            view["versions"] = [b.public() for b in svc.builds.history(store, name)]
+        return view
+
+    def _with_actions(
+        self, store: Store, view: dict[str, Any], permission: str | None = None
+    ) -> dict[str, Any]:
+        shared = self.svc.shared
+        view["actions"] = env_actions(
+            view,
+            permission or store.permission(),
+            None if shared is None else shared.permission(),
+        )
+        return view
+
+    # -- create / import / edit / delete -----------------------------------------------------
+
+    def create(
+        self, body: dict[str, Any], actor: str | None = None, build: bool = False
+    ) -> tuple[dict[str, Any], Build | None]:
+        """Make an environment from a body of spec fields; with ``build``, start its build."""
+        if not isinstance(body, dict):
+            raise ValidationError("The request body must be a JSON object")
+        if not isinstance(build, bool):
+            raise ValidationError("'build' must be true or false", field="build")
+        body = dict(body)
+        scope = body.pop("scope", "local") or "local"
+        name = body.pop("name", None)
+        store = self.svc.store(scope)
+        validate_name(name)
+        fields = validate_fields(body, SPEC_FIELDS)
+        self.check_base(scope, fields.get("base"))
+        store.check_prefix_length(name)
+        store.check_writable()
+        spec = make_spec(name, fields)
+        stamp = now()
+        store.create_env(EnvRecord(spec, stamp, stamp, self.svc.actor(actor)))
+        self.svc.emit("environment", {"action": "created", "scope": scope, "name": name})
+        started = self.svc.builds.start(scope, name, actor) if build else None
+        return self.get(scope, name, versions=False), started
+
+    def import_(
+        self, body: dict[str, Any], actor: str | None = None, build: bool = False
+    ) -> tuple[dict[str, Any], Build | None]:
+        """Make an environment from an environment.yml (``pip:`` included)."""
+        if not isinstance(body, dict):
+            raise ValidationError("The request body must be a JSON object")
+        unknown = set(body) - {"scope", "name", "environment_yml", "display_name"}
+        if unknown:
+            field = sorted(unknown)[0]
+            raise ValidationError(f"Unknown field {field!r}", field=field)
+        yml_name, fields = from_environment_yml(body.get("environment_yml"))
+        name = body.get("name") or yml_name
+        if not name:
+            raise ValidationError("The environment.yml has no name: give 'name'", field="name")
+        create = {"scope": body.get("scope", "local"), "name": name, **fields}
+        if body.get("display_name"):
+            create["display_name"] = body["display_name"]
+        return self.create(create, actor, build)
+
+    def check_base(self, scope: str, base: str | None) -> None:
+        if not base:
+            return
+        base_scope, name = split_base(scope, base)
+        store = self.svc.store(base_scope)
+        if not store.exists(name) or not store.active_version(name):
+            raise ValidationError(
+                f"Base environment {base!r} does not exist or has no built version",
+                field="base",
+                item=base,
+            )
+
+    def update(
+        self, scope: str, name: str, body: dict[str, Any], actor: str | None = None
+    ) -> dict[str, Any]:
+        store = self.svc.managed(scope, name)
+        fields = validate_fields(body, SPEC_FIELDS)
+        store.check_writable(name)
+        with store.env_lock(name):
+            record = store.read_env(name)
+            record.spec = self.merged_spec(scope, name, record.spec, fields)
+            record.updated_at = now()
+            record.updated_by = self.svc.actor(actor)
+            store.write_env(name, record)
+        self.svc.emit("environment", {"action": "updated", "scope": scope, "name": name})
+        return self.get(scope, name, versions=False)
+
+    def merged_spec(self, scope: str, name: str, spec: EnvSpec, fields: dict[str, Any]) -> EnvSpec:
+        """``spec`` with validated ``fields`` applied (a base replaces python and back)."""
+        merged = {**spec.to_dict(), **fields}
+        if "base" in fields and fields["base"]:
+            merged["python"] = None
+        if fields.get("python"):
+            merged["base"] = None
+        if merged.get("base") == f"{scope}/{name}" or merged.get("base") == name:
+            raise ValidationError("An environment cannot be its own base", field="base")
+        self.check_base(scope, merged.get("base"))
+        out = EnvSpec.from_dict(merged)
+        if not out.display_name:
+            out.display_name = name
+        return out
+
+    def delete(self, scope: str, name: str, actor: str | None = None) -> None:
+        svc = self.svc
+        store = svc.managed(scope, name)
+        store.check_writable(name)
+        latest = store.latest_build(name)
+        if latest and latest.status in LIVE and store.build_is_alive(name, latest):
+            raise Conflict(
+                f"Build v{latest.version} of {name!r} is {latest.status}: cancel it first",
+                item=name,
+            )
+        svc.kernels.forget(scope, name)
+        unregister_conda_env(store.prefix(name))
+        store.delete_env(name)
+        svc.log.info("%s deleted %s/%s", svc.actor(actor), scope, name)
+        svc.emit("environment", {"action": "deleted", "scope": scope, "name": name})
+
+    # -- adopt / export ----------------------------------------------------------------------
+
+    def adopt(self, scope: str, name: str, actor: str | None = None) -> dict[str, Any]:
+        """Manage an environment made by conda/mamba: derive a spec from its records."""
+        svc = self.svc
+        store = svc.store(scope)
+        validate_name(name)
+        if store.exists(name):
+            raise Conflict(f"Environment {name!r} is already managed", field="name", item=name)
+        if name not in store.unmanaged_names():
+            raise NotFound(f"No environment {name!r} in the {scope} store")
+        from rattler import PrefixRecord
+
+        python, conda, records = None, [], []
+        for path in sorted((store.prefix(name) / "conda-meta").glob("*.json")):
+            try:
+                rec = PrefixRecord.from_path(path)
+            except Exception:
+                continue
+            records.append(rec)
+            pkg = rec.name.normalized
+            requested = list(rec.requested_specs or []) or (
+                [rec.requested_spec] if rec.requested_spec else []
+            )
+            if pkg == "python":
+                python = ".".join(str(rec.version).split(".")[:2])
+            elif requested:
+                conda.append(requested[0])
+        if not conda:  # no history of what was asked for: take the leaves at their versions
+            conda = [
+                f"{p.stem.rsplit('-', 2)[0]}=={p.stem.rsplit('-', 2)[1]}"
+                for p in (store.prefix(name) / "conda-meta").glob("*.json")
+                if not p.stem.startswith("python-")
+            ]
+        conda = [c for c in conda if not c.split()[0].split("=")[0].split("::")[-1] == "python"]
+        fields = validate_fields({"python": python, "conda": sorted(set(conda))}, SPEC_FIELDS)
+        spec = make_spec(name, fields)
+        stamp = now()
+        who = svc.actor(actor)
+        record = EnvRecord(spec, stamp, stamp, who, {"adopted": True})
+        store.check_writable()
+        store.create_env(record, existing_prefix=True)
+        # Version 1 is the prefix as found: its records become the lock, so it can be
+        # reverted to, copied and exported like any build.
+        build = store.allocate_build(
+            name, Build(version=0, kind="adopt", status="succeeded", started_at=stamp, user=who)
+        )
+        build_dir = store.build_dir(name, build.version)
+        store.new_file(build_dir / "spec.json", json.dumps(spec.to_dict(), indent=1))
+        channels = sorted({str(r.channel) for r in records if r.channel}) or list(
+            svc.settings.channels
+        )
+        write_locks(build_dir, records, [], channels)
+        store.new_file(
+            store.log_path(name, build.version),
+            f"[{stamp[11:19]}] adopted {len(records)} packages from {store.prefix(name)}\n",
+        )
+        if store.access is not None:
+            store.access.open_tree(build_dir)
+        build.finished_at = now()
+        store.write_build(name, build)
+        state = store.read_state(name)
+        state["active_version"] = build.version
+        store.write_state(name, state)
+        register_conda_env(store.prefix(name))
+        svc.emit("environment", {"action": "created", "scope": scope, "name": name})
+        return self.get(scope, name)
+
+    def export(self, scope: str, name: str, fmt: str) -> tuple[str, str, str]:
+        """(text, content type, file name) of the spec or the lock in use."""
+        if fmt not in EXPORT_FORMATS:
+            raise ValidationError(
+                f"Unknown export format {fmt!r}: use environment.yml, lock or explicit",
+                field="format",
+                item=str(fmt),
+            )
+        store = self.svc.managed(scope, name)
+        content_type, filename = EXPORT_FORMATS[fmt]
+        if fmt == "environment.yml":
+            channels = list(self.svc.settings.channels)
+            return to_environment_yml(store.read_env(name).spec, channels), content_type, filename
+        version = store.active_version(name)
+        if not version:
+            raise ValidationError(
+                f"Environment {name!r} has no built version: there is no lock yet",
+                field="format",
+                item=fmt,
+            )
+        lock = read_lock(store.build_dir(name, version))
+        if fmt == "lock":
+            return json.dumps(lock, indent=1) + "\n", content_type, f"{name}-v{version}.lock.json"
+        from rattler import Platform
+
+        lines = [
+            f"# {scope}/{name} version {version}, exported by jupyter_env_manager",
+            f"# platform: {Platform.current()}",
+            "@EXPLICIT",
+        ]
+        for entry in lock["conda"]:
+            hash_part = f"#{entry['md5']}" if entry.get("md5") else ""
+            lines.append(f"{entry['url']}{hash_part}")
+        for dist in lock["pip"]:
+            lines.append(f"# pip: {dist['name']}=={dist['version']}")
+        return "\n".join(lines) + "\n", content_type, f"{name}-v{version}.explicit.txt"
+
+
+def split_base(scope: str, base: str) -> tuple[str, str]:
+    """(scope, name) of a spec's ``base`` (``NAME`` is in the same store)."""
+    base_scope, _, name = base.rpartition("/")
+    return (base_scope or scope), name

@@ -1,0 +1,147 @@
+"""The core's facade: what every door (REST, magics, CLI) calls, split by purpose.
+
+``EnvService`` holds what all parts share (the settings, the stores, the cached views, the event
+callback, the runner that runs builds) and one object per purpose:
+
+- ``service.envs`` (:mod:`.environments`): list, show, create, import, edit, delete, adopt, export;
+- ``service.builds`` (:mod:`.builds`): build, revert, install/uninstall, versions, logs, ends;
+- ``service.sharing`` (:mod:`.sharing`): copies between stores;
+- ``service.kernels`` (:class:`.kernels.Kernels`): activate, deactivate, re-sync kernelspecs.
+
+Methods are synchronous and quick (metadata reads and writes); the server calls them off its
+event loop. Every method that changes state takes the ``actor`` (who is acting) and records it.
+Builds are numbered and written as a job here, then handed to the door's runner
+(:mod:`.runner`): the server's queue runs them in the background, the CLI and the magics in the
+foreground.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from .builds import Builds
+from .environments import Environments
+from .errors import NotFound, ValidationError
+from .kernels import Kernels
+from .sharing import Sharing
+from .spec import validate_name, validate_scope
+from .store import Build, Store, current_user
+from .views import EnvViews
+
+Emit = Callable[[str, dict[str, Any]], None]
+
+
+class Runner(Protocol):
+    """Runs a prepared build: the server's queue (background) or a door's foreground runner."""
+
+    def submit(self, scope: str, name: str, build: Build) -> Build: ...
+
+
+class NoRunner:
+    """A service without a runner (tests, benchmarks): builds stay queued for the caller."""
+
+    def submit(self, scope: str, name: str, build: Build) -> Build:
+        return build
+
+
+class EnvService:
+    """Environments of the local store and (when configured) the shared store."""
+
+    def __init__(
+        self,
+        settings,
+        log: logging.Logger | None = None,
+        emit: Emit | None = None,
+        runner: Runner | None = None,
+    ):
+        self.settings = settings
+        self.log = log or logging.getLogger("jupyter_env_manager")
+        self.emit: Emit = emit or (lambda kind, data: None)
+        self.runner: Runner = runner or NoRunner()
+        self.local = Store(settings.local_root, "local")
+        self.shared = Store(settings.shared_root, "shared") if settings.shared_root else None
+        self.user = current_user()
+        self.views = EnvViews()
+        self.envs = Environments(self)
+        self.builds = Builds(self)
+        self.sharing = Sharing(self)
+        self.kernels = Kernels(self)
+
+    # -- stores ------------------------------------------------------------------------------
+
+    def store(self, scope: str) -> Store:
+        validate_scope(scope)
+        if scope == "shared":
+            if self.shared is None:
+                raise ValidationError(
+                    "No shared store is configured (set c.EnvManager.shared_root or "
+                    "JUPYTER_ENV_MANAGER_SHARED_ROOT)",
+                    field="scope",
+                    item="shared",
+                )
+            return self.shared
+        return self.local
+
+    def stores(self, scope: str | None = None) -> list[Store]:
+        """One store, or both: then only those this user may read (a shared store may not be)."""
+        if scope:
+            return [self.store(scope)]
+        return [
+            s
+            for s in (self.local, self.shared)
+            if s is not None and (s is self.local or s.permission() != "none")
+        ]
+
+    def managed(self, scope: str, name: str) -> Store:
+        """The store of a managed environment (400 for one made by conda, 404 for none)."""
+        store = self.store(scope)
+        validate_name(name)
+        if not store.exists(name):
+            if name in store.unmanaged_names():
+                raise ValidationError(
+                    f"Environment {name!r} was not created by the environment manager: "
+                    "adopt it first",
+                    field="name",
+                    item=name,
+                )
+            raise NotFound(f"No environment {name!r} in the {scope} store")
+        return store
+
+    def actor(self, actor: str | None) -> str:
+        """Who is acting: the door's user (REST: the server's identity), else this process's."""
+        return actor or self.user
+
+    def info(self) -> dict[str, Any]:
+        from .. import __version__
+
+        return {
+            "version": __version__,
+            "user": self.user,
+            "local_root": str(self.local.root),
+            "shared_root": str(self.shared.root) if self.shared else None,
+            "shared_access": self.shared.permission() if self.shared else None,
+            "channels": list(self.settings.channels),
+            "engine": {"name": "py-rattler", "version": _dist_version("py-rattler")},
+            "pip_engine": {"name": "uv", "version": _dist_version("uv")},
+            "kernel_packages": list(self.settings.kernel_packages),
+            "default_python": self.settings.default_python,
+            "max_concurrent_builds": self.settings.max_concurrent_builds,
+        }
+
+    def recover(self) -> list[str]:
+        """At start: finish or undo cut-short swaps, mark dead builds interrupted."""
+        out = []
+        for store in self.stores():
+            if store.meta.exists():
+                out += [f"{store.scope}/{n} v{v}" for n, v in store.recover()]
+        return out
+
+
+@functools.cache
+def _dist_version(name: str) -> str:
+    from importlib.metadata import version
+
+    return version(name)

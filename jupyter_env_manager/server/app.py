@@ -1,0 +1,82 @@
+"""The Jupyter server extension: builds the core once, registers the routes, runs the start-up
+work off the event loop, and stops the build queue and the watcher with the server."""
+
+from __future__ import annotations
+
+import asyncio
+
+from jupyter_server.extension.application import ExtensionApp
+
+from ..config import EnvManager
+from ..core.runner import BuildQueue
+from ..core.service import EnvService
+from ..core.watcher import StoreWatcher
+from .events import EventBridge
+from .handlers import NAMESPACE, ROUTES
+
+
+class EnvManagerExtension(ExtensionApp):
+    """``jupyter_env_manager`` in ``jpserver_extensions``; configured by ``c.EnvManager``."""
+
+    name = "jupyter_env_manager"
+    load_other_extensions = True
+
+    def initialize_settings(self) -> None:
+        server = self.serverapp
+        assert server is not None
+        settings = EnvManager(config=server.config, parent=server)
+        settings.log = server.log
+        loop = server.io_loop.asyncio_loop
+        bridge = EventBridge(getattr(server, "event_logger", None), server.log, loop)
+        self.service = EnvService(settings, log=server.log, emit=bridge)
+        self.queue = BuildQueue(
+            self.service, settings.max_concurrent_builds, settings.build_timeout_s, loop=loop
+        )
+        self.service.runner = self.queue
+        self.watcher = (
+            StoreWatcher(self.service, settings.watch_interval_s)
+            if settings.watch_interval_s > 0
+            else None
+        )
+        self.startup: asyncio.Future | None = None
+        self.settings.update({"env_manager": self.service, "env_manager_queue": self.queue})
+        server.log.info(
+            "jupyter_env_manager: local store %s, shared store %s",
+            settings.local_root,
+            settings.shared_root or "(none)",
+        )
+
+    def initialize_handlers(self) -> None:
+        self.handlers.extend((f"/{NAMESPACE}{path}", handler) for path, handler in ROUTES)
+
+    async def _start_jupyter_server_extension(self, serverapp) -> None:
+        """Recovery and kernel sync run in a thread: the server answers meanwhile."""
+        self.startup = asyncio.ensure_future(asyncio.to_thread(self._recover_and_sync))
+        if self.watcher is not None:
+            self.watcher.start()
+
+    def _recover_and_sync(self) -> None:
+        log = self.serverapp.log
+        try:
+            interrupted = self.service.recover()
+            if interrupted:
+                log.warning(
+                    "jupyter_env_manager: builds interrupted by a restart: %s",
+                    ", ".join(interrupted),
+                )
+            synced = self.service.kernels.sync()
+            log.info(
+                "jupyter_env_manager: kernelspecs created %s, updated %s, removed %s",
+                synced["created"] or "-",
+                synced["updated"] or "-",
+                synced["removed"] or "-",
+            )
+        except Exception:  # a broken store must not keep the server from starting
+            log.exception("jupyter_env_manager: start-up sync failed")
+
+    async def stop_extension(self) -> None:
+        if self.startup is not None:
+            await asyncio.gather(self.startup, return_exceptions=True)
+        if self.watcher is not None:
+            await self.watcher.stop()
+        await self.queue.shutdown()

@@ -1,0 +1,311 @@
+"""REST API: thin handlers over the core's facade (:class:`~..core.service.EnvService`); the
+route table is at the bottom.
+
+Every handler parses its input, calls the core off the event loop with the acting user, and
+writes JSON. Domain errors become ``{"message", "field"?, "item"?}`` with 400/403/404/409 in one
+place (:meth:`BaseHandler.core`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import tornado
+from jupyter_server.auth.decorator import authorized
+from jupyter_server.base.handlers import APIHandler
+from jupyter_server.utils import url_path_join
+from tornado import web
+
+from ..core.builds import parse_version
+from ..core.errors import EnvManagerError, ValidationError
+from ..core.runner import BuildQueue
+from ..core.service import EnvService
+from ..core.store import Build
+
+NAMESPACE = "env-manager"
+
+
+class BaseHandler(APIHandler):
+    auth_resource = "env_manager"
+
+    @property
+    def service(self) -> EnvService:
+        return self.settings["env_manager"]
+
+    @property
+    def queue(self) -> BuildQueue:
+        return self.settings["env_manager_queue"]
+
+    @property
+    def actor(self) -> str:
+        """Who is acting: the server's identity of the request's user."""
+        user = self.current_user
+        return getattr(user, "username", None) or getattr(user, "name", None) or str(user)
+
+    async def core(self, fn, *args, **kwargs) -> Any:
+        """Call the core in a worker thread; map its errors to responses (the one place)."""
+        try:
+            return await asyncio.to_thread(fn, *args, **kwargs)
+        except EnvManagerError as err:
+            self._error(err)
+
+    def body(self) -> dict[str, Any]:
+        try:
+            data = json.loads(self.request.body or b"{}")
+        except ValueError:
+            self._error(ValidationError("The request body is not valid JSON"))
+        if not isinstance(data, dict):
+            self._error(ValidationError("The request body must be a JSON object"))
+        return data
+
+    def version_arg(self, version: str) -> int:
+        try:
+            return parse_version(version)
+        except ValidationError as err:
+            self._error(err)
+            raise
+
+    def _error(self, err: EnvManagerError) -> None:
+        self.set_status(err.status)
+        self.set_header("Content-Type", "application/json")
+        raise web.Finish(json.dumps(err.to_dict()))
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        # Everything else (auth, bad routes, bugs) also answers with a JSON {"message"}.
+        self.set_header("Content-Type", "application/json")
+        reason = self._reason
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        message = getattr(exc, "log_message", None) or reason
+        if status_code >= 500:
+            message = f"Internal error: {exc}" if exc else reason
+        self.finish(json.dumps({"message": message, "reason": reason}))
+
+    def created(self, payload: dict[str, Any], location: str) -> None:
+        self.set_status(201)
+        self.set_header("Location", location)
+        self.finish(json.dumps(payload))
+
+    def accepted(self, payload: dict[str, Any], scope: str, name: str, build: Build) -> None:
+        """202 for a build that goes on in the background, with its Location."""
+        self.set_status(202)
+        self.set_header("Location", self.env_url(scope, name, "builds", str(build.version)))
+        self.finish(json.dumps(payload))
+
+    def env_url(self, scope: str, name: str, *rest: str) -> str:
+        return url_path_join(self.base_url, NAMESPACE, "environments", scope, name, *rest)
+
+
+class InfoHandler(BaseHandler):
+    @tornado.web.authenticated
+    @authorized
+    async def get(self):
+        self.finish(json.dumps(await self.core(self.service.info)))
+
+
+class EnvironmentsHandler(BaseHandler):
+    @tornado.web.authenticated
+    @authorized
+    async def get(self):
+        scope = self.get_query_argument("scope", None) or None
+        envs = await self.core(self.service.envs.list, scope)
+        self.finish(json.dumps({"environments": envs}))
+
+    @tornado.web.authenticated
+    @authorized
+    async def post(self):
+        body = self.body()
+        build = body.pop("build", False)
+        env, started = await self.core(self.service.envs.create, body, self.actor, build)
+        self.created(env, self.env_url(env["scope"], env["name"]))
+
+
+class ImportHandler(BaseHandler):
+    @tornado.web.authenticated
+    @authorized
+    async def post(self):
+        body = self.body()
+        build = body.pop("build", False)
+        env, started = await self.core(self.service.envs.import_, body, self.actor, build)
+        self.created(env, self.env_url(env["scope"], env["name"]))
+
+
+class EnvironmentHandler(BaseHandler):
+    @tornado.web.authenticated
+    @authorized
+    async def get(self, scope: str, name: str):
+        self.finish(json.dumps(await self.core(self.service.envs.get, scope, name)))
+
+    @tornado.web.authenticated
+    @authorized
+    async def patch(self, scope: str, name: str):
+        env = await self.core(self.service.envs.update, scope, name, self.body(), self.actor)
+        self.finish(json.dumps(env))
+
+    @tornado.web.authenticated
+    @authorized
+    async def delete(self, scope: str, name: str):
+        await self.core(self.service.envs.delete, scope, name, self.actor)
+        self.set_status(204)
+        self.finish()
+
+
+class BuildsHandler(BaseHandler):
+    @tornado.web.authenticated
+    @authorized
+    async def get(self, scope: str, name: str):
+        builds = await self.core(self.service.builds.list, scope, name)
+        self.finish(json.dumps({"builds": builds}))
+
+    @tornado.web.authenticated
+    @authorized
+    async def post(self, scope: str, name: str):
+        build = await self.core(self.service.builds.start, scope, name, self.actor)
+        self.accepted({"build": build.public()}, scope, name, build)
+
+
+class BuildHandler(BaseHandler):
+    @tornado.web.authenticated
+    @authorized
+    async def get(self, scope: str, name: str, version: str):
+        build = await self.core(self.service.builds.get, scope, name, self.version_arg(version))
+        self.finish(json.dumps(build.public()))
+
+
+class CancelHandler(BaseHandler):
+    @tornado.web.authenticated
+    @authorized
+    async def post(self, scope: str, name: str, version: str):
+        v = self.version_arg(version)
+        await self.core(self.service.builds.check_cancellable, scope, name, v)
+        await self.queue.cancel(scope, name, v)
+        build = await self.core(self.service.builds.get, scope, name, v)
+        self.finish(json.dumps(build.public()))
+
+
+class LogHandler(BaseHandler):
+    @tornado.web.authenticated
+    @authorized
+    async def get(self, scope: str, name: str, version: str):
+        offset_arg = self.get_query_argument("offset", "0")
+        if not (offset_arg.isascii() and offset_arg.isdigit() and len(offset_arg) <= 18):
+            self._error(ValidationError(f"Invalid offset {offset_arg[:20]!r}", field="offset"))
+        data, next_offset = await self.core(
+            self.service.builds.read_log, scope, name, self.version_arg(version), int(offset_arg)
+        )
+        self.set_header("X-Log-Offset", str(next_offset))
+        self.set_header("Access-Control-Expose-Headers", "X-Log-Offset")
+        self.finish(data, set_content_type="text/plain; charset=utf-8")
+
+
+class KernelHandler(BaseHandler):
+    """Turn an environment's kernel on or off."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def post(self, scope: str, name: str, action: str):
+        kernels = self.service.kernels
+        call = kernels.activate if action == "activate" else kernels.deactivate
+        self.finish(json.dumps(await self.core(call, scope, name, self.actor)))
+
+
+class AdoptHandler(BaseHandler):
+    @tornado.web.authenticated
+    @authorized
+    async def post(self, scope: str, name: str):
+        env = await self.core(self.service.envs.adopt, scope, name, self.actor)
+        self.finish(json.dumps(env))
+
+
+class CopyHandler(BaseHandler):
+    @tornado.web.authenticated
+    @authorized
+    async def post(self, scope: str, name: str):
+        body = self.body()
+        unknown = set(body) - {"to", "name"}
+        if unknown:
+            self._error(
+                ValidationError(f"Unknown field {sorted(unknown)[0]!r}", field=sorted(unknown)[0])
+            )
+        if "to" not in body:
+            self._error(ValidationError("'to' is required: local or shared", field="to"))
+        env, build = await self.core(
+            self.service.sharing.copy, scope, name, body["to"], body.get("name"), self.actor
+        )
+        self.accepted(
+            {"environment": env, "build": build.public()}, env["scope"], env["name"], build
+        )
+
+
+class RevertHandler(BaseHandler):
+    @tornado.web.authenticated
+    @authorized
+    async def post(self, scope: str, name: str):
+        body = self.body()
+        if "version" not in body:
+            self._error(ValidationError("'version' is required", field="version"))
+        build = await self.core(
+            self.service.builds.revert, scope, name, body["version"], self.actor
+        )
+        self.accepted({"build": build.public()}, scope, name, build)
+
+
+class PackagesHandler(BaseHandler):
+    """Add or remove packages: a build of the edited spec, recorded only if it succeeds."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def post(self, scope: str, name: str, action: str):
+        body = self.body()
+        unknown = set(body) - {"packages", "pip"}
+        if unknown:
+            field = sorted(unknown)[0]
+            self._error(ValidationError(f"Unknown field {field!r}", field=field))
+        packages, pip = body.get("packages"), body.get("pip", False)
+        if not isinstance(packages, list) or not packages:
+            self._error(
+                ValidationError("'packages' must be a non-empty list of strings", field="packages")
+            )
+        if not isinstance(pip, bool):
+            self._error(ValidationError("'pip' must be true or false", field="pip"))
+        build = await self.core(
+            self.service.builds.install,
+            scope,
+            name,
+            packages,
+            pip=pip,
+            remove=action == "uninstall",
+            actor=self.actor,
+        )
+        self.accepted({"build": build.public()}, scope, name, build)
+
+
+class ExportHandler(BaseHandler):
+    @tornado.web.authenticated
+    @authorized
+    async def get(self, scope: str, name: str):
+        fmt = self.get_query_argument("format", "environment.yml")
+        text, content_type, filename = await self.core(self.service.envs.export, scope, name, fmt)
+        self.set_header("Content-Disposition", f'attachment; filename="{filename}"')
+        self.finish(text, set_content_type=f"{content_type}; charset=utf-8")
+
+
+_ENV = r"/environments/(?P<scope>[^/]+)/(?P<name>[^/]+)"
+_BUILD = _ENV + r"/builds/(?P<version>[^/]+)"
+ROUTES = [
+    (r"/info", InfoHandler),
+    (r"/environments", EnvironmentsHandler),
+    (r"/environments/import", ImportHandler),
+    (_ENV, EnvironmentHandler),
+    (_ENV + r"/builds", BuildsHandler),
+    (_BUILD, BuildHandler),
+    (_BUILD + r"/cancel", CancelHandler),
+    (_BUILD + r"/log", LogHandler),
+    (_ENV + r"/(?P<action>activate|deactivate)", KernelHandler),
+    (_ENV + r"/adopt", AdoptHandler),
+    (_ENV + r"/(?P<action>install|uninstall)", PackagesHandler),
+    (_ENV + r"/copy", CopyHandler),
+    (_ENV + r"/revert", RevertHandler),
+    (_ENV + r"/export", ExportHandler),
+]

@@ -1,0 +1,62 @@
+"""The layout's rules: the core imports no web framework or IPython; every route is guarded."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).parents[1] / "jupyter_env_manager"
+FORBIDDEN_IN_CORE = ("tornado", "jupyter_server", "IPython", "ipykernel", "ipywidgets")
+
+
+def imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), str(path))
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+        elif isinstance(node, ast.ImportFrom) and node.level >= 2:
+            # ``from ..server import x`` inside core/ reaches a door
+            found.add("jupyter_env_manager." + (node.module or ""))
+    return found
+
+
+@pytest.mark.parametrize("path", sorted((PACKAGE / "core").glob("*.py")), ids=lambda p: p.name)
+def test_core_imports_no_web_framework_ipython_or_door(path):
+    for module in imported_modules(path):
+        top = module.split(".")[0]
+        assert top not in FORBIDDEN_IN_CORE, f"{path.name} imports {module}"
+        assert not module.startswith(("jupyter_env_manager.server", "jupyter_env_manager.cli")), (
+            f"{path.name} imports the door {module}"
+        )
+
+
+def test_the_rule_catches_a_web_import(tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text("import os\nfrom tornado import web\nfrom ..server import app\n")
+    assert {"tornado", "jupyter_env_manager.server"} <= imported_modules(bad)
+
+
+def test_every_route_is_authenticated_and_authorized():
+    """As jupyterlab's extension template checks: each HTTP verb of each handler is wrapped by
+    ``tornado.web.authenticated`` and ``jupyter_server.auth.authorized``."""
+    from jupyter_env_manager.server.handlers import ROUTES, BaseHandler
+
+    assert BaseHandler.auth_resource == "env_manager"
+    checked = 0
+    for _pattern, handler in ROUTES:
+        for verb in ("get", "post", "put", "patch", "delete"):
+            method = handler.__dict__.get(verb)
+            if method is None:
+                continue
+            source = inspect.getsource(method)
+            decorators = [line.strip() for line in source.splitlines() if line.strip()[:1] == "@"]
+            assert "@tornado.web.authenticated" in decorators, f"{handler.__name__}.{verb}"
+            assert "@authorized" in decorators, f"{handler.__name__}.{verb}"
+            checked += 1
+    assert checked >= len(ROUTES)
