@@ -34,6 +34,10 @@ interface IShape {
    */
   values?: IShape;
   /**
+   * The fields a schema requires.
+   */
+  required?: string[];
+  /**
    * Where it comes from, for messages.
    */
   origin: string;
@@ -281,7 +285,12 @@ function apiShape(raw: Schema, origin: string): IShape {
         origin
       };
     case 'object': {
-      const shape: IShape = { kind: 'object', nullable, origin };
+      const shape: IShape = {
+        kind: 'object',
+        nullable,
+        origin,
+        required: schema.required
+      };
       if (schema.properties) {
         shape.fields = new Map(
           Object.entries(schema.properties as Record<string, Schema>).map(
@@ -385,9 +394,17 @@ function compareObjects(
       }
     }
   } else if (ts.fields && api.values) {
-    // A map in the schema: every field of the type is one of its values.
+    // A map in the schema: every field of the type is one of its values, and
+    // the fields are those it requires.
     for (const [field, shape] of ts.fields) {
       compare(shape, api.values, `${name}.${field}`, problems);
+    }
+    const a = [...ts.fields.keys()].sort().join(', ');
+    const b = [...(api.required ?? [])].sort().join(', ');
+    if (a !== b) {
+      problems.push(
+        `${name}: keys ${a} in tokens.ts, required ${b} in openapi.yaml`
+      );
     }
   } else if (ts.fields && !api.fields) {
     problems.push(
@@ -442,6 +459,16 @@ describe('tokens.ts against docs/openapi.yaml', () => {
     expect(
       problemsOf('EnvActions', env.properties.actions, 'Env.actions')
     ).toEqual([]);
+  });
+
+  it('fails when an action is missing on either side', () => {
+    const actions = tsNamed('EnvActions');
+    const fewer: IShape = { ...actions, fields: new Map(actions.fields) };
+    fewer.fields!.delete('export');
+    const env = resolve(jsonBody(envView, '200'));
+    expect(problemsOf(fewer, env.properties.actions, 'Env.actions')).toEqual([
+      'Env.actions: keys activate, adopt, build, cancel, copy_local, copy_shared, deactivate, delete, edit, revert in tokens.ts, required activate, adopt, build, cancel, copy_local, copy_shared, deactivate, delete, edit, export, revert in openapi.yaml'
+    ]);
   });
 
   it('fails on drift (the comparison itself)', () => {
