@@ -137,20 +137,14 @@ export class EnvPanel extends SidePanel {
       section.toolbar.addItem('read-only', readOnly);
       this._readOnly = readOnly;
     }
-    const body = ReactWidget.create(
-      <UseSignal signal={model.changed}>
-        {() => (
-          <StoreBody
-            model={model}
-            commands={commands}
-            trans={trans}
-            scope={scope}
-            expanded={this._expanded}
-            selection={this._selection}
-          />
-        )}
-      </UseSignal>
-    );
+    const body = new StoreWidget(model, () => ({
+      model,
+      commands,
+      trans,
+      scope,
+      expanded: this._expanded,
+      selection: this._selection
+    }));
     body.addClass('jp-EnvManager-StoreBody');
     section.addWidget(body);
     this._stores.set(scope, section);
@@ -241,9 +235,30 @@ export class EnvPanel extends SidePanel {
   private _expanded = new ExpandedRows();
   private _selection = 0;
   private _stores = new Map<Scope, PanelWithToolbar>();
-  private _bodies = new Map<Scope, ReactWidget>();
+  private _bodies = new Map<Scope, StoreWidget>();
   private _ranks = new WeakMap<Widget, number>();
   private _readOnly: Widget | null = null;
+}
+
+/**
+ * The rows of one store. Each render makes a new element, so that `update()`
+ * re-renders them (rows expanded or selected) as the model's changes do.
+ */
+class StoreWidget extends ReactWidget {
+  constructor(
+    private _model: EnvManagerModel,
+    private _props: () => React.ComponentProps<typeof StoreBody>
+  ) {
+    super();
+  }
+
+  protected render(): JSX.Element {
+    return (
+      <UseSignal signal={this._model.changed}>
+        {() => <StoreBody {...this._props()} />}
+      </UseSignal>
+    );
+  }
 }
 
 export namespace EnvPanel {

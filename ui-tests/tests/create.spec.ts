@@ -1,5 +1,6 @@
 import { expect, test } from '@jupyterlab/galata';
 import type { Page } from '@playwright/test';
+import { filterBox } from './helpers';
 
 const PANEL = 'jupyter-env-manager-panel';
 
@@ -83,7 +84,7 @@ test.describe('New environment dialog', () => {
     );
 
     // The filter box narrows the list.
-    const filter = page.locator(`#${PANEL} .jp-EnvManager-Filter`);
+    const filter = filterBox(page);
     await filter.fill('no-such-env');
     await expect(row).toHaveCount(0);
     await filter.fill('ui-sav');

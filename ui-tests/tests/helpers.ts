@@ -68,3 +68,19 @@ export async function expand(envRow: Locator): Promise<void> {
   }
   await expect(summary).toHaveAttribute('aria-expanded', 'true');
 }
+
+/**
+ * The title bar of a store's section (its label, count and marks).
+ */
+export function sectionTitle(page: Page, scope: string): Locator {
+  return page.locator(
+    `#${PANEL} .jp-AccordionPanel-title[aria-controls="jp-EnvManager-section-${scope}"]`
+  );
+}
+
+/**
+ * The text box of the panel's filter.
+ */
+export function filterBox(page: Page): Locator {
+  return page.locator(`#${PANEL} .jp-EnvManager-Filter input`);
+}
