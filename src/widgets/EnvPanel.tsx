@@ -1,13 +1,14 @@
 import type { TranslationBundle } from '@jupyterlab/translation';
 import {
   addIcon,
+  CommandToolbarButton,
   FilterBox,
   fileUploadIcon,
+  LabIcon,
   PanelWithToolbar,
   ReactWidget,
   refreshIcon,
   SidePanel,
-  ToolbarButton,
   UseSignal
 } from '@jupyterlab/ui-components';
 import type { CommandRegistry } from '@lumino/commands';
@@ -54,37 +55,23 @@ export class EnvPanel extends SidePanel {
 
     this.toolbar.addClass('jp-EnvManager-Toolbar');
     this.toolbar.addItem('filter', this._filterBox());
-    const buttons: [string, ToolbarButton, boolean][] = [
-      [
-        'create',
-        new ToolbarButton({
-          icon: addIcon,
-          tooltip: trans.__('New environment'),
-          onClick: () => void commands.execute(CommandIDs.create)
-        }),
-        true
-      ],
+    // Command buttons: enabled while the command is (connected), icon only,
+    // their caption as tooltip and accessible name.
+    const buttons: [string, string, LabIcon, string][] = [
+      ['create', CommandIDs.create, addIcon, trans.__('New environment')],
       [
         'import',
-        new ToolbarButton({
-          icon: fileUploadIcon,
-          tooltip: trans.__('Import environment.yml'),
-          onClick: () => void commands.execute(CommandIDs.importEnv)
-        }),
-        true
+        CommandIDs.importEnv,
+        fileUploadIcon,
+        trans.__('Import environment.yml')
       ],
-      [
-        'refresh',
-        new ToolbarButton({
-          icon: refreshIcon,
-          tooltip: trans.__('Refresh'),
-          onClick: () => void model.refresh()
-        }),
-        false
-      ]
+      ['refresh', CommandIDs.refresh, refreshIcon, trans.__('Refresh')]
     ];
-    for (const [name, button] of buttons) {
-      this.toolbar.addItem(name, button);
+    for (const [name, id, icon, caption] of buttons) {
+      this.toolbar.addItem(
+        name,
+        new CommandToolbarButton({ commands, id, icon, label: '', caption })
+      );
     }
 
     for (const scope of SCOPES) {
@@ -93,9 +80,6 @@ export class EnvPanel extends SidePanel {
 
     const sync = () => {
       const ready = model.connection === 'ready';
-      for (const [, button, needsReady] of buttons) {
-        button.enabled = !needsReady || ready;
-      }
       for (const section of this._stores.values()) {
         section.setHidden(!ready);
       }
