@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install the test dependencies and run every test suite: pytest, jest and Galata.
+# Install the test dependencies and run every check and test suite: ruff, mypy, eslint,
+# prettier, stylelint, pytest, jest and Galata.
 # Usage (from a fresh clone): bash tests/run_all.sh        Exit status: non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,11 +28,17 @@ fi
 python -m pip install -q -e ".[test]"
 jupyter labextension develop . --overwrite >/dev/null
 
+echo "== lint: ruff, mypy, eslint/prettier/stylelint"
+ruff check .
+ruff format --check .
+mypy
+jlpm install --immutable >/dev/null
+jlpm lint:check
+
 echo "== pytest"
 python -m pytest -q -p no:cacheprovider
 
 echo "== jest"
-jlpm install --immutable >/dev/null
 jlpm test
 
 echo "== galata"

@@ -367,6 +367,7 @@ def test_a_team_shares_one_store(team):
     env = json.loads(as_user(team, ALICE, *show).stdout)
     assert env["version"] == 2 and env["status"] == "ready"
     assert [v["user"] for v in env["versions"]] == [ALICE, BOB]
+    assert env["actions"]["build"] == {"allowed": True, "reason": None}
 
     # Carol, not in the team, may use it but not change it: one clear line, nothing created.
     assert json.loads(as_user(team, CAROL, *show).stdout)["version"] == 2
@@ -395,6 +396,11 @@ def test_a_team_shares_one_store(team):
         assert (status, [e["name"] for e in body["environments"]]) == (200, ["demo"])
         status, body = call("POST", "env-manager/environments/shared/demo/builds", {})
         assert (status, body["message"]) == (403, refused_build)
+        # The panel is told the same before she tries: the action is off, with that reason.
+        actions = call("GET", "env-manager/environments/shared/demo")[1]["actions"]
+        assert actions["build"] == {"allowed": False, "reason": refused_build}
+        assert actions["delete"] == actions["build"]
+        assert actions["copy_local"] == {"allowed": True, "reason": None}
         status, body = call("POST", "env-manager/environments", {"scope": "shared", "name": "x"})
         assert (status, body["message"]) == (
             403,

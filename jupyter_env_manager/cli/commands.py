@@ -146,6 +146,21 @@ def build_parser(prog: str = PROG) -> Parser:
     p = add("delete", [named], "delete an environment, its versions and its kernel")
     p.add_argument("--yes", action="store_true", help="confirm the deletion")
 
+    p = add("packages", [named], "list the packages of a version (default: the one in use)")
+    p.add_argument("--version", metavar="N", help="a version that built successfully")
+
+    p = add("diff", [named], "what changed between two versions, or against another environment")
+    p.add_argument("version_from", metavar="A", help="the version to compare from")
+    p.add_argument("version_to", metavar="B", nargs="?", help="the version to compare to "
+                   "(default: the one in use)")  # fmt: skip
+    p.add_argument(
+        "--other", metavar="SCOPE/NAME", help="compare with this environment's version B instead"
+    )
+
+    p = add("search", [scoped], "find packages by the start of their name in the channels")
+    p.add_argument("query", metavar="PREFIX", help="the start of a package name")
+    p.add_argument("--env", metavar="NAME", help="search the channels of this environment")
+
     add("adopt", [named], "manage an environment made by conda or mamba")
     add("sync-kernels", [common], "re-create missing kernelspecs, remove orphaned ones")
     add("info", [common], "show the configuration: stores, channels, versions")
@@ -394,6 +409,32 @@ def cmd_delete(service, args, progress) -> Result:
     )
 
 
+def cmd_packages(service, args, progress) -> Result:
+    return Result("packages", service.packages.installed(_scope(args), args.name, args.version))
+
+
+def cmd_diff(service, args, progress) -> Result:
+    from ..core.spec import validate_base
+    from .render import diff_summary
+
+    other = None
+    if args.other:
+        scope, _, name = str(validate_base(args.other)).rpartition("/")
+        other = (scope or _scope(args), name)
+    data = service.packages.diff(
+        _scope(args), args.name, args.version_from, args.version_to, other=other
+    )
+    return Result("diff", data, diff_summary(data))
+
+
+def cmd_search(service, args, progress) -> Result:
+    env = (_scope(args), args.env) if args.env else (None, None)
+    data = service.packages.search(args.query, *env)
+    return Result(
+        "search", data, "" if data["packages"] else f"No package starts with {args.query!r}."
+    )
+
+
 def cmd_adopt(service, args, progress) -> Result:
     env = service.envs.adopt(_scope(args), args.name)
     message = (
@@ -428,6 +469,9 @@ COMMANDS = {
     "log": cmd_log,
     "export": cmd_export,
     "delete": cmd_delete,
+    "packages": cmd_packages,
+    "diff": cmd_diff,
+    "search": cmd_search,
     "adopt": cmd_adopt,
     "sync-kernels": cmd_sync_kernels,
     "info": cmd_info,

@@ -153,7 +153,7 @@ class Delegated:
             interrupted = False
             while True:
                 try:
-                    for line in proc.stdout:
+                    for line in proc.stdout or ():
                         handle(line)
                     break
                 except KeyboardInterrupt:  # first Ctrl-C cancels the build, the second kills

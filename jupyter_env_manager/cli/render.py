@@ -119,9 +119,80 @@ def tables(result: Result) -> list[Table]:
         return _env_tables(data)
     if result.kind == "builds":
         return [_builds_table(data["builds"], data.get("active_version"))]
+    if result.kind == "packages":
+        headers = ["name", "version", "build", "channel", "kind", "size", "requested"]
+        rows = [
+            [
+                p["name"],
+                p["version"],
+                p["build"] or "-",
+                p["channel"] or "-",
+                p["kind"],
+                _size(p["size"]),
+                "yes" if p["requested"] else "",
+            ]
+            for p in data["packages"]
+        ]
+        title = f"{data['scope']}/{data['name']} v{data['version']}: {len(rows)} packages"
+        return [Table(rows, headers, title=title)]
+    if result.kind == "diff":
+        return [_diff_table(data)]
+    if result.kind == "search":
+        headers = ["name", "latest", "versions", "channels"]
+        rows = [
+            [
+                p["name"],
+                p["latest"],
+                _join(p["versions"][:8]) + (" …" if len(p["versions"]) > 8 else ""),
+                _join(p["channels"]),
+            ]
+            for p in data["packages"]
+        ]
+        return (
+            [Table(rows, headers, title=f"packages starting with {data['query']!r}")]
+            if rows
+            else []
+        )
     if result.kind == "info":
         return [Table([[k, v if isinstance(v, str) else json.dumps(v)] for k, v in data.items()])]
     return []
+
+
+def _size(size: int | None) -> str:
+    if size is None:
+        return "-"
+    value = float(size)
+    for unit in ("B", "kB", "MB"):
+        if value < 1000:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} GB"
+
+
+def diff_summary(data: dict[str, Any]) -> str:
+    """``3 added, 1 upgraded`` (or ``no changes``)."""
+    parts = [
+        f"{len(data[what])} {what}"
+        for what in ("added", "removed", "upgraded", "downgraded", "rebuilt")
+        if data[what]
+    ]
+    return ", ".join(parts) or "no changes"
+
+
+def _diff_table(data: dict[str, Any]) -> Table:
+    a, b = data["from"], data["to"]
+    same = (a["scope"], a["name"]) == (b["scope"], b["name"])
+    title = (
+        f"{a['scope']}/{a['name']} v{a['version']} → v{b['version']}"
+        if same
+        else f"{a['scope']}/{a['name']} v{a['version']} → {b['scope']}/{b['name']} v{b['version']}"
+    )
+    rows = []
+    for what, sign in (("added", "+"), ("removed", "-")):
+        rows += [[sign, p["name"], p["kind"], p["version"]] for p in data[what]]
+    for what in ("upgraded", "downgraded", "rebuilt"):
+        rows += [[what[0], p["name"], p["kind"], f"{p['from']} → {p['to']}"] for p in data[what]]
+    return Table(rows, ["", "name", "kind", "version"], title=f"{title}: {diff_summary(data)}")
 
 
 def _env_tables(env: dict[str, Any]) -> list[Table]:

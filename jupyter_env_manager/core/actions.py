@@ -2,9 +2,10 @@
 
 Each environment view carries ``actions``: ``{action: {"allowed": bool, "reason": str | None}}``.
 The panel enables its buttons from these flags and shows the reason as the tooltip; the CLI and
-the magics meet the same policy as the core's errors. The inputs are the view (managed, status,
-version, kernel), the user's permission on the environment's store and on the shared store
-(``write``, ``read`` or ``none``, from the file permissions: see :mod:`.access`).
+the magics meet the same policy as the core's errors: a store the user may not change gives the
+same sentence here as in the 403 (:meth:`.store.Store.write_denial`). The inputs are the view
+(managed, status, version, kernel) and why the user may not change the environment's store, or
+make an environment in the shared store (None: they may).
 """
 
 from __future__ import annotations
@@ -25,22 +26,28 @@ ACTIONS = (
     "export",
 )
 
-READ_ONLY = "The {scope} store is read-only for you: ask its owner for write access"
 NOT_MANAGED = "Not managed by the environment manager: adopt it first"
 BUSY = "Wait for the running build to finish"
 NOT_BUILT = "Build it first: it has no working version yet"
 
 
+NO_SHARED = "No shared store is configured on the server"
+
+
 def env_actions(
-    view: dict[str, Any], permission: str, shared_permission: str | None
+    view: dict[str, Any], denial: str | None, shared_denial: str | None
 ) -> dict[str, dict[str, Any]]:
-    """The allowed actions of one environment view, each with the reason when not allowed."""
+    """The allowed actions of one environment view, each with the reason when not allowed.
+
+    ``denial``: why the user may not change the environment's store (None: they may);
+    ``shared_denial``: why they may not copy into the shared store (None: they may).
+    """
     managed = view.get("managed", True)
     building = view.get("status") == "building"
     built = view.get("version") is not None
-    writable = permission == "write"
+    writable = denial is None
     kernel = view.get("kernel") or {}
-    read_only = READ_ONLY.format(scope=view.get("scope", "local"))
+    read_only = denial or ""
 
     def first(*checks: tuple[bool, str]) -> str | None:
         for failed, reason in checks:
@@ -51,12 +58,7 @@ def env_actions(
     def change(*more: tuple[bool, str]) -> str | None:
         return first((not managed, NOT_MANAGED), (not writable, read_only), (building, BUSY), *more)
 
-    if shared_permission is None:
-        to_shared = "No shared store is configured on the server"
-    elif shared_permission != "write":
-        to_shared = READ_ONLY.format(scope="shared")
-    else:
-        to_shared = None
+    to_shared = shared_denial
     reasons: dict[str, str | None] = {
         "build": change(),
         "edit": change(),

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from .engine import BuildJob
 from .environments import split_base
-from .errors import Conflict, ValidationError
+from .errors import Conflict, NotFound, ValidationError
 from .spec import EnvSpec, validate_fields, with_packages, without_packages
 from .store import LIVE, Build, Store, host_owner, now, read_json
 
@@ -179,7 +179,7 @@ class Builds:
         for v in store.versions(name):
             try:
                 b = store.read_build(name, v)
-            except Exception:  # a version claimed a moment ago, not yet written
+            except NotFound:  # a version claimed a moment ago, not yet written
                 continue
             builds.append(store.reap(name, b) if b.status in LIVE else b)
         return builds

@@ -161,6 +161,7 @@ def conda_lock_entries(records: list[Any]) -> list[dict[str, Any]]:
             "url": str(r.url),
             "sha256": _hex(r.sha256),
             "md5": _hex(r.md5),
+            "size": r.size,
         }
         for r in records
     ]
@@ -335,7 +336,7 @@ class Builder:
         else:
             self.log.write("spec recorded: " + ", ".join(self.spec.conda + self.spec.pip))
 
-    async def solve(self) -> list[Any]:
+    async def solve(self) -> tuple[list[Any], list[str]]:
         from rattler import Gateway, Platform, solve
 
         job = self.job
@@ -382,7 +383,7 @@ class Builder:
                 cache_dir=Path(self.job.pkgs_dir),
                 installed_packages=[],
                 show_progress=False,
-                reporter=reporter,
+                reporter=reporter,  # type: ignore[arg-type]  # the protocol, via __getattr__
                 alternative_target_prefix=self.final,
                 requested_specs=requested_match_specs(requested),
             )
@@ -485,6 +486,7 @@ class Builder:
         assert proc.stdout is not None
 
         async def pump() -> None:
+            assert proc.stdout is not None
             async for raw in proc.stdout:
                 line = raw.decode(errors="replace").rstrip()
                 self.log.write(line)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from .actions import env_actions
+from .actions import NO_SHARED, env_actions
 from .engine import read_lock, register_conda_env, unregister_conda_env, write_locks
 from .errors import Conflict, NotFound, ValidationError
 from .spec import (
@@ -17,7 +17,7 @@ from .spec import (
     validate_fields,
     validate_name,
 )
-from .store import LIVE, Build, EnvRecord, Store, now
+from .store import LIVE, Build, EnvRecord, now
 
 if TYPE_CHECKING:
     from .service import EnvService
@@ -39,18 +39,19 @@ class Environments:
         svc = self.svc
         installed = svc.kernels.installed()
         out = []
+        shared_denial = self._shared_denial()
         for store in svc.stores(scope):
-            permission = store.permission()
+            denial = store.write_denial()  # per store: its environments share its modes
             managed = store.managed_names()
             for name in managed:
                 try:
                     view = svc.views.view(store, name, installed)
                 except NotFound:
                     continue  # deleted while we listed
-                out.append(self._with_actions(store, view, permission))
+                out.append(self._with_actions(view, denial, shared_denial))
             for name in store.unmanaged_names(set(managed)):
                 view = svc.views.unmanaged(store, name, installed)
-                out.append(self._with_actions(store, view, permission))
+                out.append(self._with_actions(view, denial, shared_denial))
         return out
 
     def get(self, scope: str, name: str, versions: bool = True) -> dict[str, Any]:
@@ -59,25 +60,27 @@ class Environments:
         validate_name(name)
         if not store.exists(name):
             if name in store.unmanaged_names():
-                view = self._with_actions(store, svc.views.unmanaged(store, name))
+                view = svc.views.unmanaged(store, name)
+                view = self._with_actions(view, store.write_denial(), self._shared_denial())
                 if versions:
                     view["versions"] = []
                 return view
             raise NotFound(f"No environment {name!r} in the {scope} store")
-        view = self._with_actions(store, svc.views.view(store, name))
+        view = svc.views.view(store, name)
+        view = self._with_actions(view, store.write_denial(name), self._shared_denial())
         if versions:
             view["versions"] = [b.public() for b in svc.builds.history(store, name)]
         return view
 
-    def _with_actions(
-        self, store: Store, view: dict[str, Any], permission: str | None = None
-    ) -> dict[str, Any]:
+    def _shared_denial(self) -> str | None:
         shared = self.svc.shared
-        view["actions"] = env_actions(
-            view,
-            permission or store.permission(),
-            None if shared is None else shared.permission(),
-        )
+        return NO_SHARED if shared is None else shared.write_denial()
+
+    @staticmethod
+    def _with_actions(
+        view: dict[str, Any], denial: str | None, shared_denial: str | None
+    ) -> dict[str, Any]:
+        view["actions"] = env_actions(view, denial, shared_denial)
         return view
 
     # -- create / import / edit / delete -----------------------------------------------------

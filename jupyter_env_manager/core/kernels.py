@@ -272,7 +272,9 @@ class Kernels:
             for name in store.unmanaged_names(set(managed)):
                 if self.wanted(store.scope, name, False, intents):
                     want[kernel_name(store.scope, name)] = (store, name, None, name)
-        created, updated, removed = [], [], []
+        created: list[str] = []
+        updated: list[str] = []
+        removed: list[str] = []
         for kname, (store, name, version, display) in want.items():
             prefix = store.prefix(name)
             if kname in present and is_current(store.scope, name, prefix, display, version):

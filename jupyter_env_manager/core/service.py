@@ -6,6 +6,7 @@ callback, the runner that runs builds) and one object per purpose:
 - ``service.envs`` (:mod:`.environments`): list, show, create, import, edit, delete, adopt, export;
 - ``service.builds`` (:mod:`.builds`): build, revert, install/uninstall, versions, logs, ends;
 - ``service.sharing`` (:mod:`.sharing`): copies between stores;
+- ``service.packages`` (:mod:`.packages`): a version's packages, diffs, search;
 - ``service.kernels`` (:class:`.kernels.Kernels`): activate, deactivate, re-sync kernelspecs.
 
 Methods are synchronous and quick (metadata reads and writes); the server calls them off its
@@ -26,6 +27,7 @@ from .builds import Builds
 from .environments import Environments
 from .errors import NotFound, ValidationError
 from .kernels import Kernels
+from .packages import Packages
 from .sharing import Sharing
 from .spec import validate_name, validate_scope
 from .store import Build, Store, current_user
@@ -69,6 +71,7 @@ class EnvService:
         self.builds = Builds(self)
         self.sharing = Sharing(self)
         self.kernels = Kernels(self)
+        self.packages = Packages(self)
 
     # -- stores ------------------------------------------------------------------------------
 

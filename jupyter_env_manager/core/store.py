@@ -224,18 +224,25 @@ class Store:
         Without a name: making a new environment in the store. With one: changing that
         environment (build, revert, edit, delete).
         """
+        denial = self.write_denial(name)
+        if denial is not None:
+            raise Forbidden(denial, item=name)
+
+    def write_denial(self, name: str | None = None) -> str | None:
+        """Why this user may not make (or, with a name, change) an environment here; None if
+        they may. The same sentence is a 403's message and a disabled action's reason."""
         dirs = [self.env_dir(name), self.env_dir(name) / "builds"] if name else []
         envs = self.meta / "envs"
         dirs.append(envs if os.path.exists(envs) else self.root)
         for d in dirs:
             if os.path.exists(d) and not os.access(d, os.W_OK | os.X_OK):
                 what = f"environment {name!r} in the" if name else "the"
-                raise Forbidden(
+                return (
                     f"You ({current_user()}) may not change {what} {self.scope} store: "
                     f"{d} is not writable for you (ask the store's owner: its root's group "
-                    "needs write permission, e.g. chmod 2775)",
-                    item=name,
+                    "needs write permission, e.g. chmod 2775)"
                 )
+        return None
 
     # -- paths -------------------------------------------------------------------------------
 

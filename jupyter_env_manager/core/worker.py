@@ -66,6 +66,7 @@ def run(build_dir: Path) -> int:
 
     async def main() -> None:
         task = asyncio.current_task()
+        assert task is not None
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, task.cancel)

@@ -26,7 +26,7 @@ class EnvManagerExtension(ExtensionApp):
         assert server is not None
         settings = EnvManager(config=server.config, parent=server)
         settings.log = server.log
-        loop = server.io_loop.asyncio_loop
+        loop = server.io_loop.asyncio_loop  # type: ignore[attr-defined]  # AsyncIOLoop
         bridge = EventBridge(getattr(server, "event_logger", None), server.log, loop)
         self.service = EnvService(settings, log=server.log, emit=bridge)
         self.queue = BuildQueue(
@@ -56,7 +56,7 @@ class EnvManagerExtension(ExtensionApp):
             self.watcher.start()
 
     def _recover_and_sync(self) -> None:
-        log = self.serverapp.log
+        log = self.service.log
         try:
             interrupted = self.service.recover()
             if interrupted:

@@ -22,6 +22,7 @@ from ..core.builds import parse_version
 from ..core.errors import EnvManagerError, ValidationError
 from ..core.runner import BuildQueue
 from ..core.service import EnvService
+from ..core.spec import validate_base
 from ..core.store import Build
 
 NAMESPACE = "env-manager"
@@ -251,7 +252,7 @@ class RevertHandler(BaseHandler):
         self.accepted({"build": build.public()}, scope, name, build)
 
 
-class PackagesHandler(BaseHandler):
+class InstallHandler(BaseHandler):
     """Add or remove packages: a build of the edited spec, recorded only if it succeeds."""
 
     @tornado.web.authenticated
@@ -281,6 +282,58 @@ class PackagesHandler(BaseHandler):
         self.accepted({"build": build.public()}, scope, name, build)
 
 
+class PackagesHandler(BaseHandler):
+    """The packages of a version, from its lock."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def get(self, scope: str, name: str):
+        version = self.get_query_argument("version", None)
+        self.finish(
+            json.dumps(await self.core(self.service.packages.installed, scope, name, version))
+        )
+
+
+class DiffHandler(BaseHandler):
+    """What changed between two versions (``other=SCOPE/NAME``: of another environment)."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def get(self, scope: str, name: str):
+        version_from = self.get_query_argument("from", None)
+        if version_from is None:
+            self._error(ValidationError("'from' is required: a version number", field="from"))
+        version_to = self.get_query_argument("to", None)
+        other_arg = self.get_query_argument("other", None)
+        other = None
+        if other_arg:
+            try:
+                validate_base(other_arg)
+            except ValidationError as err:
+                err.field = "other"
+                self._error(err)
+            other_scope, _, other_name = other_arg.rpartition("/")
+            other = (other_scope or scope, other_name)
+        data = await self.core(
+            self.service.packages.diff, scope, name, version_from, version_to, other=other
+        )
+        self.finish(json.dumps(data))
+
+
+class SearchHandler(BaseHandler):
+    """Packages whose names start with ``q`` in the channels (of environment scope/name)."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def get(self):
+        query = self.get_query_argument("q", "")
+        scope = self.get_query_argument("scope", None) or None
+        name = self.get_query_argument("name", None) or None
+        if (scope is None) != (name is None):
+            self._error(ValidationError("Give both 'scope' and 'name', or neither", field="name"))
+        self.finish(json.dumps(await self.core(self.service.packages.search, query, scope, name)))
+
+
 class ExportHandler(BaseHandler):
     @tornado.web.authenticated
     @authorized
@@ -297,6 +350,7 @@ ROUTES = [
     (r"/info", InfoHandler),
     (r"/environments", EnvironmentsHandler),
     (r"/environments/import", ImportHandler),
+    (r"/packages/search", SearchHandler),
     (_ENV, EnvironmentHandler),
     (_ENV + r"/builds", BuildsHandler),
     (_BUILD, BuildHandler),
@@ -304,7 +358,9 @@ ROUTES = [
     (_BUILD + r"/log", LogHandler),
     (_ENV + r"/(?P<action>activate|deactivate)", KernelHandler),
     (_ENV + r"/adopt", AdoptHandler),
-    (_ENV + r"/(?P<action>install|uninstall)", PackagesHandler),
+    (_ENV + r"/(?P<action>install|uninstall)", InstallHandler),
+    (_ENV + r"/packages", PackagesHandler),
+    (_ENV + r"/diff", DiffHandler),
     (_ENV + r"/copy", CopyHandler),
     (_ENV + r"/revert", RevertHandler),
     (_ENV + r"/export", ExportHandler),

@@ -153,6 +153,7 @@ def _paths_entry(entry: _Entry) -> dict:
         size = len(entry.data)
         has_placeholder = PREFIX_PLACEHOLDER.encode() in entry.data
     else:
+        assert entry.source is not None
         with entry.source.open("rb") as f:
             while chunk := f.read(1 << 20):
                 digest.update(chunk)
@@ -218,6 +219,7 @@ def _add_to_tar(tar: tarfile.TarFile, entry: _Entry) -> None:
         info.size = len(entry.data)
         tar.addfile(info, io.BytesIO(entry.data))
     else:
+        assert entry.source is not None
         info.size = entry.source.stat().st_size
         with entry.source.open("rb") as f:
             tar.addfile(info, f)
@@ -279,7 +281,7 @@ def _write_conda(
         )
         for member, member_entries in members:
             with archive.open(member, "w", force_zip64=True) as raw:
-                zst = _RawZstdWriter(raw)
+                zst = _RawZstdWriter(raw)  # type: ignore[arg-type]  # a ZipExtFile is binary
                 with tarfile.open(fileobj=zst, mode="w|", format=tarfile.PAX_FORMAT) as tar:
                     for entry in member_entries:
                         _add_to_tar(tar, entry)
@@ -447,7 +449,7 @@ def distribution_closure(roots: Iterable[str]) -> list[metadata.Distribution]:
         for text in dist.requires or []:
             requirement = Requirement(text)
             if requirement.marker is not None and not any(
-                requirement.marker.evaluate({**environment, "extra": extra})
+                requirement.marker.evaluate({**environment, "extra": extra})  # type: ignore[dict-item]
                 for extra in (sorted(extras) or [""])
             ):
                 continue
@@ -473,7 +475,7 @@ def collect_host_package(
     entry_points: list[str] = []
     data_root = Path(sys.prefix).resolve()
     for dist in distribution_closure(roots):
-        site = Path(os.path.normpath(dist.locate_file(""))).resolve()
+        site = Path(os.path.normpath(str(dist.locate_file("")))).resolve()
         entry_points += _console_scripts(dist)
         for record in dist.files or []:
             source = Path(os.path.normpath(site / record))

@@ -1,0 +1,51 @@
+"""The server extension's lifecycle: start-up work off the event loop, a clean stop."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+
+from helpers import build
+
+from jupyter_env_manager.core import kernels
+
+
+def extension_of(serverapp):
+    return next(iter(serverapp.extension_manager.extension_apps["jupyter_env_manager"]))
+
+
+async def test_start_up_recovery_runs_while_the_server_answers(jp_fetch, jp_serverapp):
+    ext = extension_of(jp_serverapp)
+    service = ext.service
+    service.envs.create({"name": "demo", "conda": ["alpha"]})
+    assert build(service, "local", "demo").status == "succeeded"
+    kernels.remove_kernelspec("local", "demo")  # lost with the last server: sync brings it back
+
+    release = threading.Event()
+    real_recover = service.recover
+
+    def slow_recover():
+        assert release.wait(60), "the test never released recovery"
+        return real_recover()
+
+    service.recover = slow_recover
+    await ext._start_jupyter_server_extension(jp_serverapp)
+    try:
+        # Recovery is blocked in its thread, and the server still answers.
+        for _ in range(3):
+            r = await jp_fetch("env-manager", "info")
+            assert r.code == 200 and json.loads(r.body)["user"]
+        assert not ext.startup.done()
+    finally:
+        release.set()
+    await asyncio.wait_for(ext.startup, 60)
+    assert "envmgr-demo" in kernels.installed()
+
+
+async def test_stop_extension_stops_the_watcher_and_the_queue(jp_serverapp):
+    ext = extension_of(jp_serverapp)
+    assert ext.watcher is not None and ext.watcher._task is not None
+    task = ext.watcher._task
+    await ext.stop_extension()
+    assert ext.watcher._task is None and task.done()

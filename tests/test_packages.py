@@ -1,0 +1,180 @@
+"""Packages of a version (from its lock), diffs between versions, search in the channels."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from helpers import build
+from tornado.httpclient import HTTPClientError
+
+from jupyter_env_manager.core.engine import read_lock
+from jupyter_env_manager.core.errors import NotFound, ValidationError
+from jupyter_env_manager.core.packages import ChannelUnavailable
+
+
+@pytest.fixture
+def two_versions(service):
+    """local/demo v1 (alpha 1.0, envmgr-hello 1.0) and v2 (alpha 2.0, beta, gamma, hello 2.0)."""
+    service.envs.create({"name": "demo", "conda": ["alpha=1.0"], "pip": ["envmgr-hello==1.0"]})
+    assert build(service, "local", "demo").status == "succeeded"
+    service.envs.update(
+        "local", "demo", {"conda": ["alpha=2.0", "gamma"], "pip": ["envmgr-hello==2.0"]}
+    )
+    assert build(service, "local", "demo").status == "succeeded"
+    return service
+
+
+def lock_of(service, version):
+    return read_lock(service.local.build_dir("demo", version))
+
+
+def test_packages_of_each_version_are_exactly_its_lock(two_versions):
+    service = two_versions
+    for version in (1, 2):
+        listed = service.packages.installed("local", "demo", version)
+        lock = lock_of(service, version)
+        assert listed["version"] == version
+        conda = [p for p in listed["packages"] if p["kind"] == "conda"]
+        pip = [p for p in listed["packages"] if p["kind"] == "pip"]
+        assert sorted((p["name"], p["version"], p["build"]) for p in conda) == sorted(
+            (e["name"], e["version"], e["build"]) for e in lock["conda"]
+        )
+        assert [(p["name"], p["version"]) for p in pip] == [
+            (d["name"], d["version"]) for d in lock["pip"]
+        ]
+        assert all(isinstance(p["size"], int) and p["size"] > 0 for p in conda)
+    v2 = {p["name"]: p for p in service.packages.installed("local", "demo")["packages"]}
+    # asked for (the spec, and python) apart from what came as dependencies
+    assert v2["alpha"]["requested"] and v2["gamma"]["requested"] and v2["python"]["requested"]
+    assert not v2["beta"]["requested"] and not v2["ipykernel"]["requested"]
+    assert v2["envmgr-hello"]["requested"] and v2["envmgr-hello"]["version"] == "2.0"
+
+
+def test_diff_between_versions_lists_exactly_what_changed(two_versions):
+    diff = two_versions.packages.diff("local", "demo", 1, 2)
+    assert diff["from"] == {"scope": "local", "name": "demo", "version": 1}
+    assert diff["to"] == {"scope": "local", "name": "demo", "version": 2}
+    assert diff["added"] == [
+        {"name": "beta", "kind": "conda", "version": "1.0"},
+        {"name": "gamma", "kind": "conda", "version": "1.0"},
+    ]
+    assert diff["upgraded"] == [
+        {"name": "alpha", "kind": "conda", "from": "1.0", "to": "2.0"},
+        {"name": "envmgr-hello", "kind": "pip", "from": "1.0", "to": "2.0"},
+    ]
+    assert diff["removed"] == diff["downgraded"] == diff["rebuilt"] == []
+    back = two_versions.packages.diff("local", "demo", 2, 1)
+    assert [p["name"] for p in back["removed"]] == ["beta", "gamma"]
+    assert [p["name"] for p in back["downgraded"]] == ["alpha", "envmgr-hello"]
+    same = two_versions.packages.diff("local", "demo", 2)  # against the version in use
+    assert not any(same[k] for k in ("added", "removed", "upgraded", "downgraded", "rebuilt"))
+
+
+def test_diff_against_another_environment(two_versions):
+    service = two_versions
+    _env, copy = service.sharing.copy("local", "demo", "shared", "team")
+    from jupyter_env_manager.core.runner import run_foreground
+
+    assert run_foreground(service, "shared", "team", copy).status == "succeeded"
+    diff = service.packages.diff("local", "demo", 1, other=("shared", "team"))
+    assert diff["to"] == {"scope": "shared", "name": "team", "version": 1}
+    assert [p["name"] for p in diff["upgraded"]] == ["alpha", "envmgr-hello"]
+
+
+def test_versions_without_a_lock_are_refused(service):
+    service.envs.create({"name": "never"})
+    with pytest.raises(ValidationError, match="has no built version yet"):
+        service.packages.installed("local", "never")
+    with pytest.raises(NotFound, match="has no version 3"):
+        service.packages.installed("local", "never", 3)
+    with pytest.raises(ValidationError, match="a version number is a positive integer"):
+        service.packages.installed("local", "never", "１")
+
+
+def test_search_finds_packages_by_prefix_with_their_versions(service, test_channel):
+    found = service.packages.search("alp")
+    assert found["channels"] == [test_channel]
+    assert [(p["name"], p["latest"], p["versions"]) for p in found["packages"]] == [
+        ("alpha", "2.0", ["2.0", "1.0"])
+    ]
+    # an exact name first, then shorter names before longer ones
+    assert [p["name"] for p in service.packages.search("b")["packages"]] == ["beta", "badmod"]
+    assert [p["name"] for p in service.packages.search("beta")["packages"]] == ["beta"]
+    assert service.packages.search("zzznothing")["packages"] == []
+    with pytest.raises(ValidationError, match="'q' must be the start of a package name"):
+        service.packages.search("-rf")
+
+
+def test_search_says_which_channel_it_could_not_read(service, tmp_path):
+    service.settings.channels = [(tmp_path / "no-channel-here").as_uri()]
+    with pytest.raises(ChannelUnavailable) as info:
+        service.packages.search("alpha")
+    assert info.value.status == 502
+    assert info.value.message.startswith(f"Could not read the channels {tmp_path.as_uri()}")
+
+
+async def test_packages_diff_and_search_over_rest(jp_fetch, jp_serverapp):
+    service = jp_serverapp.web_app.settings["env_manager"]
+    service.envs.create({"name": "web", "conda": ["alpha=1.0"]})
+    assert build(service, "local", "web").status == "succeeded"
+
+    async def get(*path, **params):
+        r = await jp_fetch("env-manager", *path, params=params)
+        return json.loads(r.body)
+
+    from openapi_schema_validator import OAS30Validator
+    from test_api import _openapi
+
+    doc = _openapi()
+
+    def check(name, instance):
+        OAS30Validator(
+            {**doc["components"]["schemas"][name], "components": doc["components"]}
+        ).validate(instance)
+
+    listed = await get("environments", "local", "web", "packages")
+    check("Packages", listed)
+    assert listed["version"] == 1 and "alpha" in [p["name"] for p in listed["packages"]]
+    diff = await get("environments", "local", "web", "diff", **{"from": "1"})
+    check("Diff", diff)
+    assert diff["added"] == [] and diff["to"]["version"] == 1
+    found = await get("packages", "search", q="gam")
+    check("Search", found)
+    assert [p["name"] for p in found["packages"]] == ["gamma"]
+    for path, params, field, message in [
+        (("environments", "local", "web", "diff"), {}, "from", "'from' is required"),
+        (("environments", "local", "web", "diff"), {"from": "1", "other": "x/y"}, "other",
+         "Invalid base environment 'x/y'"),
+        (("environments", "local", "web", "packages"), {"version": "²"}, "version",
+         "Invalid version"),
+        (("packages", "search"), {"q": "a b"}, "q", "'q' must be the start"),
+        (("packages", "search"), {"q": "a", "scope": "local"}, "name", "Give both"),
+    ]:  # fmt: skip
+        with pytest.raises(HTTPClientError) as info:
+            await jp_fetch("env-manager", *path, params=params)
+        body = json.loads(info.value.response.body)
+        assert (info.value.code, body["field"]) == (400, field), body
+        assert body["message"].startswith(message), body
+
+
+def test_cli_packages_diff_search(two_versions, config_file):
+    def envmgr(*args):
+        proc = subprocess.run(
+            [sys.executable, "-m", "jupyter_env_manager.cli", *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+
+    text = envmgr("packages", "demo", "--version", "1")
+    assert text.startswith("local/demo v1: ")
+    assert any(line.split()[:2] == ["alpha", "1.0"] for line in text.splitlines())
+    assert envmgr("diff", "demo", "1", "2").splitlines()[-1] == "2 added, 2 upgraded"
+    data = json.loads(envmgr("diff", "demo", "1", "--json"))
+    assert data == two_versions.packages.diff("local", "demo", 1)
+    assert "alpha" in envmgr("search", "al")
