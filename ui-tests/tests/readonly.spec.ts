@@ -13,8 +13,12 @@ import { action, API, expand, PANEL, remove, row, sectionTitle } from './helpers
  * reading of them.
  */
 const NAME = 'readonly-team';
+// The server's sentence for such a user (Store.write_denial), as a 403 and as
+// the reason of the actions it does not allow.
 const READ_ONLY =
-  'The shared store is read-only for you: ask its owner for write access';
+  `You (alice) may not change environment '${NAME}' in the shared store: ` +
+  "/shared/.envmgr/envs/readonly-team is not writable for you (ask the store's owner: " +
+  "its root's group needs write permission, e.g. chmod 2775)";
 
 function readOnlyView(env: any): any {
   if (env.scope !== 'shared') {
