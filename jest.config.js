@@ -34,7 +34,8 @@ module.exports = {
   modulePathIgnorePatterns: [
     '<rootDir>/jupyter_env_manager/',
     '<rootDir>/ui-tests/',
-    '<rootDir>/lib/'
+    '<rootDir>/lib/',
+    '<rootDir>/.venv/'
   ],
   transformIgnorePatterns: [`/node_modules/(?!${esModules}).+`]
 };

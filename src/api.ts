@@ -41,7 +41,7 @@ export class ApiError extends Error {
 }
 
 /**
- * What {@link requestAPI} returns: parsed JSON, or text with its headers.
+ * What {@link requestText} returns: the text with its headers.
  */
 export interface ITextResponse {
   text: string;
@@ -62,13 +62,25 @@ export async function requestAPI<T>(
   init: RequestInit = {},
   settings: ServerConnection.ISettings = ServerConnection.makeSettings()
 ): Promise<T> {
+  return (await requestJSON<T>(endPoint, init, settings)).body;
+}
+
+/**
+ * Like {@link requestAPI}, with the answer's headers (a 202 names the build
+ * it started in `Location`).
+ */
+export async function requestJSON<T>(
+  endPoint: string,
+  init: RequestInit = {},
+  settings: ServerConnection.ISettings = ServerConnection.makeSettings()
+): Promise<{ body: T; headers: Headers }> {
   const response = await fetchAPI(endPoint, init, settings);
   const text = await response.text();
   if (!text) {
-    return null as T;
+    return { body: null as T, headers: response.headers };
   }
   try {
-    return JSON.parse(text) as T;
+    return { body: JSON.parse(text) as T, headers: response.headers };
   } catch (error) {
     throw new ApiError(
       `Invalid JSON from ${endPoint}: ${text.slice(0, 200)}`,
@@ -140,6 +152,17 @@ function json(method: string, body?: unknown): RequestInit {
       };
 }
 
+/**
+ * A build the server accepted (202): the build and its URL (`Location`).
+ */
+export interface IAcceptedBuild {
+  build: IBuild;
+  /**
+   * The build's URL from the answer's `Location` header (null if absent).
+   */
+  location: string | null;
+}
+
 function envPath(ref: IEnvRef, ...rest: (string | number)[]): string {
   return ['environments', ref.scope, ref.name, ...rest]
     .map(part => encodeURIComponent(String(part)))
@@ -186,12 +209,11 @@ export class EnvManagerAPI {
     await this._json<null>(envPath(ref), json('DELETE'));
   }
 
-  async startBuild(ref: IEnvRef): Promise<IBuild> {
-    const reply = await this._json<{ build: IBuild }>(
-      envPath(ref, 'builds'),
-      json('POST')
-    );
-    return reply.build;
+  /**
+   * Queue a build (202); the answer's `Location` names it.
+   */
+  startBuild(ref: IEnvRef): Promise<IAcceptedBuild> {
+    return this._accepted(envPath(ref, 'builds'), json('POST'));
   }
 
   async listBuilds(ref: IEnvRef): Promise<IBuild[]> {
@@ -205,8 +227,15 @@ export class EnvManagerAPI {
     return this._json<IBuild>(envPath(ref, 'builds', version));
   }
 
-  async cancelBuild(ref: IEnvRef, version: number): Promise<void> {
-    await this._json<null>(envPath(ref, 'builds', version), json('DELETE'));
+  /**
+   * Cancel a queued or running build; the server answers once the cancel
+   * took effect, with the build.
+   */
+  cancelBuild(ref: IEnvRef, version: number): Promise<IBuild> {
+    return this._json<IBuild>(
+      envPath(ref, 'builds', version, 'cancel'),
+      json('POST')
+    );
   }
 
   /**
@@ -238,24 +267,36 @@ export class EnvManagerAPI {
     return this._json<IEnv>(envPath(ref, 'deactivate'), json('POST'));
   }
 
-  copy(
+  /**
+   * Copy the version in use to a store (202): the new environment and the
+   * build making it, named by `Location`.
+   */
+  async copy(
     ref: IEnvRef,
     to: Scope,
     name?: string
-  ): Promise<{ environment: IEnv; build: IBuild }> {
+  ): Promise<IAcceptedBuild & { environment: IEnv }> {
     const body: { to: Scope; name?: string } = { to };
     if (name) {
       body.name = name;
     }
-    return this._json(envPath(ref, 'copy'), json('POST', body));
+    const reply = await requestJSON<{ environment: IEnv; build: IBuild }>(
+      envPath(ref, 'copy'),
+      json('POST', body),
+      this.serverSettings
+    );
+    return {
+      environment: reply.body.environment,
+      build: reply.body.build,
+      location: reply.headers.get('Location')
+    };
   }
 
-  async revert(ref: IEnvRef, version: number): Promise<IBuild> {
-    const reply = await this._json<{ build: IBuild }>(
-      envPath(ref, 'revert'),
-      json('POST', { version })
-    );
-    return reply.build;
+  /**
+   * Make a new version from an earlier one's lock (202).
+   */
+  revert(ref: IEnvRef, version: number): Promise<IAcceptedBuild> {
+    return this._accepted(envPath(ref, 'revert'), json('POST', { version }));
   }
 
   /**
@@ -282,6 +323,21 @@ export class EnvManagerAPI {
 
   adopt(ref: IEnvRef): Promise<IEnv> {
     return this._json<IEnv>(envPath(ref, 'adopt'), json('POST'));
+  }
+
+  private async _accepted(
+    endPoint: string,
+    init: RequestInit
+  ): Promise<IAcceptedBuild> {
+    const reply = await requestJSON<{ build: IBuild }>(
+      endPoint,
+      init,
+      this.serverSettings
+    );
+    return {
+      build: reply.body.build,
+      location: reply.headers.get('Location')
+    };
   }
 
   private _json<T>(endPoint: string, init: RequestInit = {}): Promise<T> {

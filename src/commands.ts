@@ -6,7 +6,8 @@ import {
   MainAreaWidget,
   Notification,
   showDialog,
-  showErrorMessage
+  showErrorMessage,
+  WidgetTracker
 } from '@jupyterlab/apputils';
 import type { TranslationBundle } from '@jupyterlab/translation';
 import { fileUploadIcon } from '@jupyterlab/ui-components';
@@ -16,7 +17,14 @@ import { envManagerIcon } from './icons';
 import type { EnvManagerModel } from './model';
 import { followBuild } from './notifications';
 import { CommandIDs } from './tokens';
-import type { ExportFormat, IBuild, IEnv, IEnvRef, Scope } from './tokens';
+import type {
+  EnvAction,
+  ExportFormat,
+  IBuild,
+  IEnv,
+  IEnvRef,
+  Scope
+} from './tokens';
 import type { EnvPanel } from './widgets/EnvPanel';
 import { LogViewer } from './widgets/LogViewer';
 
@@ -39,6 +47,10 @@ export interface ICommandOptions {
    * How often a log viewer polls a running build.
    */
   logPollIntervalMs: () => number;
+  /**
+   * The open log tabs (restored after a reload).
+   */
+  logs: WidgetTracker<MainAreaWidget<LogViewer>>;
 }
 
 const RUNNING = new Set(['queued', 'running']);
@@ -53,7 +65,7 @@ export function addCommands(
   const { commands, shell } = app;
   const { model, panel, trans } = options;
   const category = trans.__('Environments');
-  const logs = new Map<string, MainAreaWidget<LogViewer>>();
+  const { logs } = options;
 
   const refOf = (args: ReadonlyPartialJSONObject): IEnvRef | null =>
     typeof args.scope === 'string' && typeof args.name === 'string'
@@ -67,48 +79,23 @@ export function addCommands(
     refOf(args) ?? options.currentEnv();
 
   /**
-   * Why an action cannot apply to an environment, or '' when it can.
+   * Why `action` cannot be taken on `env` now, or '' when it can. The server
+   * decides (each environment carries its `actions`); only the connection
+   * and the selection are the panel's own business.
    */
-  const why = (env: IEnv | undefined, needs: Need[]): string => {
+  const why = (env: IEnv | undefined, action: EnvAction): string => {
+    if (model.connection !== 'ready') {
+      return trans.__('Not connected to the server extension');
+    }
     if (!env) {
       return trans.__('Select an environment first');
     }
-    for (const need of needs) {
-      if (need === 'managed' && !env.managed) {
-        return trans.__(
-          'Not managed by the environment manager: adopt it first'
-        );
-      }
-      if (need === 'idle' && env.status === 'building') {
-        return trans.__('Wait for the running build to finish');
-      }
-      if (need === 'built' && env.version === null) {
-        return trans.__('Build it first: it has no working version yet');
-      }
-      if (need === 'shared' && env.scope === 'local') {
-        if (!model.hasSharedStore) {
-          return trans.__('No shared store is configured on the server');
-        }
-        if (!model.canWriteShared) {
-          return readOnly;
-        }
-      }
-      if (
-        need === 'writable' &&
-        env.scope === 'shared' &&
-        !model.canWriteShared
-      ) {
-        return readOnly;
-      }
+    const state = env.actions?.[action];
+    if (!state) {
+      return trans.__('The server did not say whether this is allowed');
     }
-    return '';
+    return state.allowed ? '' : state.reason || trans.__('Not allowed');
   };
-  const readOnly = trans.__(
-    'The shared store is read-only for you: ask its owner for write access'
-  );
-  // What an action needs of an environment; `writable`: a store this user
-  // may change (a shared store may be read-only for them).
-  type Need = 'managed' | 'idle' | 'built' | 'shared' | 'writable';
 
   const fail = (title: string, error: unknown) => {
     Notification.error(`${title}: ${(error as Error).message ?? error}`, {
@@ -117,9 +104,13 @@ export function addCommands(
   };
 
   const openLog = (ref: IEnvRef, version?: number) => {
-    const key = `${ref.scope}/${ref.name}/${version ?? 'latest'}`;
-    const open = logs.get(key);
-    if (open && !open.isDisposed) {
+    const open = logs.find(
+      widget =>
+        widget.content.ref.scope === ref.scope &&
+        widget.content.ref.name === ref.name &&
+        widget.content.requestedVersion === (version ?? null)
+    );
+    if (open) {
       shell.activateById(open.id);
       return open;
     }
@@ -137,8 +128,7 @@ export function addCommands(
       : trans.__('Log: %1', ref.name);
     widget.title.icon = envManagerIcon;
     widget.title.closable = true;
-    logs.set(key, widget);
-    widget.disposed.connect(() => logs.delete(key));
+    void logs.add(widget);
     shell.add(widget, 'main');
     shell.activateById(widget.id);
     return widget;
@@ -221,9 +211,8 @@ export function addCommands(
   commands.addCommand(CommandIDs.build, {
     label: trans.__('Build'),
     caption: args =>
-      why(envOf(args), ['managed', 'idle', 'writable']) ||
-      trans.__('Build a new version'),
-    isEnabled: args => !why(envOf(args), ['managed', 'idle', 'writable']),
+      why(envOf(args), 'build') || trans.__('Build a new version'),
+    isEnabled: args => !why(envOf(args), 'build'),
     execute: async args => {
       const ref = refOf(args);
       if (!ref) {
@@ -250,13 +239,12 @@ export function addCommands(
     caption: args => {
       const ref = currentRef(args);
       return ref
-        ? why(model.get(ref), ['managed', 'idle', 'writable']) ||
-            trans.__('Build %1', ref.name)
+        ? why(model.get(ref), 'build') || trans.__('Build %1', ref.name)
         : trans.__('Select an environment or open a notebook using one');
     },
     isEnabled: args => {
       const ref = currentRef(args);
-      return !!ref && !why(model.get(ref), ['managed', 'idle', 'writable']);
+      return !!ref && !why(model.get(ref), 'build');
     },
     execute: args => {
       const ref = currentRef(args);
@@ -266,13 +254,9 @@ export function addCommands(
 
   commands.addCommand(CommandIDs.cancel, {
     label: trans.__('Cancel build'),
-    caption: args => {
-      const env = envOf(args);
-      return env?.status === 'building'
-        ? trans.__('Stop the running build')
-        : trans.__('No build is running');
-    },
-    isEnabled: args => envOf(args)?.status === 'building',
+    caption: args =>
+      why(envOf(args), 'cancel') || trans.__('Stop the running build'),
+    isEnabled: args => !why(envOf(args), 'cancel'),
     execute: async args => {
       const env = envOf(args);
       const build = env?.latest_build;
@@ -290,9 +274,9 @@ export function addCommands(
   commands.addCommand(CommandIDs.edit, {
     label: trans.__('Edit spec'),
     caption: args =>
-      why(envOf(args), ['managed', 'idle', 'writable']) ||
+      why(envOf(args), 'edit') ||
       trans.__('Change packages, Python or channels'),
-    isEnabled: args => !why(envOf(args), ['managed', 'idle', 'writable']),
+    isEnabled: args => !why(envOf(args), 'edit'),
     execute: async args => {
       const ref = refOf(args);
       const env = ref ? ((await model.reload(ref)) ?? undefined) : undefined;
@@ -327,15 +311,8 @@ export function addCommands(
     }
   });
 
-  const kernelReason = (env: IEnv | undefined): string => {
-    if (!env) {
-      return trans.__('Select an environment first');
-    }
-    if (env.kernel?.active) {
-      return '';
-    }
-    return env.managed ? why(env, ['built']) : '';
-  };
+  const kernelReason = (env: IEnv | undefined): string =>
+    why(env, env?.kernel?.active ? 'deactivate' : 'activate');
 
   commands.addCommand(CommandIDs.toggleKernel, {
     label: args => {
@@ -409,17 +386,20 @@ export function addCommands(
     }
   });
 
+  const copyAction = (env: IEnv | undefined): EnvAction =>
+    env?.scope === 'shared' ? 'copy_local' : 'copy_shared';
+
   commands.addCommand(CommandIDs.copy, {
     label: args =>
       envOf(args)?.scope === 'shared'
         ? trans.__('Copy to local')
         : trans.__('Copy to shared'),
     caption: args =>
-      why(envOf(args), ['managed', 'built', 'shared']) ||
+      why(envOf(args), copyAction(envOf(args))) ||
       (envOf(args)?.scope === 'shared'
         ? trans.__('Make your own copy of this environment')
         : trans.__('Share this environment with your team')),
-    isEnabled: args => !why(envOf(args), ['managed', 'built', 'shared']),
+    isEnabled: args => !why(envOf(args), copyAction(envOf(args))),
     execute: async args => {
       const env = envOf(args);
       if (!env) {
@@ -462,8 +442,9 @@ export function addCommands(
   commands.addCommand(CommandIDs.versions, {
     label: trans.__('Versions'),
     caption: args =>
-      why(envOf(args), ['managed']) || trans.__('List versions; revert to one'),
-    isEnabled: args => !why(envOf(args), ['managed']),
+      (envOf(args) ? '' : trans.__('Select an environment first')) ||
+      trans.__('List versions; revert to one'),
+    isEnabled: args => !!envOf(args),
     execute: async args => {
       const ref = refOf(args);
       if (!ref) {
@@ -485,7 +466,7 @@ export function addCommands(
         env,
         versions,
         trans,
-        locked: why(env, ['writable'])
+        revert: why(env, 'revert')
       });
       if (choice?.action === 'log') {
         openLog(ref, choice.version);
@@ -500,9 +481,11 @@ export function addCommands(
 
   commands.addCommand(CommandIDs.revert, {
     label: args => trans.__('Revert to version %1', String(args.version ?? '')),
+    caption: args =>
+      why(envOf(args), 'revert') ||
+      trans.__('Rebuild the environment as version %1', String(args.version)),
     isEnabled: args =>
-      !why(envOf(args), ['managed', 'idle', 'writable']) &&
-      typeof args.version === 'number',
+      !why(envOf(args), 'revert') && typeof args.version === 'number',
     execute: async args => {
       const ref = refOf(args);
       if (!ref || typeof args.version !== 'number') {
@@ -527,10 +510,9 @@ export function addCommands(
   commands.addCommand(CommandIDs.exportEnv, {
     label: trans.__('Export'),
     caption: args =>
-      envOf(args)
-        ? trans.__('Download environment.yml or a lock file')
-        : trans.__('Select an environment first'),
-    isEnabled: args => !!envOf(args),
+      why(envOf(args), 'export') ||
+      trans.__('Download environment.yml or a lock file'),
+    isEnabled: args => !why(envOf(args), 'export'),
     execute: async args => {
       const env = envOf(args);
       if (!env) {
@@ -584,11 +566,9 @@ export function addCommands(
   commands.addCommand(CommandIDs.remove, {
     label: trans.__('Delete'),
     caption: args =>
-      why(envOf(args), ['managed', 'writable']) ||
-      (envOf(args)?.status === 'building'
-        ? trans.__('Cancel the running build first')
-        : trans.__('Delete the environment, its versions and its kernel')),
-    isEnabled: args => !why(envOf(args), ['managed', 'idle', 'writable']),
+      why(envOf(args), 'delete') ||
+      trans.__('Delete the environment, its versions and its kernel'),
+    isEnabled: args => !why(envOf(args), 'delete'),
     execute: async args => {
       const env = envOf(args);
       if (!env) {
@@ -632,16 +612,10 @@ export function addCommands(
 
   commands.addCommand(CommandIDs.adopt, {
     label: trans.__('Adopt'),
-    caption: args => {
-      const env = envOf(args);
-      if (!env) {
-        return trans.__('Select an environment first');
-      }
-      return env.managed
-        ? trans.__('Already managed')
-        : trans.__('Manage it: derive a spec from its installed packages');
-    },
-    isEnabled: args => envOf(args)?.managed === false,
+    caption: args =>
+      why(envOf(args), 'adopt') ||
+      trans.__('Manage it: derive a spec from its installed packages'),
+    isEnabled: args => !why(envOf(args), 'adopt'),
     execute: async args => {
       const env = envOf(args);
       if (!env) {

@@ -155,9 +155,12 @@ export async function showVersions(options: {
   env: IEnv;
   versions: IBuild[];
   trans: TranslationBundle;
-  locked?: string;
+  /**
+   * Why the server does not allow a revert now, or empty.
+   */
+  revert?: string;
 }): Promise<IVersionChoice | null> {
-  const { env, versions, trans, locked } = options;
+  const { env, versions, trans, revert } = options;
   let chosen: IVersionChoice | null = null;
   const dialog = new Dialog({
     title: trans.__('Versions of %1', env.name),
@@ -166,7 +169,7 @@ export async function showVersions(options: {
         env,
         versions,
         trans,
-        locked,
+        revert,
         onLog: version => {
           chosen = { action: 'log', version };
           dialog.resolve(0);

@@ -3,7 +3,11 @@ import {
   JupyterFrontEnd,
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
-import { ICommandPalette } from '@jupyterlab/apputils';
+import {
+  ICommandPalette,
+  MainAreaWidget,
+  WidgetTracker
+} from '@jupyterlab/apputils';
 import { INotebookTracker } from '@jupyterlab/notebook';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { IStatusBar } from '@jupyterlab/statusbar';
@@ -13,6 +17,7 @@ import { kernelEnvironment } from './kernelspec';
 import { EnvManagerModel } from './model';
 import { CommandIDs, IEnvManager, IEnvRef } from './tokens';
 import { EnvPanel } from './widgets/EnvPanel';
+import type { LogViewer } from './widgets/LogViewer';
 import { EnvStatusItem } from './widgets/StatusItem';
 
 const PLUGIN_ID = 'jupyter-env-manager:plugin';
@@ -20,7 +25,7 @@ const PLUGIN_ID = 'jupyter-env-manager:plugin';
 /**
  * The environments panel, its model and commands.
  */
-const plugin: JupyterFrontEndPlugin<EnvManagerModel> = {
+const plugin: JupyterFrontEndPlugin<IEnvManager> = {
   id: PLUGIN_ID,
   description:
     'Conda environments as kernels: the Environments panel, its commands and the model other plugins can use.',
@@ -40,7 +45,7 @@ const plugin: JupyterFrontEndPlugin<EnvManagerModel> = {
     palette: ICommandPalette | null,
     settingRegistry: ISettingRegistry | null,
     tracker: INotebookTracker | null
-  ): EnvManagerModel => {
+  ): IEnvManager => {
     const trans = (translator ?? nullTranslator).load('jupyter_env_manager');
     const model = new EnvManagerModel({
       events: app.serviceManager.events.stream
@@ -80,6 +85,9 @@ const plugin: JupyterFrontEndPlugin<EnvManagerModel> = {
       );
     };
 
+    const logs = new WidgetTracker<MainAreaWidget<LogViewer>>({
+      namespace: 'env-manager-log'
+    });
     addCommands(app, {
       model,
       panel,
@@ -87,11 +95,40 @@ const plugin: JupyterFrontEndPlugin<EnvManagerModel> = {
       palette,
       currentEnv: () =>
         (panel.isVisible && model.selected) || notebookEnv() || model.selected,
-      logPollIntervalMs: () => logPollIntervalMs
+      logPollIntervalMs: () => logPollIntervalMs,
+      logs
+    });
+    // Log tabs come back after a reload.
+    void restorer?.restore(logs, {
+      command: CommandIDs.showLog,
+      args: widget => {
+        const { ref, requestedVersion } = widget.content;
+        return requestedVersion === null
+          ? { ...ref }
+          : { ...ref, version: requestedVersion };
+      },
+      name: widget => {
+        const { ref, requestedVersion } = widget.content;
+        return `${ref.scope}/${ref.name}/${requestedVersion ?? 'latest'}`;
+      }
     });
 
     void model.connect();
-    return model;
+    return {
+      get info() {
+        return model.info;
+      },
+      changed: model.changed,
+      buildChanged: model.buildChanged,
+      environments: scope => model.environments(scope),
+      get: ref => model.get(ref),
+      get selected() {
+        return model.selected;
+      },
+      select: ref => model.select(ref),
+      refresh: () => model.refresh(),
+      addSection: (section, options) => panel.addSection(section, options)
+    };
   }
 };
 
@@ -110,7 +147,7 @@ const statusPlugin: JupyterFrontEndPlugin<void> = {
     app: JupyterFrontEnd,
     statusBar: IStatusBar,
     tracker: INotebookTracker,
-    _model: EnvManagerModel,
+    _manager: IEnvManager,
     translator: ITranslator | null
   ): void => {
     const trans = (translator ?? nullTranslator).load('jupyter_env_manager');

@@ -14,7 +14,8 @@ export function statusLabel(trans: TranslationBundle, status: string): string {
     interrupted: trans.__('interrupted'),
     build: trans.__('build'),
     revert: trans.__('revert'),
-    copy: trans.__('copy')
+    copy: trans.__('copy'),
+    adopt: trans.__('adopt')
   };
   return labels[status] ?? status;
 }

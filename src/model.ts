@@ -292,14 +292,18 @@ export class EnvManagerModel implements IDisposable {
   }
 
   async build(ref: IEnvRef): Promise<IBuild> {
-    const build = await this.api.startBuild(ref);
+    const { build } = await this.api.startBuild(ref);
     this._applyBuild(ref, build);
     return build;
   }
 
-  async cancel(ref: IEnvRef, version: number): Promise<void> {
-    await this.api.cancelBuild(ref, version);
+  /**
+   * Cancel a build; resolves with the build once the cancel took effect.
+   */
+  async cancel(ref: IEnvRef, version: number): Promise<IBuild> {
+    const build = await this.api.cancelBuild(ref, version);
     await this.reload(ref);
+    return build;
   }
 
   async activate(ref: IEnvRef): Promise<IEnv> {
@@ -322,11 +326,11 @@ export class EnvManagerModel implements IDisposable {
     const reply = await this.api.copy(ref, to, name);
     this._upsert(reply.environment);
     this._applyBuild(reply.environment, reply.build);
-    return reply;
+    return { environment: reply.environment, build: reply.build };
   }
 
   async revert(ref: IEnvRef, version: number): Promise<IBuild> {
-    const build = await this.api.revert(ref, version);
+    const { build } = await this.api.revert(ref, version);
     this._applyBuild(ref, build);
     return build;
   }
@@ -376,8 +380,9 @@ export class EnvManagerModel implements IDisposable {
           });
         }
         this._buildChanged.emit(event);
+        // The server's view (with the actions now allowed) follows the build.
+        this._scheduleReload(ref);
         if (event.action === 'finished') {
-          this._scheduleReload(ref);
           if (event.status === 'succeeded') {
             this._kernelsChanged.emit();
           }

@@ -1,5 +1,6 @@
 import { Notification } from '@jupyterlab/apputils';
 import type { TranslationBundle } from '@jupyterlab/translation';
+import { Poll } from '@lumino/polling';
 import { statusLabel } from './labels';
 import type { EnvManagerModel } from './model';
 import type { IBuild, IBuildEvent, IEnvRef } from './tokens';
@@ -39,7 +40,7 @@ export function followBuild(options: {
     }
     done = true;
     model.buildChanged.disconnect(onEvent);
-    window.clearInterval(fallback);
+    fallback.dispose();
     const ok = status === 'succeeded';
     Notification.update({
       id,
@@ -89,12 +90,18 @@ export function followBuild(options: {
   };
   model.buildChanged.connect(onEvent);
   // Events drive the notification; a slow poll covers a lost event socket.
-  const fallback = window.setInterval(() => {
-    model.api.getBuild(ref, build.version).then(
-      b => !RUNNING.has(b.status) && finish(b.status, b.error),
-      () => undefined
-    );
-  }, 15000);
+  const fallback = new Poll({
+    auto: false,
+    factory: async () => {
+      const b = await model.api.getBuild(ref, build.version);
+      if (!RUNNING.has(b.status)) {
+        finish(b.status, b.error);
+      }
+    },
+    frequency: { interval: 15000, backoff: true, max: 60000 },
+    name: `jupyter-env-manager:build:${ref.scope}/${ref.name}/${build.version}`
+  });
+  void fallback.schedule({ interval: 15000, phase: 'started' });
   if (!RUNNING.has(build.status)) {
     finish(build.status, build.error);
   }

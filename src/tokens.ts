@@ -1,5 +1,6 @@
 import { Token } from '@lumino/coreutils';
-import type { EnvManagerModel } from './model';
+import type { ISignal } from '@lumino/signaling';
+import type { Widget } from '@lumino/widgets';
 
 /**
  * The scope (store) an environment lives in.
@@ -33,6 +34,11 @@ export const BUILD_PHASES = [
   'verify',
   'kernel'
 ] as const;
+
+/**
+ * A phase of a build.
+ */
+export type BuildPhase = (typeof BUILD_PHASES)[number];
 
 /**
  * GET info.
@@ -78,12 +84,55 @@ export interface IEnvSpec {
 export interface IBuild {
   version: number;
   status: BuildStatus;
-  phase: string | null;
+  phase: BuildPhase | null;
   started_at: string | null;
   finished_at: string | null;
   error: string | null;
-  kind: 'build' | 'revert' | 'copy';
+  kind: BuildKind;
 }
+
+/**
+ * What made a build.
+ */
+export type BuildKind = 'build' | 'revert' | 'copy' | 'adopt';
+
+/**
+ * The actions on an environment the server decides about, in the order the
+ * server documents them.
+ */
+export const ENV_ACTIONS = [
+  'build',
+  'edit',
+  'revert',
+  'delete',
+  'cancel',
+  'copy_local',
+  'copy_shared',
+  'activate',
+  'deactivate',
+  'adopt',
+  'export'
+] as const;
+
+/**
+ * An action on an environment.
+ */
+export type EnvAction = (typeof ENV_ACTIONS)[number];
+
+/**
+ * Whether the user may take an action now; `reason` says why not (null
+ * when allowed). The server computes it from the store's access, the
+ * environment's state and the user's role.
+ */
+export interface IActionState {
+  allowed: boolean;
+  reason: string | null;
+}
+
+/**
+ * Every action's state, as the server sends it with an environment.
+ */
+export type EnvActions = Record<EnvAction, IActionState>;
 
 /**
  * The kernel of an environment.
@@ -108,12 +157,16 @@ export interface IEnv {
   spec: IEnvSpec;
   kernel: IKernelInfo | null;
   python_version: string | null;
-  packages: number | null;
+  packages: number;
   created_at: string | null;
   updated_at: string | null;
   managed: boolean;
   phase: string | null;
   latest_build: IBuild | null;
+  /**
+   * What the user may do with it now, and why not.
+   */
+  actions: EnvActions;
   /**
    * Only in GET environments/{scope}/{name}.
    */
@@ -128,11 +181,11 @@ export interface ICreateEnvRequest {
   name: string;
   display_name?: string;
   description?: string;
-  python?: string;
+  python?: string | null;
   conda?: string[];
   pip?: string[];
   channels?: string[];
-  base?: string;
+  base?: string | null;
   build?: boolean;
 }
 
@@ -143,6 +196,7 @@ export interface ICreateEnvRequest {
 export interface IImportEnvRequest {
   scope?: Scope;
   name?: string;
+  display_name?: string;
   environment_yml: string;
   build?: boolean;
 }
@@ -194,7 +248,7 @@ export interface IBuildEvent {
   name: string;
   version: number;
   status: BuildStatus;
-  phase: string | null;
+  phase: BuildPhase | null;
 }
 
 /**
@@ -230,9 +284,54 @@ export namespace CommandIDs {
 }
 
 /**
- * The environment manager model, for other extensions.
+ * The environment manager, for other extensions: read the environments and
+ * their state, follow changes, and add a section to the Environments panel.
  */
-export const IEnvManager = new Token<EnvManagerModel>(
+export interface IEnvManager {
+  /**
+   * The server's info, once connected.
+   */
+  readonly info: IServerInfo | null;
+  /**
+   * Emitted whenever an environment, the selection or the connection changes.
+   */
+  readonly changed: ISignal<unknown, void>;
+  /**
+   * Emitted for every build event of the server.
+   */
+  readonly buildChanged: ISignal<unknown, IBuildEvent>;
+  /**
+   * The environments of a store, sorted by name.
+   */
+  environments(scope: Scope): IEnv[];
+  /**
+   * One environment (with its `status` and `actions`), if listed.
+   */
+  get(ref: IEnvRef): IEnv | undefined;
+  /**
+   * The environment selected in the panel.
+   */
+  readonly selected: IEnvRef | null;
+  /**
+   * Select an environment in the panel (null clears the selection).
+   */
+  select(ref: IEnvRef | null): void;
+  /**
+   * Re-list the environments.
+   */
+  refresh(): Promise<void>;
+  /**
+   * Add a section to the Environments panel, below the stores' sections;
+   * give it a `title.label`. Lower ranks come first (the stores' sections
+   * have ranks 100 and 200).
+   */
+  addSection(section: Widget, options?: { rank?: number }): void;
+}
+
+/**
+ * The environment manager token.
+ */
+export const IEnvManager = new Token<IEnvManager>(
   'jupyter-env-manager:IEnvManager',
-  'The environment manager model: server info, environments and their builds.'
+  'The environment manager: the environments of both stores with their state and allowed actions, and sections of the Environments panel.'
 );

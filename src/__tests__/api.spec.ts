@@ -1,5 +1,6 @@
 import { ApiError, EnvManagerAPI } from '../api';
-import { env, serverInfo } from './fixtures';
+import { ENV_ACTIONS } from '../tokens';
+import { actions, build, env, READY_DENIED, serverInfo } from './fixtures';
 import { MockEnvServer } from './mockServer';
 
 describe('EnvManagerAPI', () => {
@@ -153,26 +154,83 @@ describe('EnvManagerAPI', () => {
     expect(chunk.next).toBe(5 + 3);
   });
 
-  it('posts copy and revert bodies', async () => {
+  it('posts build, copy and revert bodies and reads their Location', async () => {
     server
-      .on('POST', 'environments/local/demo/copy', ({ body }) => ({
-        status: 202,
-        json: {
-          environment: env({ scope: 'shared', name: (body as any).name }),
-          build: {}
-        }
-      }))
-      .on('POST', 'environments/local/demo/revert', () => ({
-        status: 202,
-        json: { build: { version: 4, status: 'queued', kind: 'revert' } }
-      }));
+      .on('POST', 'environments/local/demo/builds', () =>
+        MockEnvServer.accepted('local', 'demo', build({ version: 3 }))
+      )
+      .on('POST', 'environments/local/demo/copy', ({ body }) => {
+        const name = (body as { name: string }).name;
+        return MockEnvServer.accepted(
+          'shared',
+          name,
+          build({ version: 1, kind: 'copy', status: 'queued' }),
+          { environment: env({ scope: 'shared', name }) }
+        );
+      })
+      .on('POST', 'environments/local/demo/revert', () =>
+        MockEnvServer.accepted(
+          'local',
+          'demo',
+          build({ version: 4, status: 'queued', kind: 'revert' })
+        )
+      );
     const ref = { scope: 'local' as const, name: 'demo' };
+    const started = await api.startBuild(ref);
+    expect(started.build.version).toBe(3);
+    expect(started.location).toBe(
+      '/lab-base/env-manager/environments/local/demo/builds/3'
+    );
     const copied = await api.copy(ref, 'shared', 'team-demo');
     expect(copied.environment.name).toBe('team-demo');
-    expect(server.calls[0].body).toEqual({ to: 'shared', name: 'team-demo' });
-    const build = await api.revert(ref, 2);
-    expect(build.version).toBe(4);
-    expect(server.calls[1].body).toEqual({ version: 2 });
+    expect(copied.build.kind).toBe('copy');
+    expect(copied.location).toBe(
+      '/lab-base/env-manager/environments/shared/team-demo/builds/1'
+    );
+    expect(server.calls[1].body).toEqual({ to: 'shared', name: 'team-demo' });
+    const reverted = await api.revert(ref, 2);
+    expect(reverted.build.version).toBe(4);
+    expect(reverted.location).toMatch(/\/builds\/4$/);
+    expect(server.calls[2].body).toEqual({ version: 2 });
+  });
+
+  it('cancels with POST .../cancel and returns the cancelled build', async () => {
+    server
+      .on('POST', 'environments/local/demo/builds/5/cancel', () => ({
+        json: build({ version: 5, status: 'cancelled' })
+      }))
+      .on('DELETE', 'environments/local/demo/builds/5', () => ({
+        status: 405,
+        json: { message: 'Method Not Allowed' }
+      }));
+    const cancelled = await api.cancelBuild(
+      { scope: 'local', name: 'demo' },
+      5
+    );
+    expect(cancelled.status).toBe('cancelled');
+    expect(server.calls.map(c => `${c.method} ${c.path}`)).toEqual([
+      'POST environments/local/demo/builds/5/cancel'
+    ]);
+  });
+
+  it('gives an environment its allowed actions with reasons', async () => {
+    server.on('GET', 'environments/shared/team', () => ({
+      json: env({
+        scope: 'shared',
+        name: 'team',
+        actions: actions({
+          build: 'The shared store is read-only for you',
+          ...READY_DENIED
+        })
+      })
+    }));
+    const team = await api.getEnvironment({ scope: 'shared', name: 'team' });
+    expect(team.actions.build).toEqual({
+      allowed: false,
+      reason: 'The shared store is read-only for you'
+    });
+    expect(team.actions.copy_local).toEqual({ allowed: true, reason: null });
+    expect(Object.keys(team.actions).sort()).toEqual([...ENV_ACTIONS].sort());
   });
 
   it('exports with the file name of Content-Disposition', async () => {

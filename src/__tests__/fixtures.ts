@@ -1,4 +1,11 @@
-import type { IBuild, IEnv, IServerInfo } from '../tokens';
+import { ENV_ACTIONS } from '../tokens';
+import type {
+  EnvAction,
+  EnvActions,
+  IBuild,
+  IEnv,
+  IServerInfo
+} from '../tokens';
 
 /**
  * Sample payloads shaped like the server's.
@@ -29,6 +36,32 @@ export function build(overrides: Partial<IBuild> = {}): IBuild {
   };
 }
 
+/**
+ * The `actions` of an environment view: every action allowed except those
+ * given, with the server's reason.
+ */
+export function actions(
+  denied: Partial<Record<EnvAction, string>> = {}
+): EnvActions {
+  return Object.fromEntries(
+    ENV_ACTIONS.map(action => [
+      action,
+      denied[action] === undefined
+        ? { allowed: true, reason: null }
+        : { allowed: false, reason: denied[action]! }
+    ])
+  ) as EnvActions;
+}
+
+/**
+ * What the server denies a ready environment with an active kernel.
+ */
+export const READY_DENIED: Partial<Record<EnvAction, string>> = {
+  cancel: 'No build is running',
+  adopt: 'It is already managed',
+  activate: 'Its kernel is already active'
+};
+
 export function env(overrides: Partial<IEnv> = {}): IEnv {
   return {
     name: 'demo',
@@ -53,6 +86,7 @@ export function env(overrides: Partial<IEnv> = {}): IEnv {
     managed: true,
     phase: null,
     latest_build: build(),
+    actions: actions(READY_DENIED),
     ...overrides
   };
 }

@@ -150,6 +150,34 @@ describe('ImportFormBody', () => {
   });
 
   it.each([
+    ['runs before React has rendered the errors', (cb: () => void) => cb()],
+    ['never comes (a busy main thread)', () => undefined]
+  ])(
+    'moves focus to the field in error even when an idle moment %s',
+    async (_, idle) => {
+      const original = window.requestIdleCallback;
+      (window as any).requestIdleCallback = (cb: () => void) => {
+        idle(cb);
+        return 0;
+      };
+      try {
+        reply = {
+          status: 400,
+          json: { message: 'Bad spec', field: 'conda', item: 'x' }
+        };
+        await rendered(body, 'textarea');
+        body.node.querySelector<HTMLElement>('button, input')?.focus();
+        expect(await body.submit(false)).toBe(false);
+        const textarea = body.node.querySelector('textarea')!;
+        await until(() => textarea.getAttribute('aria-invalid') === 'true');
+        await until(() => document.activeElement === textarea);
+      } finally {
+        window.requestIdleCallback = original;
+      }
+    }
+  );
+
+  it.each([
     ['environment_yml', 400, 'environment_yml'],
     ['pip', 400, 'environment_yml'],
     ['name', 400, 'name'],

@@ -4,6 +4,7 @@ import { Signal } from '@lumino/signaling';
 import { EnvManagerAPI } from '../api';
 import { EnvManagerModel } from '../model';
 import { EventSchemas } from '../tokens';
+import type { BuildPhase } from '../tokens';
 import { LogViewer } from '../widgets/LogViewer';
 import { build, until, wait } from './fixtures';
 import { MockEnvServer } from './mockServer';
@@ -14,7 +15,7 @@ describe('LogViewer', () => {
   let server: MockEnvServer;
   let log: string;
   let status: 'running' | 'succeeded';
-  let phase: string | null;
+  let phase: BuildPhase | null;
   let offsets: number[];
 
   beforeEach(() => {

@@ -92,6 +92,26 @@ export class MockEnvServer {
 export namespace MockEnvServer {
   export const BASE_URL = 'http://localhost:8888/lab-base/';
 
+  /**
+   * A 202 as the server answers a build, revert or copy: the build (and
+   * `extra` fields) with the build's URL in `Location`.
+   */
+  export function accepted(
+    scope: string,
+    name: string,
+    build: { version: number },
+    extra: Record<string, unknown> = {}
+  ): IReply {
+    const path = new URL(BASE_URL).pathname;
+    return {
+      status: 202,
+      json: { ...extra, build },
+      headers: {
+        Location: `${path}env-manager/environments/${scope}/${name}/builds/${build.version}`
+      }
+    };
+  }
+
   export interface IRequest {
     path: string;
     query: URLSearchParams;

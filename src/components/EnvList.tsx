@@ -1,17 +1,10 @@
 import type { TranslationBundle } from '@jupyterlab/translation';
-import {
-  addIcon,
-  fileUploadIcon,
-  LabIcon,
-  refreshIcon
-} from '@jupyterlab/ui-components';
 import type { CommandRegistry } from '@lumino/commands';
+import { Signal } from '@lumino/signaling';
 import * as React from 'react';
-import { CommandIDs } from '../tokens';
 import type { EnvManagerModel } from '../model';
 import type { Scope } from '../tokens';
 import { EnvRow } from './EnvRow';
-import { ServerStatus } from './ServerStatus';
 
 interface IProps {
   model: EnvManagerModel;
@@ -20,21 +13,60 @@ interface IProps {
 }
 
 /**
- * The body of the environments panel: server state, filter box and one
- * section per store.
+ * The rows of the panel that the user expanded, shared by the sections;
+ * `changed` asks them to re-render.
  */
-export function EnvList(props: IProps): JSX.Element {
-  const { model, commands, trans } = props;
-  const [expanded, setExpanded] = React.useState<Set<string>>(new Set());
-  const listRef = React.useRef<HTMLDivElement>(null);
+export class ExpandedRows {
+  readonly changed = new Signal<this, void>(this);
 
+  has(key: string): boolean {
+    return this._keys.has(key);
+  }
+
+  toggle(key: string): void {
+    if (!this._keys.delete(key)) {
+      this._keys.add(key);
+    }
+    this.changed.emit();
+  }
+
+  add(key: string): void {
+    if (!this._keys.has(key)) {
+      this._keys.add(key);
+      this.changed.emit();
+    }
+  }
+
+  private _keys = new Set<string>();
+}
+
+/**
+ * The body of a store's section: its error or empty message, then its
+ * managed environments and, below a heading, the unmanaged ones. The
+ * selected row is scrolled to and focused.
+ */
+export function StoreBody(
+  props: IProps & {
+    scope: Scope;
+    expanded: ExpandedRows;
+    /**
+     * Grows each time a selection should be revealed again.
+     */
+    selection?: number;
+  }
+): JSX.Element {
+  const { model, scope } = props;
+  const listRef = React.useRef<HTMLDivElement>(null);
   const selected = model.selected;
-  const selectedKey = selected ? `${selected.scope}/${selected.name}` : null;
+  const selectedKey =
+    selected && selected.scope === scope
+      ? `${selected.scope}/${selected.name}`
+      : null;
+  const selection = props.selection ?? 0;
   React.useEffect(() => {
     if (!selectedKey) {
       return;
     }
-    setExpanded(previous => new Set(previous).add(selectedKey));
     const node = listRef.current?.querySelector<HTMLElement>(
       `li[data-scope="${CSS.escape(selected!.scope)}"][data-name="${CSS.escape(
         selected!.name
@@ -42,63 +74,10 @@ export function EnvList(props: IProps): JSX.Element {
     );
     node?.scrollIntoView({ block: 'nearest' });
     node?.focus();
-  }, [selectedKey]);
-
-  const toggle = (key: string) => {
-    setExpanded(previous => {
-      const next = new Set(previous);
-      if (next.has(key)) {
-        next.delete(key);
-      } else {
-        next.add(key);
-      }
-      return next;
-    });
-  };
-
-  const ready = model.connection === 'ready';
+  }, [selectedKey, selection]);
   return (
     <div className="jp-EnvManager-Body" ref={listRef}>
-      <ServerStatus model={model} trans={trans} />
-      <div className="jp-EnvManager-Toolbar">
-        <input
-          type="search"
-          className="jp-EnvManager-Filter jp-mod-styled"
-          placeholder={trans.__('Filter environments')}
-          aria-label={trans.__('Filter environments')}
-          value={model.filter}
-          disabled={!ready}
-          onChange={event => (model.filter = event.target.value)}
-        />
-        <ToolbarButton
-          label={trans.__('New environment')}
-          icon={addIcon}
-          disabled={!ready}
-          onClick={() => void commands.execute(CommandIDs.create)}
-        />
-        <ToolbarButton
-          label={trans.__('Import environment.yml')}
-          icon={fileUploadIcon}
-          disabled={!ready}
-          onClick={() => void commands.execute(CommandIDs.importEnv)}
-        />
-        <ToolbarButton
-          label={trans.__('Refresh')}
-          icon={refreshIcon}
-          onClick={() => void model.refresh()}
-        />
-      </div>
-      {ready &&
-        (['local', 'shared'] as Scope[]).map(scope => (
-          <Section
-            key={scope}
-            scope={scope}
-            {...props}
-            expanded={expanded}
-            onToggle={toggle}
-            selectedKey={selectedKey}
-          />
-        ))}
+      <Section {...props} selectedKey={selectedKey} />
     </div>
   );
 }
@@ -106,14 +85,11 @@ export function EnvList(props: IProps): JSX.Element {
 function Section(
   props: IProps & {
     scope: Scope;
-    expanded: Set<string>;
-    onToggle: (key: string) => void;
+    expanded: ExpandedRows;
     selectedKey: string | null;
   }
 ): JSX.Element {
   const { model, commands, trans, scope } = props;
-  const title = scope === 'local' ? trans.__('Local') : trans.__('Shared');
-  const headingId = `jp-EnvManager-section-${scope}`;
   const all = model.environments(scope);
   const envs = model.filtered(scope);
   const managed = envs.filter(env => env.managed);
@@ -152,33 +128,13 @@ function Section(
         trans={trans}
         selected={props.selectedKey === key}
         expanded={props.expanded.has(key)}
-        onToggle={() => props.onToggle(key)}
+        onToggle={() => props.expanded.toggle(key)}
       />
     );
   };
 
   return (
-    <section
-      className={`jp-EnvManager-Section jp-mod-${scope}`}
-      aria-labelledby={headingId}
-      data-scope={scope}
-    >
-      <h3 className="jp-EnvManager-SectionTitle" id={headingId}>
-        {title}
-        <span className="jp-EnvManager-Count">
-          {all.length > 0 ? ` (${all.length})` : ''}
-        </span>
-        {scope === 'shared' && model.info?.shared_access === 'read' && (
-          <span
-            className="jp-EnvManager-ReadOnly"
-            title={trans.__(
-              "You may use these environments and copy them to local, not change them: ask the shared store's owner for write access"
-            )}
-          >
-            {trans.__('read-only')}
-          </span>
-        )}
-      </h3>
+    <>
       {error && (
         <div className="jp-EnvManager-Error" role="alert">
           {error}
@@ -196,29 +152,6 @@ function Section(
           </ul>
         </>
       )}
-    </section>
-  );
-}
-
-/**
- * An icon button of the panel's toolbar; its label is its tooltip and aria-label.
- */
-function ToolbarButton(props: {
-  label: string;
-  icon: LabIcon;
-  disabled?: boolean;
-  onClick: () => void;
-}): JSX.Element {
-  return (
-    <button
-      type="button"
-      className="jp-EnvManager-IconButton"
-      title={props.label}
-      aria-label={props.label}
-      disabled={props.disabled}
-      onClick={props.onClick}
-    >
-      <props.icon.react tag="span" elementSize="normal" />
-    </button>
+    </>
   );
 }

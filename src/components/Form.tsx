@@ -1,6 +1,5 @@
 import { Dialog, ReactWidget } from '@jupyterlab/apputils';
 import type { TranslationBundle } from '@jupyterlab/translation';
-import type { Message } from '@lumino/messaging';
 import * as React from 'react';
 import type { ApiError } from '../api';
 import type { IEnv, Scope, SharedState } from '../tokens';
@@ -212,7 +211,9 @@ export abstract class FormBody<V extends FormValues<V>> extends ReactWidget {
       return false;
     } finally {
       this.removeClass('jp-mod-busy');
-      this._focusPending = Object.keys(this._errors).length > 0;
+      if (Object.keys(this._errors).length > 0) {
+        this._focusRequest++;
+      }
       this.update();
     }
   }
@@ -237,27 +238,39 @@ export abstract class FormBody<V extends FormValues<V>> extends ReactWidget {
   ): JSX.Element;
 
   protected render(): JSX.Element {
-    return this.renderForm(this._values, this._errors, values =>
-      this.setValues(values)
+    return (
+      <FocusFirstInvalid node={this.node} request={this._focusRequest}>
+        {this.renderForm(this._values, this._errors, values =>
+          this.setValues(values)
+        )}
+      </FocusFirstInvalid>
     );
-  }
-
-  protected onUpdateRequest(msg: Message): void {
-    super.onUpdateRequest(msg);
-    if (this._focusPending) {
-      this._focusPending = false;
-      // Once React has rendered the errors, move focus to the first field in error.
-      void this.renderPromise?.then(() => {
-        this.node.querySelector<HTMLElement>('[aria-invalid="true"]')?.focus();
-      });
-    }
   }
 
   private _values: V;
   private _submit: (values: V, build: boolean) => Promise<IEnv>;
   private _errors: FormErrors = {};
   private _result: IEnv | null = null;
-  private _focusPending = false;
+  private _focusRequest = 0;
+}
+
+/**
+ * Moves focus to the first field marked invalid each time `request` grows,
+ * in an effect: React runs it once the errors are in the DOM, whatever the
+ * machine's load (an idle callback could run before React committed).
+ */
+function FocusFirstInvalid(props: {
+  node: HTMLElement;
+  request: number;
+  children: React.ReactNode;
+}): JSX.Element {
+  const { node, request } = props;
+  React.useEffect(() => {
+    if (request > 0) {
+      node.querySelector<HTMLElement>('[aria-invalid="true"]')?.focus();
+    }
+  }, [request]);
+  return <>{props.children}</>;
 }
 
 /**

@@ -6,7 +6,8 @@ import { fullTime, humanTime } from '../time';
 
 /**
  * The versions (builds) of an environment, newest first, each with its log
- * and, for good versions other than the active one, a revert button.
+ * and, for good versions other than the active one, a revert button (enabled
+ * when the server allows a revert).
  */
 export function VersionList(props: {
   env: IEnv;
@@ -15,9 +16,9 @@ export function VersionList(props: {
   onLog: (version: number) => void;
   onRevert: (version: number) => void;
   /**
-   * Why no version can be restored (the store is read-only), or empty.
+   * Why no version can be restored now (the server's reason), or empty.
    */
-  locked?: string;
+  revert?: string;
 }): JSX.Element {
   const { env, trans } = props;
   const versions = [...props.versions].sort((a, b) => b.version - a.version);
@@ -28,7 +29,6 @@ export function VersionList(props: {
       </p>
     );
   }
-  const building = env.status === 'building';
   return (
     <table className="jp-EnvManager-Versions">
       <thead>
@@ -54,10 +54,8 @@ export function VersionList(props: {
             why = trans.__(
               'Only versions that built successfully can be restored'
             );
-          } else if (building) {
-            why = trans.__('Wait for the running build to finish');
-          } else if (props.locked) {
-            why = props.locked;
+          } else if (props.revert) {
+            why = props.revert;
           }
           const date = build.finished_at ?? build.started_at;
           return (

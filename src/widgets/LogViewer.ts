@@ -1,4 +1,5 @@
 import type { TranslationBundle } from '@jupyterlab/translation';
+import { Poll } from '@lumino/polling';
 import { Widget } from '@lumino/widgets';
 import type { EnvManagerModel } from '../model';
 import { BUILD_PHASES, IBuild, IBuildEvent, IEnvRef } from '../tokens';
@@ -8,9 +9,10 @@ import { fullTime, humanTime } from '../time';
 const RUNNING = new Set(['queued', 'running']);
 
 /**
- * The log of one build in the main area. While the build runs it follows the
- * log with the offset protocol (each poll asks for the bytes after the last
- * ones received) and shows the current phase; it stops when the build ends.
+ * The log of one build in the main area. While the build runs a `Poll`
+ * follows the log with the offset protocol (each read asks for the bytes after
+ * the last ones received) and the current phase; the server's build events
+ * make it read at once, and it stops when the build ends.
  */
 export class LogViewer extends Widget {
   constructor(options: LogViewer.IOptions) {
@@ -18,8 +20,17 @@ export class LogViewer extends Widget {
     this.model = options.model;
     this.ref = { scope: options.ref.scope, name: options.ref.name };
     this._version = options.version ?? null;
+    this.requestedVersion = options.version ?? null;
     this._trans = options.trans;
-    this._pollIntervalMs = options.pollIntervalMs ?? 1000;
+    this._poll = new Poll({
+      auto: false,
+      factory: () => this._read(),
+      frequency: {
+        interval: options.pollIntervalMs ?? 1000,
+        backoff: false
+      },
+      name: `jupyter-env-manager:log:${options.ref.scope}/${options.ref.name}`
+    });
     this.addClass('jp-EnvManager-Log');
     this.node.tabIndex = 0;
     this.node.setAttribute(
@@ -64,6 +75,11 @@ export class LogViewer extends Widget {
   readonly ref: IEnvRef;
 
   /**
+   * The version asked for (null: the latest build).
+   */
+  readonly requestedVersion: number | null;
+
+  /**
    * The build shown, once known.
    */
   get build(): IBuild | null {
@@ -81,14 +97,18 @@ export class LogViewer extends Widget {
    * Whether the viewer is following a running build.
    */
   get isFollowing(): boolean {
-    return this._timer !== null || this._polling;
+    const phase = this._poll.state.phase;
+    return (
+      this._reading ||
+      !(phase === 'constructed' || phase === 'stopped' || phase === 'disposed')
+    );
   }
 
   dispose(): void {
     if (this.isDisposed) {
       return;
     }
-    this._stop();
+    this._poll.dispose();
     this.model.buildChanged.disconnect(this._onBuildEvent, this);
     super.dispose();
   }
@@ -110,19 +130,21 @@ export class LogViewer extends Widget {
       return;
     }
     this._renderHeader();
-    await this._poll();
+    await this._read();
+    if (!this.isDisposed && this._build && RUNNING.has(this._build.status)) {
+      void this._poll.start();
+    }
   }
 
   /**
-   * Read what was appended to the log (and the build's state); schedule the
-   * next read while the build runs.
+   * Read what was appended to the log (and the build's state); stop the poll
+   * once the build has ended and all of its log was read.
    */
-  private async _poll(): Promise<void> {
-    if (this.isDisposed || this._version === null || this._polling) {
+  private async _read(): Promise<void> {
+    if (this.isDisposed || this._version === null || this._reading) {
       return;
     }
-    this._polling = true;
-    this._clearTimer();
+    this._reading = true;
     try {
       if (!this._finalFetched) {
         this._build = await this.model.api.getBuild(this.ref, this._version);
@@ -151,16 +173,17 @@ export class LogViewer extends Widget {
     } catch (error) {
       this._showMessage((error as Error).message, true);
     } finally {
-      this._polling = false;
+      this._reading = false;
+    }
+    if (this.isDisposed) {
+      return;
     }
     this._renderHeader();
-    if (!this.isDisposed && this._build && RUNNING.has(this._build.status)) {
-      this._timer = window.setTimeout(
-        () => void this._poll(),
-        this._pollIntervalMs
-      );
-    } else if (this._build && !this._text) {
-      this._showMessage(this._trans.__('The log is empty.'));
+    if (this._build && !RUNNING.has(this._build.status)) {
+      void this._poll.stop();
+      if (!this._text) {
+        this._showMessage(this._trans.__('The log is empty.'));
+      }
     }
   }
 
@@ -177,7 +200,7 @@ export class LogViewer extends Widget {
     this._renderHeader();
     // Read the log now rather than at the next tick; a finished build gets a
     // last read that also stops the polling.
-    void this._poll();
+    void this._read();
   }
 
   private _append(text: string): void {
@@ -256,26 +279,14 @@ export class LogViewer extends Widget {
     this._message.classList.toggle('jp-EnvManager-Error', isError && !!text);
   }
 
-  private _clearTimer(): void {
-    if (this._timer !== null) {
-      window.clearTimeout(this._timer);
-      this._timer = null;
-    }
-  }
-
-  private _stop(): void {
-    this._clearTimer();
-  }
-
   private _trans: TranslationBundle;
-  private _pollIntervalMs: number;
+  private _poll: Poll;
   private _version: number | null;
   private _build: IBuild | null = null;
   private _offset = 0;
   private _finalFetched = false;
   private _text = '';
-  private _timer: number | null = null;
-  private _polling = false;
+  private _reading = false;
   private _header: HTMLElement;
   private _title: HTMLElement;
   private _status: HTMLElement;

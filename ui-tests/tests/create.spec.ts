@@ -1,5 +1,6 @@
 import { expect, test } from '@jupyterlab/galata';
 import type { Page } from '@playwright/test';
+import { filterBox } from './helpers';
 
 const PANEL = 'jupyter-env-manager-panel';
 
@@ -22,7 +23,7 @@ test.describe('New environment dialog', () => {
     }
     await expect(dialog.locator('[name="name"]')).toBeFocused();
     // (Before opening "Advanced": it shows the server's channels.)
-    expect(await dialog.locator('.jp-Dialog-content').screenshot()).toMatchSnapshot(
+    await expect(dialog.locator('.jp-Dialog-content')).toHaveScreenshot(
       'new-environment-dialog.png'
     );
     // Channels are advanced: hidden until the section is opened.
@@ -46,7 +47,7 @@ test.describe('New environment dialog', () => {
     await expect(name).toBeFocused();
     // The dialog stays open so that the name can be fixed.
     await expect(dialog).toBeVisible();
-    expect(await dialog.locator('.jp-Dialog-content').screenshot()).toMatchSnapshot(
+    await expect(dialog.locator('.jp-Dialog-content')).toHaveScreenshot(
       'new-environment-name-error.png'
     );
     await dialog.getByRole('button', { name: 'Cancel' }).click();
@@ -83,7 +84,7 @@ test.describe('New environment dialog', () => {
     );
 
     // The filter box narrows the list.
-    const filter = page.locator(`#${PANEL} .jp-EnvManager-Filter`);
+    const filter = filterBox(page);
     await filter.fill('no-such-env');
     await expect(row).toHaveCount(0);
     await filter.fill('ui-sav');

@@ -13,7 +13,8 @@ export const API = 'env-manager/environments';
 
 /**
  * Delete an environment if it exists (cancelling its build first), so that the
- * other tests find the stores as they left them.
+ * other tests find the stores as they left them. Polls the server's answer
+ * (bounded), never sleeps a fixed time.
  */
 export async function remove(
   request: APIRequestContext,
@@ -22,20 +23,25 @@ export async function remove(
   name: string
 ): Promise<void> {
   const url = `${baseURL}/${API}/${scope}/${name}`;
-  for (let attempt = 0; attempt < 60; attempt++) {
-    const response = await request.delete(url);
-    if ([204, 404].includes(response.status())) {
-      return;
-    }
-    // 409: a build or copy is running; cancel it and try again.
-    const env = await (await request.get(url)).json();
-    const build = env.latest_build;
-    if (build && ['queued', 'running'].includes(build.status)) {
-      await request.delete(`${url}/builds/${build.version}`);
-    }
-    await new Promise(resolve => setTimeout(resolve, 500));
-  }
-  throw new Error(`Could not delete ${scope}/${name}`);
+  await expect
+    .poll(
+      async () => {
+        const response = await request.delete(url);
+        if ([204, 404].includes(response.status())) {
+          return 'deleted';
+        }
+        // 409: a build or copy is running; cancel it (the answer comes once
+        // the cancel took effect) and try again.
+        const env = await (await request.get(url)).json();
+        const build = env.latest_build;
+        if (build && ['queued', 'running'].includes(build.status)) {
+          await request.post(`${url}/builds/${build.version}/cancel`);
+        }
+        return `${response.status()} ${await response.text()}`;
+      },
+      { message: `delete ${scope}/${name}`, timeout: 60_000 }
+    )
+    .toBe('deleted');
 }
 
 /**
@@ -61,4 +67,20 @@ export async function expand(envRow: Locator): Promise<void> {
     await summary.click();
   }
   await expect(summary).toHaveAttribute('aria-expanded', 'true');
+}
+
+/**
+ * The title bar of a store's section (its label, count and marks).
+ */
+export function sectionTitle(page: Page, scope: string): Locator {
+  return page.locator(
+    `#${PANEL} .jp-AccordionPanel-title[aria-controls="jp-EnvManager-section-${scope}"]`
+  );
+}
+
+/**
+ * The text box of the panel's filter.
+ */
+export function filterBox(page: Page): Locator {
+  return page.locator(`#${PANEL} .jp-EnvManager-Filter input`);
 }

@@ -16,7 +16,8 @@ test.describe('Environments panel', () => {
     await expect(info).toHaveAttribute('data-version', version);
     await expect(panel.locator('.jp-EnvManager-Section')).toHaveCount(2);
     await expect(panel.locator('.jp-EnvManager-Error')).toHaveCount(0);
-    expect(await panel.screenshot()).toMatchSnapshot('env-panel.png');
+    // toHaveScreenshot waits until two shots agree (fonts, icons, late rows).
+    await expect(panel).toHaveScreenshot('env-panel.png');
   });
 
   test('says so when the server extension is missing', async ({ page }) => {

@@ -1,16 +1,35 @@
 import { expect, test } from '@jupyterlab/galata';
 import type { Page } from '@playwright/test';
-import { action, API, expand, PANEL, remove, row } from './helpers';
+import { action, API, expand, PANEL, remove, row, sectionTitle } from './helpers';
 
 /**
  * A shared store that is read-only (or unreadable) for this user: its root's
  * permissions say so, and tests/test_shared_store.py checks the server's side
- * with real users. The test server runs as root, for whom every store is
- * writable, so the server's `info` answer is changed to another
- * `shared_access` on its way to the page: what is under test is the panel's
- * reading of it.
+ * with real users (its `shared_access` and the `actions` it allows). The test
+ * server runs as root, for whom every store is writable, so the server's
+ * answers are changed on their way to the page as the server answers such a
+ * user: `shared_access` in `info`, and the changes of a shared environment
+ * not allowed, with the server's reason. What is under test is the panel's
+ * reading of them.
  */
 const NAME = 'readonly-team';
+// The server's sentence for such a user (Store.write_denial), as a 403 and as
+// the reason of the actions it does not allow.
+const READ_ONLY =
+  `You (alice) may not change environment '${NAME}' in the shared store: ` +
+  "/shared/.envmgr/envs/readonly-team is not writable for you (ask the store's owner: " +
+  "its root's group needs write permission, e.g. chmod 2775)";
+
+function readOnlyView(env: any): any {
+  if (env.scope !== 'shared') {
+    return env;
+  }
+  const actions = { ...env.actions };
+  for (const action of ['build', 'edit', 'revert', 'delete', 'adopt']) {
+    actions[action] = { allowed: false, reason: READ_ONLY };
+  }
+  return { ...env, actions };
+}
 
 async function serverSays(page: Page, sharedAccess: string): Promise<void> {
   await page.route(/\/env-manager\/info/, async route => {
@@ -19,6 +38,20 @@ async function serverSays(page: Page, sharedAccess: string): Promise<void> {
     await route.fulfill({
       response,
       json: { ...info, shared_access: sharedAccess }
+    });
+  });
+  await page.route(/\/env-manager\/environments(\/shared\/[^/?]+)?(\?.*)?$/, async route => {
+    const response = await route.fetch();
+    if (route.request().method() !== 'GET' || !response.ok()) {
+      await route.fulfill({ response });
+      return;
+    }
+    const body = await response.json();
+    await route.fulfill({
+      response,
+      json: body.environments
+        ? { ...body, environments: body.environments.map(readOnlyView) }
+        : readOnlyView(body)
     });
   });
   await page.reload({ waitUntil: 'domcontentloaded' });
@@ -43,24 +76,18 @@ test.describe('A read-only shared store', () => {
     await serverSays(page, 'read');
     await page.sidebar.openTab(PANEL);
     const panel = page.locator(`#${PANEL}`);
-    const shared = panel.locator('.jp-EnvManager-Section[data-scope="shared"]');
-    await expect(shared.locator('.jp-EnvManager-ReadOnly')).toHaveText(
+    await expect(sectionTitle(page, 'shared').locator('.jp-EnvManager-ReadOnly')).toHaveText(
       'read-only'
     );
-    await expect(
-      panel.locator(
-        '.jp-EnvManager-Section[data-scope="local"] .jp-EnvManager-ReadOnly'
-      )
-    ).toHaveCount(0);
+    await expect(sectionTitle(page, 'shared').locator('.jp-EnvManager-ReadOnly')).toBeVisible();
+    await expect(sectionTitle(page, 'local').locator('.jp-EnvManager-ReadOnly')).toHaveCount(0);
 
     const envRow = row(page, 'shared', NAME);
     await expand(envRow);
-    const why =
-      'The shared store is read-only for you: ask its owner for write access';
     for (const command of ['build', 'edit', 'delete']) {
       const button = action(envRow, command);
       await expect(button).toHaveAttribute('aria-disabled', 'true');
-      await expect(button).toHaveAttribute('title', why);
+      await expect(button).toHaveAttribute('title', READ_ONLY);
     }
     // Using it stays possible: its log, its versions, a copy of one's own.
     await expect(action(envRow, 'versions')).toHaveAttribute(
