@@ -751,7 +751,8 @@ class Store:
     def recover(self) -> list[tuple[str, int]]:
         """At start: finish cut-short swaps, mark dead builds interrupted, clear leftovers."""
         reaped = []
-        for name in self.managed_names():
+        managed = self.managed_names()
+        for name in managed:
             try:
                 with self.env_lock(name):
                     self.recover_swap(name)
@@ -760,6 +761,9 @@ class Store:
                         after = self.reap(name, build)
                         if after.status == "interrupted" and build.status != after.status:
                             reaped.append((name, build.version))
+                    if not (self.env_dir(name) / "swap.json").exists():
+                        for path in self.trash_of(name):
+                            self.remove_tree(path)
             except (OSError, EnvManagerError):
                 continue
         staging = self.meta / "staging"
@@ -776,8 +780,11 @@ class Store:
                 if not live:
                     self.remove_tree(entry)
         if self.trash.is_dir():
+            # A managed environment's old prefixes went above, under its lock (one may be the
+            # way back of a swap under way elsewhere); the rest (deleted metadata) goes now.
             for entry in self.trash.iterdir():
-                self.remove_tree(entry)
+                if entry.name.rpartition(".")[0] not in managed:
+                    self.remove_tree(entry)
         return reaped
 
     def remove_tree(self, path: Path) -> None:
