@@ -451,6 +451,7 @@ class EnvService:
 
     def check_cancellable(self, scope: str, name: str, version: int) -> Build:
         build = self.get_build(scope, name, version)
+        self.store(scope).check_writable(name)
         if build.status not in LIVE:
             raise Conflict(
                 f"Build v{version} of {name!r} has already {build.status}", item=str(version)
