@@ -586,6 +586,9 @@ class Store:
         cancelled worker's threads may still write there) and this environment's trash go.
         """
         leftovers: list[Path] = []
+        if clear_staging and not if_dead and self.build_of(name, version, build_id):
+            # First free the space (a full disk may be why it failed), then record the end.
+            self.remove_tree(self.staging_dir(name, version))
         with self.env_lock(name):
             build = self.build_of(name, version, build_id)
             if build is None:
