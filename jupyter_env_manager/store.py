@@ -525,7 +525,10 @@ class Store:
 
     def build_locked(self, name: str) -> bool:
         """Whether a worker holds the environment's build lock (one is running, anywhere)."""
-        fd = self.try_build_lock(name)
+        try:
+            fd = self.try_build_lock(name)
+        except PermissionError:  # a store read-only for us, where no lock file was made yet:
+            return self.build_lock_path(name).exists()  # none, then no build ever ran
         if fd is None:
             return True
         os.close(fd)
