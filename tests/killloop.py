@@ -84,7 +84,7 @@ def free_port() -> int:
 class Server:
     """A real ``jupyter server`` with the extension, as a subprocess; ``call`` its REST API."""
 
-    def __init__(self, env: dict[str, str] | None = None, cwd: str | None = None):
+    def __init__(self, env: dict[str, str] | None = None, cwd: str | None = None, **popen):
         self.port = free_port()
         self.token = uuid.uuid4().hex
         self.log = tempfile.TemporaryFile()
@@ -101,6 +101,7 @@ class Server:
             ],  # fmt: skip
             env=env,
             cwd=cwd,
+            **popen,
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )

@@ -21,10 +21,18 @@ from collections import Counter
 from pathlib import Path
 
 from killloop import Server, wait_for, workers
+from test_shared_store import ALICE, BOB, CAROL, needs_users, team, user_process  # noqa: F401
 
 from jupyter_env_manager.core.store import LIVE, Store
 
 NAMES = ["s0", "s1", "s2"]
+
+
+def local_root(env: dict[str, str]) -> Path:
+    """A server's local store: set in its config (one user), else ~/.conda/envs (users)."""
+    config = Path(env["JUPYTER_CONFIG_DIR"]) / "jupyter_server_config.json"
+    settings = json.loads(config.read_text()).get("EnvManager", {})
+    return Path(settings.get("local_root") or Path(env["HOME"]) / ".conda" / "envs")
 
 
 def server_env(base: Path, settings: dict, shared: Path, i: int) -> dict[str, str]:
@@ -112,13 +120,26 @@ def settled(servers: list[Server], stores: list[Store]) -> bool:
 
 
 def test_three_servers_one_shared_store(tmp_path, envmgr_settings):
-    seconds = float(os.environ.get("CONCURRENCY_SECONDS", "60"))
-    seed = int(os.environ.get("CONCURRENCY_SEED", str(int(time.time()))))
+    """One Unix user, three homes."""
     shared = tmp_path / "team-store"
     shared.mkdir()
     envs = [server_env(tmp_path, envmgr_settings, shared, i) for i in range(3)]
+    run_three_servers(shared, [{"env": env, "cwd": env["HOME"]} for env in envs])
+
+
+@needs_users
+def test_three_users_one_shared_store(team):  # noqa: F811
+    """Three real Unix users (umask 077): alice and bob in the store's group, carol outside it
+    (her changes get 403: never a 5xx)."""
+    run_three_servers(team["shared"], [user_process(team, u) for u in (ALICE, BOB, CAROL)])
+
+
+def run_three_servers(shared: Path, popens: list[dict]) -> None:
+    seconds = float(os.environ.get("CONCURRENCY_SECONDS", "60"))
+    seed = int(os.environ.get("CONCURRENCY_SEED", str(int(time.time()))))
+    envs = [p["env"] for p in popens]
     started = time.monotonic()
-    servers = [Server(env=env, cwd=env["HOME"]) for env in envs]
+    servers = [Server(**p) for p in popens]
     log: list = []
     try:
         until = time.monotonic() + seconds
@@ -128,9 +149,7 @@ def test_three_servers_one_shared_store(tmp_path, envmgr_settings):
         for c in clients:
             c.join(seconds + 120)
             assert not c.is_alive(), "a client is stuck on a request"
-        stores = [Store(shared, "shared")] + [
-            Store(Path(env["HOME"]) / "envs", "local") for env in envs
-        ]
+        stores = [Store(shared, "shared")] + [Store(local_root(env), "local") for env in envs]
         wait_for(lambda: settled(servers, stores), 240, "every build to end", every=0.5)
         final_listings = [
             s.call("GET", "env-manager/environments?scope=shared")[1]["environments"]
@@ -139,7 +158,7 @@ def test_three_servers_one_shared_store(tmp_path, envmgr_settings):
     finally:
         for s in servers:
             s.stop()
-    roots = [shared] + [Path(env["HOME"]) / "envs" for env in envs]
+    roots = [shared] + [local_root(env) for env in envs]
     for root in roots:
         wait_for(lambda root=root: not workers(root), 60, "the workers to end")
     elapsed = time.monotonic() - started

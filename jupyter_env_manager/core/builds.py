@@ -239,6 +239,7 @@ class Builds:
 
     def check_cancellable(self, scope: str, name: str, version: int) -> Build:
         build = self.get(scope, name, version)
+        self.svc.store(scope).check_writable(name)
         if build.status not in LIVE:
             raise Conflict(
                 f"Build v{version} of {name!r} has already {build.status}", item=str(version)

@@ -547,7 +547,10 @@ class Store:
         """Whether a worker holds the environment's build lock (one is running, anywhere).
 
         Tested with a shared lock, which a read-only descriptor may take also on NFS."""
-        fd = self.try_build_lock(name, fcntl.LOCK_SH)
+        try:
+            fd = self.try_build_lock(name, fcntl.LOCK_SH)
+        except PermissionError:  # a store read-only for us, where no lock file was made yet:
+            return self.build_lock_path(name).exists()  # none, then no build ever ran
         if fd is None:
             return True
         os.close(fd)
@@ -608,6 +611,9 @@ class Store:
         cancelled worker's threads may still write there) and this environment's trash go.
         """
         leftovers: list[Path] = []
+        if clear_staging and not if_dead and self.build_of(name, version, build_id):
+            # First free the space (a full disk may be why it failed), then record the end.
+            self.remove_tree(self.staging_dir(name, version))
         with self.env_lock(name):
             build = self.build_of(name, version, build_id)
             if build is None:
@@ -773,7 +779,8 @@ class Store:
     def recover(self) -> list[tuple[str, int]]:
         """At start: finish cut-short swaps, mark dead builds interrupted, clear leftovers."""
         reaped = []
-        for name in self.managed_names():
+        managed = self.managed_names()
+        for name in managed:
             try:
                 with self.env_lock(name):
                     self.recover_swap(name)
@@ -782,6 +789,9 @@ class Store:
                         after = self.reap(name, build)
                         if after.status == "interrupted" and build.status != after.status:
                             reaped.append((name, build.version))
+                    if not (self.env_dir(name) / "swap.json").exists():
+                        for path in self.trash_of(name):
+                            self.remove_tree(path)
             except (OSError, EnvManagerError):
                 continue
         staging = self.meta / "staging"
@@ -798,8 +808,11 @@ class Store:
                 if not live:
                     self.remove_tree(entry)
         if self.trash.is_dir():
+            # A managed environment's old prefixes went above, under its lock (one may be the
+            # way back of a swap under way elsewhere); the rest (deleted metadata) goes now.
             for entry in self.trash.iterdir():
-                self.remove_tree(entry)
+                if entry.name.rpartition(".")[0] not in managed:
+                    self.remove_tree(entry)
         return reaped
 
     def remove_tree(self, path: Path) -> None:

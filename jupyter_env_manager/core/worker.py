@@ -128,7 +128,7 @@ def run(build_dir: Path, build_id: str | None = None) -> int:
         status = "succeeded"
     except BuildFailed as err:
         error = str(err)
-    except Conflict as err:  # deleted or recreated meanwhile: the swap refused
+    except (Conflict, NotFound) as err:  # deleted or recreated meanwhile: the swap refused
         error = err.message
     except (asyncio.CancelledError, KeyboardInterrupt):
         stop = build_dir / STOP_REASON
