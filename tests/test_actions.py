@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from helpers import build
 
-from jupyter_env_manager.core.actions import ACTIONS, BUSY, NO_SHARED, NOT_BUILT, NOT_MANAGED
+from jupyter_env_manager.core.actions import (
+    ACTIONS,
+    BUSY,
+    NO_OTHER_VERSION,
+    NO_SHARED,
+    NOT_BUILT,
+    NOT_MANAGED,
+)
 
 
 def allowed(view) -> set[str]:
@@ -33,10 +40,18 @@ def test_actions_follow_the_environments_state(service):
     assert allowed(ready) == {
         "build", "edit", "revert", "delete", "copy_local", "copy_shared", "deactivate", "export"
     }  # fmt: skip
+    assert ready["version"] == 2  # v1 was cancelled: the versions table offers only good rows
     assert ready["actions"]["activate"]["reason"] == "Its kernel is already in the launcher"
     service.kernels.deactivate("local", "demo")
     listed = {e["name"]: e for e in service.envs.list("local")}["demo"]
     assert "activate" in allowed(listed) and "deactivate" not in allowed(listed)
+
+
+def test_revert_needs_another_version(service):
+    service.envs.create({"name": "one", "conda": ["alpha"]})
+    assert build(service, "local", "one").status == "succeeded"
+    view = service.envs.get("local", "one")
+    assert view["actions"]["revert"] == {"allowed": False, "reason": NO_OTHER_VERSION}
 
 
 def test_unmanaged_environments_can_only_get_a_kernel_or_be_adopted(service):

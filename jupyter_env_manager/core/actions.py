@@ -29,6 +29,7 @@ ACTIONS = (
 NOT_MANAGED = "Not managed by the environment manager: adopt it first"
 BUSY = "Wait for the running build to finish"
 NOT_BUILT = "Build it first: it has no working version yet"
+NO_OTHER_VERSION = "There is no other version to revert to"
 
 
 NO_SHARED = "No shared store is configured on the server"
@@ -62,7 +63,10 @@ def env_actions(
     reasons: dict[str, str | None] = {
         "build": change(),
         "edit": change(),
-        "revert": change((not built, NOT_BUILT)),
+        "revert": change(
+            (not built, NOT_BUILT),
+            ((view.get("latest_build") or {}).get("version", 0) < 2, NO_OTHER_VERSION),
+        ),
         "delete": change(),
         "cancel": first(
             (not building, "No build is running"),
