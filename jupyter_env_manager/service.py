@@ -11,18 +11,26 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from . import kernels
+from .bodies import (
+    CreateRequest,
+    check_offset,
+    create_request,
+    import_request,
+    parse_version,
+    update_fields,
+)
 from .engine import BuildJob, read_lock, register_conda_env, unregister_conda_env, write_locks
 from .errors import Conflict, NotFound, ValidationError
 from .listing import EnvViews
 from .spec import (
     SPEC_FIELDS,
     EnvSpec,
-    from_environment_yml,
     make_spec,
     to_environment_yml,
     validate_fields,
@@ -181,16 +189,11 @@ class EnvService:
 
     # -- create / update / delete ------------------------------------------------------------
 
-    def create_env(self, body: dict[str, Any]) -> dict[str, Any]:
-        if not isinstance(body, dict):
-            raise ValidationError("The request body must be a JSON object")
-        body = dict(body)
-        scope = body.pop("scope", "local") or "local"
-        body.pop("build", None)
-        name = body.pop("name", None)
+    def create_env(self, body: dict[str, Any] | CreateRequest) -> dict[str, Any]:
+        if not isinstance(body, CreateRequest):
+            body = create_request(body, self.settings.pip_allow_direct_urls)
+        scope, name, fields = body.scope, body.name, body.fields
         store = self.store(scope)
-        validate_name(name)
-        fields = validate_fields(body, SPEC_FIELDS)
         self._check_base(scope, fields.get("base"))
         store.check_prefix_length(name)
         store.check_writable()
@@ -201,20 +204,7 @@ class EnvService:
         return self.views.view(store, name)
 
     def import_env(self, body: dict[str, Any]) -> dict[str, Any]:
-        if not isinstance(body, dict):
-            raise ValidationError("The request body must be a JSON object")
-        unknown = set(body) - {"scope", "name", "environment_yml", "build", "display_name"}
-        if unknown:
-            field = sorted(unknown)[0]
-            raise ValidationError(f"Unknown field {field!r}", field=field)
-        yml_name, fields = from_environment_yml(body.get("environment_yml"))
-        name = body.get("name") or yml_name
-        if not name:
-            raise ValidationError("The environment.yml has no name: give 'name'", field="name")
-        create = {"scope": body.get("scope", "local"), "name": name, **fields}
-        if body.get("display_name"):
-            create["display_name"] = body["display_name"]
-        return self.create_env(create)
+        return self.create_env(import_request(body, self.settings.pip_allow_direct_urls))
 
     def _check_base(self, scope: str, base: str | None) -> None:
         if not base:
@@ -235,7 +225,7 @@ class EnvService:
 
     def update_env(self, scope: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
         store = self._managed(scope, name)
-        fields = validate_fields(body, SPEC_FIELDS)
+        fields = update_fields(body, self.settings.pip_allow_direct_urls)
         store.check_writable(name)
         with store.env_lock(name):
             record = store.read_env(name)
@@ -346,11 +336,7 @@ class EnvService:
 
     def prepare_revert(self, scope: str, name: str, version: Any) -> Build:
         store = self._managed(scope, name)
-        if isinstance(version, bool) or not isinstance(version, int):
-            if isinstance(version, str) and version.isdigit():
-                version = int(version)
-            else:
-                raise ValidationError("'version' must be a version number", field="version")
+        version = parse_version(version)
         source = store.read_build(name, version)
         if source.status != "succeeded":
             raise ValidationError(
@@ -369,7 +355,7 @@ class EnvService:
         self, scope: str, name: str, to: Any, new_name: Any = None
     ) -> tuple[dict[str, Any], Build]:
         source_store = self._managed(scope, name)
-        to = validate_scope(to)
+        to = validate_scope(to, "to")
         target_store = self.store(to)
         new_name = validate_name(new_name) if new_name not in (None, "") else name
         if to == scope and new_name == name:
@@ -415,14 +401,15 @@ class EnvService:
     def read_log(self, scope: str, name: str, version: int, offset: int = 0) -> tuple[bytes, int]:
         store = self._managed(scope, name)
         store.read_build(name, version)
-        if offset < 0:
-            raise ValidationError("'offset' must be a non-negative integer", field="offset")
         path = store.log_path(name, version)
         try:
             with open(path, "rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                check_offset(offset, size)
                 f.seek(offset)
                 data = f.read(4 * 1024 * 1024)
         except FileNotFoundError:
+            check_offset(offset, 0)
             data = b""
         # Only hand out whole lines, so a follower never sees half of one.
         cut = data.rfind(b"\n") + 1
