@@ -114,16 +114,13 @@ def parse_offset(value: Any) -> int:
 
 def _boolean(body: dict[str, Any], key: str) -> bool:
     value = body.get(key, False)
-    if value is None:
-        return False
     if not isinstance(value, bool):
         raise ValidationError(f"'{key}' must be true or false", field=key)
     return value
 
 
 def _scope(body: dict[str, Any], key: str = "scope") -> str:
-    value = body.get(key)
-    return "local" if value is None else validate_scope(value, key)
+    return validate_scope(body[key], key) if key in body else "local"
 
 
 def create_request(body: Any, allow_direct_urls: bool = False) -> CreateRequest:
@@ -142,7 +139,7 @@ def import_request(body: Any, allow_direct_urls: bool = False) -> CreateRequest:
     check_known(body, IMPORT_FIELDS)
     scope = _scope(body)
     name = body.get("name")
-    if name not in (None, ""):
+    if name is not None:
         validate_name(name)
     build = _boolean(body, "build")
     display_name = validate_text(body.get("display_name"), "display_name", 128)
@@ -168,7 +165,7 @@ def copy_request(body: Any) -> CopyRequest:
         raise ValidationError("'to' is required: local or shared", field="to")
     to = validate_scope(body["to"], "to")
     name = body.get("name")
-    return CopyRequest(to, None if name in (None, "") else validate_name(name))
+    return CopyRequest(to, None if name is None else validate_name(name))
 
 
 def revert_version(body: Any) -> int:

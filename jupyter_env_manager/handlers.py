@@ -21,6 +21,7 @@ from tornado import web
 from .bodies import copy_request, parse_json_body, parse_offset, parse_version, revert_version
 from .builds import BuildQueue
 from .errors import EnvManagerError
+from .spec import validate_scope
 
 NAMESPACE = "env-manager"
 EVENT_SCHEMAS = Path(__file__).parent / "events"
@@ -124,7 +125,8 @@ class EnvironmentsHandler(BaseHandler):
     @tornado.web.authenticated
     @authorized
     async def get(self):
-        scope = self.get_query_argument("scope", None) or None
+        scope = self.get_query_argument("scope", None)
+        scope = None if scope is None else self.checked(validate_scope, scope)
         envs = await self.core(self.service.list_envs, scope)
         self.finish(json.dumps({"environments": envs}))
 
