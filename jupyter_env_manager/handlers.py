@@ -148,6 +148,8 @@ class EnvironmentsHandler(BaseHandler):
 
 
 class ImportHandler(EnvironmentsHandler):
+    get = web.RequestHandler.get  # not inherited: GET import is a 405 (Allow: POST)
+
     @tornado.web.authenticated
     @authorized
     async def post(self):

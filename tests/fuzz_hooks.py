@@ -14,6 +14,13 @@ Directory mtimes are left out: a temporary file made and removed leaves nothing 
 While no build is at work the server writes nothing by itself (the fuzz server runs with
 ``watch_interval_s = 0``), so one snapshot is enough then.
 
+Hostile values: schema-driven generation rarely draws what broke the server before (a name
+ending in a newline, a version ``²`` or ``١``, a 300-digit number, ``"build": "no"``, a YAML
+alias bomb). ``flatmap_case`` offers, for each positive case, variants with one such value put
+in a path parameter, the offset or one body field; every one of them must be refused (4xx, so
+the no-change check applies) and never answer 5xx. Negative cases are left alone (a value put in
+them could make them valid).
+
 Figures (requests per operation and status, violations) go to ``$ENVMGR_FUZZ_STATS`` as JSON.
 """
 
@@ -27,6 +34,7 @@ from collections import Counter
 from pathlib import Path
 
 import schemathesis
+from hypothesis import strategies as st
 
 WATCH = [Path(p) for p in json.loads(os.environ.get("ENVMGR_FUZZ_WATCH", "[]"))]
 REGISTRY = Path(os.environ.get("ENVMGR_FUZZ_REGISTRY", "/nonexistent"))
@@ -115,6 +123,79 @@ def settle() -> dict:
             time.sleep(0.05 if previous is None else 0.02)
     finally:
         _timing["settle_s"] += time.monotonic() - start
+
+
+ALIAS_BOMB = (
+    "name: bomb\na: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+    "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
+    "dependencies: [{pip: [*d]}]\n"
+)
+NAMES = ["demo\n", "abc\n", "demo\r", "d\u2028", 123]
+# Values each body field must refuse (a 400 naming it); a value valid anywhere is not listed.
+BODY = {
+    "name": NAMES,
+    "to": ["shared\n", 5],
+    "scope": ["local\n", 5],
+    "build": ["no", 1, "true"],
+    "display_name": ["x\nchannels: [evil]", "a\u2028b", 5],
+    "description": ["a\rb", 5],
+    "python": ["3.\u0661\u0661", 5],
+    "conda": [5, [5], ["a\nb"], ["-x"], ["python"]],
+    "pip": [5, ["h @ https://example.org/h-1.0-py3-none-any.whl"], ["h @ git+https://e.org/h"]],
+    "channels": [5, ["c\nd"], {"a": 1}],
+    "base": [5, "local/abc\n"],
+    "version": ["1", "\u00b2", True, 10**30, 1.5],
+    "environment_yml": [
+        ALIAS_BOMB,
+        "name: x\na: " + "[" * 60 + "]" * 60 + "\n",
+        "name: x\nchannels: 5\n",
+        "name: x\ndependencies: [{pip: [5]}]\n",
+        5,
+    ],
+    "colour": ["red"],
+}
+PATH = {
+    "name": NAMES[:4],
+    "version": ["\u00b2", "\u0661", "\uff11", "9" * 300, "0", "1\n"],
+}
+OFFSETS = ["9" * 30, "\u0661", "-1", "1e3"]
+
+
+def _hostile_variants(case) -> list[tuple[str, str, object]]:
+    out: list[tuple[str, str, object]] = []
+    for key, values in PATH.items():
+        if key in (case.path_parameters or {}):
+            out += [("path", key, v) for v in values]
+    if case.path.endswith("/log"):
+        out += [("query", "offset", v) for v in OFFSETS]
+    if isinstance(case.body, dict):
+        keys = set(case.body) | {"colour"}
+        for key in keys & set(BODY):
+            out += [("body", key, v) for v in BODY[key]]
+    return out
+
+
+def _apply(case, variant: tuple[str, str, object]):
+    where, key, value = variant
+    new = case.derive(keep_auth=True)
+    if where == "path":
+        new.path_parameters = {**case.path_parameters, key: value}
+    elif where == "query":
+        new.query = {**(case.query or {}), key: value}
+    else:
+        new.body = {**case.body, key: value}
+    return new
+
+
+@schemathesis.hook
+def flatmap_case(context, case):
+    meta = getattr(case, "meta", None)
+    positive = meta is not None and meta.generation.mode.is_positive
+    variants = _hostile_variants(case) if positive else []
+    if not variants:
+        return st.just(case)
+    hostile = st.sampled_from(variants).map(lambda v: _apply(case, v))
+    return st.one_of(st.just(case), hostile)
 
 
 def _changes(before: dict, after: dict) -> list[str]:

@@ -352,6 +352,7 @@ async def test_internal_errors_carry_a_reference_not_the_exception(jp_fetch, jp_
     ("method", "path", "allow"),
     [
         ("PUT", "environments", "GET, POST"),
+        ("GET", "environments/import", "POST"),
         ("DELETE", "info", "GET"),
         ("GET", "environments/local/u/activate", "POST"),
         ("PUT", "environments/local/u", "GET, DELETE, PATCH"),
