@@ -93,7 +93,7 @@ def parse_version(value: Any, field_name: str = "version") -> int:
         raise ValidationError(f"'{field_name}' must be a version number", field=field_name)
     if not VERSION_RE.fullmatch(text) or int(text) < 1:
         raise ValidationError(
-            f"Invalid version {shown(text)}: use a version number (1, 2, ...)",
+            f"Invalid version {shown(text)}: it must be a version number (1, 2, ...)",
             field=field_name,
             item=text[:100],
         )

@@ -161,17 +161,20 @@ PATH = {
 OFFSETS = ["9" * 30, "\u0661", "-1", "1e3"]
 
 
-def _hostile_variants(case) -> list[tuple[str, str, object]]:
-    out: list[tuple[str, str, object]] = []
+def _hostile_variants(case) -> list[tuple[str, str, list]]:
+    """(where, key, values to try) for each place of this case a hostile value can go."""
+    out: list[tuple[str, str, list]] = []
     for key, values in PATH.items():
         if key in (case.path_parameters or {}):
-            out += [("path", key, v) for v in values]
+            out.append(("path", key, values))
     if case.path.endswith("/log"):
-        out += [("query", "offset", v) for v in OFFSETS]
+        out.append(("query", "offset", OFFSETS))
     if isinstance(case.body, dict):
-        keys = set(case.body) | {"colour"}
-        for key in keys & set(BODY):
-            out += [("body", key, v) for v in BODY[key]]
+        keys = set(case.body) | {"colour", "name"}
+        if case.path == "/environments":
+            keys |= {"build", "display_name"}
+        for key in sorted(keys & set(BODY)):
+            out.append(("body", key, BODY[key]))
     return out
 
 
@@ -194,7 +197,10 @@ def flatmap_case(context, case):
     variants = _hostile_variants(case) if positive else []
     if not variants:
         return st.just(case)
-    hostile = st.sampled_from(variants).map(lambda v: _apply(case, v))
+    # a place first, then a value: each place is tried about as often as the others
+    hostile = st.sampled_from(variants).flatmap(
+        lambda place: st.sampled_from(place[2]).map(lambda v: _apply(case, (*place[:2], v)))
+    )
     return st.one_of(st.just(case), hostile)
 
 
