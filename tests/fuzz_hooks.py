@@ -48,6 +48,8 @@ _requests: Counter = Counter()
 _statuses: Counter = Counter()
 _violations: list[dict] = []
 _unsettled = [0]
+_hostile_ids: set[str] = set()
+_hostile_sent: Counter = Counter()
 _timing = {"settle_s": 0.0, "snapshots": 0, "last_busy": 0.0}
 
 
@@ -187,6 +189,7 @@ def _apply(case, variant: tuple[str, str, object]):
         new.query = {**(case.query or {}), key: value}
     else:
         new.body = {**case.body, key: value}
+    _hostile_ids.add(new.id)
     return new
 
 
@@ -219,6 +222,8 @@ def before_call(context, case, kwargs):
 def after_call(context, case, response):
     label = f"{case.method.upper()} {case.path}"
     _requests[label] += 1
+    if case.id in _hostile_ids:
+        _hostile_sent[f"{label} {response.status_code}"] += 1
     _statuses[f"{label} {response.status_code}"] += 1
     if 400 <= response.status_code < 500 and _state["before"] is not None:
         changed = _changes(_state["before"], settle())
@@ -259,6 +264,7 @@ def _write_stats() -> None:
                 "statuses": dict(_statuses),
                 "violations": _violations,
                 "unsettled": _unsettled[0],
+                "hostile": dict(_hostile_sent),
                 "settle_s": round(_timing["settle_s"], 1),
                 "snapshots": _timing["snapshots"],
             },

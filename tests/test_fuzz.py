@@ -111,7 +111,8 @@ def test_fuzz_the_rest_api(tmp_path, service, envmgr_settings, capsys):
     }
     with capsys.disabled():
         print(f"\nFUZZ seed {seed}: {len(documented & set(requests))} of {len(documented)} "
-              f"operations, {sum(requests.values())} requests, "
+              f"operations, {sum(requests.values())} requests "
+              f"({sum(stats.get('hostile', {}).values())} with a hostile value), "
               f"{len(stats.get('violations', []))} 4xx-with-changes, {sum(five_xx.values())} 5xx, "
               f"schemathesis exit {proc.returncode}, {duration:.0f} s "
               f"({stats.get('settle_s')} s letting builds settle, "
