@@ -132,6 +132,34 @@ def test_fuzz_the_rest_api(tmp_path, service, envmgr_settings, capsys):
     assert documented <= set(requests), sorted(documented - set(requests))
 
 
+def test_the_no_change_check_sees_a_created_or_rewritten_file(tmp_path, monkeypatch):
+    """The fuzz's snapshot (fuzz_hooks.py) is not blind: a new file, a rewrite of the same size,
+    a removed directory and a changed environments.txt all count; a build.json saying
+    ``queued`` is reported as live (so the check waits instead of blaming the request)."""
+    import fuzz_hooks
+
+    store = tmp_path / "store"
+    (store / ".envmgr" / "envs" / "a").mkdir(parents=True)
+    env_json = store / ".envmgr" / "envs" / "a" / "env.json"
+    env_json.write_text("{}")
+    registry = tmp_path / "environments.txt"
+    monkeypatch.setattr(fuzz_hooks, "WATCH", [store])
+    monkeypatch.setattr(fuzz_hooks, "REGISTRY", registry)
+    before, live = fuzz_hooks.snapshot()
+    assert not live and fuzz_hooks._changes(before, fuzz_hooks.snapshot()[0]) == []
+    (store / "b").mkdir()
+    assert fuzz_hooks._changes(before, fuzz_hooks.snapshot()[0]) == [str(store / "b")]
+    (store / "b").rmdir()
+    os.utime(env_json, ns=(1, 1))
+    assert fuzz_hooks._changes(before, fuzz_hooks.snapshot()[0]) == [str(env_json)]
+    os.utime(env_json, ns=(before[str(env_json)][1],) * 2)
+    registry.write_text("/x\n")
+    assert fuzz_hooks._changes(before, fuzz_hooks.snapshot()[0]) == [str(registry)]
+    build_json = store / ".envmgr" / "envs" / "a" / "build.json"
+    build_json.write_text('{"status": "queued"}')
+    assert fuzz_hooks.snapshot()[1] is True
+
+
 def _operations() -> set[str]:
     import yaml
 
