@@ -123,6 +123,15 @@ class EnvManager(LoggingConfigurable):
         help="Install the pip layer only from pip_find_links, never from an index.",
     ).tag(config=True)
 
+    pip_allow_direct_urls = Bool(
+        False,
+        help=(
+            "Accept pip requirements that are direct references (`name @ https://...`, "
+            "`name @ git+https://...`). They bypass pip_index_url and pip_no_index, so they are "
+            "refused (a 400 naming the requirement) unless this is True."
+        ),
+    ).tag(config=True)
+
     max_concurrent_builds = Int(
         2,
         help="How many builds and copies run at once in this server; the rest wait in a queue.",

@@ -285,7 +285,7 @@ def cmd_create(service, args, progress) -> Result:
         body = {"scope": scope, "name": args.name, "environment_yml": read_text(args.file)}
         if args.display_name:
             body["display_name"] = args.display_name
-        return _created(service, *service.envs.import_(body, build=args.build))
+        return _created(service, *service.envs.import_({**body, "build": args.build}))
     body = {"scope": scope, "name": args.name}
     for key, value in (
         ("python", args.python),
@@ -298,7 +298,7 @@ def cmd_create(service, args, progress) -> Result:
     ):
         if value is not None:
             body[key] = value
-    return _created(service, *service.envs.create(body, build=args.build))
+    return _created(service, *service.envs.create({**body, "build": args.build}))
 
 
 def cmd_import(service, args, progress) -> Result:
@@ -307,7 +307,7 @@ def cmd_import(service, args, progress) -> Result:
         body["name"] = args.name
     if args.display_name:
         body["display_name"] = args.display_name
-    return _created(service, *service.envs.import_(body, build=args.build))
+    return _created(service, *service.envs.import_({**body, "build": args.build}))
 
 
 def _created(service, env: dict[str, Any], build) -> Result:
@@ -362,7 +362,7 @@ def cmd_revert(service, args, progress) -> Result:
 
 
 def cmd_log(service, args, progress) -> Result:
-    from ..core.builds import parse_version
+    from ..core.bodies import parse_version
     from ..core.errors import ValidationError
 
     scope = _scope(args)

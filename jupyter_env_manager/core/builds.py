@@ -9,13 +9,15 @@ so a failed build leaves the spec as it was with no restore step in any door.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .bodies import check_offset, parse_version
 from .engine import BuildJob
 from .environments import split_base
 from .errors import Conflict, NotFound, ValidationError
-from .spec import EnvSpec, validate_fields, with_packages, without_packages
+from .spec import EnvSpec, validate_fields, validate_pip_specs, with_packages, without_packages
 from .store import LIVE, Build, Store, host_owner, read_json
 
 if TYPE_CHECKING:
@@ -38,6 +40,8 @@ class Builds:
         """Number and record a build from the spec, without running it."""
         store = self.svc.managed(scope, name)
         spec = store.read_env(name).spec
+        # The pip policy of this server, also for a spec saved before it or by another server.
+        validate_pip_specs(spec.pip, self.svc.settings.pip_allow_direct_urls)
         return self.queue(store, name, "build", None, spec, actor, **self._base(scope, spec))
 
     def revert(self, scope: str, name: str, version: Any, actor: str | None = None) -> Build:
@@ -84,7 +88,7 @@ class Builds:
             after = without_packages(before, packages, kind, f"{scope}/{name}")
         else:
             after = with_packages(before, packages, kind)
-        fields = validate_fields({kind: after}, (kind,))
+        fields = validate_fields({kind: after}, (kind,), self.svc.settings.pip_allow_direct_urls)
         spec = self.svc.envs.merged_spec(scope, name, current, fields)
         build = self.queue(
             store, name, "build", None, spec, actor, record_spec=True, **self._base(scope, spec)
@@ -197,13 +201,13 @@ class Builds:
         """Whole lines of a build's log from ``offset`` on, and the offset to read next."""
         store = self.svc.managed(scope, name)
         store.read_build(name, version)
-        if offset < 0:
-            raise ValidationError("'offset' must be a non-negative integer", field="offset")
         try:
             with open(store.log_path(name, version), "rb") as f:
+                check_offset(offset, os.fstat(f.fileno()).st_size)
                 f.seek(offset)
                 data = f.read(LOG_CHUNK)
         except FileNotFoundError:
+            check_offset(offset, 0)
             data = b""
         # Only hand out whole lines, so a follower never sees half of one.
         data = data[: data.rfind(b"\n") + 1]
@@ -245,17 +249,3 @@ class Builds:
                 f"Build v{version} of {name!r} has already {build.status}", item=str(version)
             )
         return build
-
-
-def parse_version(value: Any) -> int:
-    """A version number from a body or a command line: ASCII digits only."""
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise ValidationError("'version' must be a version number", field="version")
-    text = str(value)
-    if not (text.isascii() and text.isdigit() and 0 < len(text) <= 9) or int(text) < 1:
-        raise ValidationError(
-            f"Invalid version {text[:20]!r}: a version number is a positive integer",
-            field="version",
-            item=text[:20],
-        )
-    return int(text)

@@ -6,12 +6,12 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from .actions import NO_SHARED, env_actions
+from .bodies import CreateRequest, create_request, import_request, update_fields
 from .engine import read_lock, register_conda_env, unregister_conda_env, write_locks
 from .errors import Conflict, NotFound, ValidationError
 from .spec import (
     SPEC_FIELDS,
     EnvSpec,
-    from_environment_yml,
     make_spec,
     to_environment_yml,
     validate_fields,
@@ -86,19 +86,15 @@ class Environments:
     # -- create / import / edit / delete -----------------------------------------------------
 
     def create(
-        self, body: dict[str, Any], actor: str | None = None, build: bool = False
+        self, body: dict[str, Any] | CreateRequest, actor: str | None = None
     ) -> tuple[dict[str, Any], Build | None]:
-        """Make an environment from a body of spec fields; with ``build``, start its build."""
-        if not isinstance(body, dict):
-            raise ValidationError("The request body must be a JSON object")
-        if not isinstance(build, bool):
-            raise ValidationError("'build' must be true or false", field="build")
-        body = dict(body)
-        scope = body.pop("scope", "local") or "local"
-        name = body.pop("name", None)
+        """Make an environment from a create body (spec fields, ``build``: start its build).
+
+        Every door hands the body over as it came: :mod:`.bodies` checks it in one place, and
+        a body it refuses has created nothing."""
+        req = body if isinstance(body, CreateRequest) else create_request(body, self._urls())
+        scope, name, fields = req.scope, req.name, req.fields
         store = self.svc.store(scope)
-        validate_name(name)
-        fields = validate_fields(body, SPEC_FIELDS)
         self.check_base(scope, fields.get("base"))
         store.check_prefix_length(name)
         store.check_writable()
@@ -106,27 +102,17 @@ class Environments:
         stamp = now()
         store.create_env(EnvRecord(spec, stamp, stamp, self.svc.actor(actor)))
         self.svc.emit("environment", {"action": "created", "scope": scope, "name": name})
-        started = self.svc.builds.start(scope, name, actor) if build else None
+        started = self.svc.builds.start(scope, name, actor) if req.build else None
         return self.get(scope, name, versions=False), started
 
     def import_(
-        self, body: dict[str, Any], actor: str | None = None, build: bool = False
+        self, body: dict[str, Any], actor: str | None = None
     ) -> tuple[dict[str, Any], Build | None]:
         """Make an environment from an environment.yml (``pip:`` included)."""
-        if not isinstance(body, dict):
-            raise ValidationError("The request body must be a JSON object")
-        unknown = set(body) - {"scope", "name", "environment_yml", "display_name"}
-        if unknown:
-            field = sorted(unknown)[0]
-            raise ValidationError(f"Unknown field {field!r}", field=field)
-        yml_name, fields = from_environment_yml(body.get("environment_yml"))
-        name = body.get("name") or yml_name
-        if not name:
-            raise ValidationError("The environment.yml has no name: give 'name'", field="name")
-        create = {"scope": body.get("scope", "local"), "name": name, **fields}
-        if body.get("display_name"):
-            create["display_name"] = body["display_name"]
-        return self.create(create, actor, build)
+        return self.create(import_request(body, self._urls()), actor)
+
+    def _urls(self) -> bool:
+        return bool(self.svc.settings.pip_allow_direct_urls)
 
     def check_base(self, scope: str, base: str | None) -> None:
         if not base:
@@ -144,7 +130,7 @@ class Environments:
         self, scope: str, name: str, body: dict[str, Any], actor: str | None = None
     ) -> dict[str, Any]:
         store = self.svc.managed(scope, name)
-        fields = validate_fields(body, SPEC_FIELDS)
+        fields = update_fields(body, self._urls())
         store.check_writable(name)
         with store.env_lock(name):
             record = store.read_env(name)

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .builds import parse_version
+from .bodies import parse_version
 from .engine import read_lock
 from .errors import EnvManagerError, ValidationError
 from .spec import EnvSpec, package_name

@@ -27,7 +27,7 @@ class Sharing:
         """Copy the version in use of ``scope/name`` into store ``to`` (as ``new_name``)."""
         svc = self.svc
         source_store = svc.managed(scope, name)
-        to = validate_scope(to)
+        to = validate_scope(to, "to")
         target_store = svc.store(to)
         new_name = validate_name(new_name) if new_name not in (None, "") else name
         if to == scope and new_name == name:

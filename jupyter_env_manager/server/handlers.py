@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from typing import Any
 
 import tornado
@@ -18,11 +19,11 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 from tornado import web
 
-from ..core.builds import parse_version
+from ..core.bodies import copy_request, parse_json_body, parse_offset, parse_version, revert_version
 from ..core.errors import EnvManagerError, ValidationError
 from ..core.runner import BuildQueue
 from ..core.service import EnvService
-from ..core.spec import validate_base
+from ..core.spec import validate_base, validate_scope
 from ..core.store import Build
 
 NAMESPACE = "env-manager"
@@ -53,25 +54,35 @@ class BaseHandler(APIHandler):
             self._error(err)
 
     def body(self) -> dict[str, Any]:
-        try:
-            data = json.loads(self.request.body or b"{}")
-        except ValueError:
-            self._error(ValidationError("The request body is not valid JSON"))
-        if not isinstance(data, dict):
-            self._error(ValidationError("The request body must be a JSON object"))
-        return data
+        return self.checked(parse_json_body, self.request.body)
 
     def version_arg(self, version: str) -> int:
+        return self.checked(parse_version, version)
+
+    def checked(self, fn, *args) -> Any:
+        """Call a quick check of the core (no I/O) on the loop; its errors as :meth:`core`."""
         try:
-            return parse_version(version)
-        except ValidationError as err:
+            return fn(*args)
+        except EnvManagerError as err:
             self._error(err)
-            raise
 
     def _error(self, err: EnvManagerError) -> None:
         self.set_status(err.status)
         self.set_header("Content-Type", "application/json")
         raise web.Finish(json.dumps(err.to_dict()))
+
+    def log_exception(self, typ, value, tb) -> None:
+        if isinstance(value, web.HTTPError):
+            return super().log_exception(typ, value, tb)
+        # A bug: the traceback goes to the log under a reference the client is given.
+        self._error_ref = uuid.uuid4().hex[:12]
+        self.log.error(
+            "Uncaught exception %s %s (reference %s)",
+            self.request.method,
+            self.request.path,
+            self._error_ref,
+            exc_info=(typ, value, tb),
+        )
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         # Everything else (auth, bad routes, bugs) also answers with a JSON {"message"}.
@@ -79,9 +90,21 @@ class BaseHandler(APIHandler):
         reason = self._reason
         exc = kwargs.get("exc_info", (None, None, None))[1]
         message = getattr(exc, "log_message", None) or reason
-        if status_code >= 500:
-            message = f"Internal error: {exc}" if exc else reason
+        if status_code == 405:
+            self.set_header("Allow", ", ".join(self.allowed_methods()))
+        if status_code >= 500:  # never exception text: it may hold paths, names, secrets
+            ref = getattr(self, "_error_ref", None) or uuid.uuid4().hex[:12]
+            message = f"Internal server error (reference {ref}: see the server log)"
         self.finish(json.dumps({"message": message, "reason": reason}))
+
+    def allowed_methods(self) -> list[str]:
+        """The methods this route implements (for the ``Allow`` header of a 405)."""
+        return [
+            m
+            for m in self.SUPPORTED_METHODS
+            if m != "OPTIONS"
+            and getattr(type(self), m.lower(), None) is not getattr(web.RequestHandler, m.lower())
+        ]
 
     def created(self, payload: dict[str, Any], location: str) -> None:
         self.set_status(201)
@@ -109,16 +132,15 @@ class EnvironmentsHandler(BaseHandler):
     @tornado.web.authenticated
     @authorized
     async def get(self):
-        scope = self.get_query_argument("scope", None) or None
+        scope = self.get_query_argument("scope", None)
+        scope = None if scope is None else self.checked(validate_scope, scope)
         envs = await self.core(self.service.envs.list, scope)
         self.finish(json.dumps({"environments": envs}))
 
     @tornado.web.authenticated
     @authorized
     async def post(self):
-        body = self.body()
-        build = body.pop("build", False)
-        env, started = await self.core(self.service.envs.create, body, self.actor, build)
+        env, _build = await self.core(self.service.envs.create, self.body(), self.actor)
         self.created(env, self.env_url(env["scope"], env["name"]))
 
 
@@ -126,9 +148,7 @@ class ImportHandler(BaseHandler):
     @tornado.web.authenticated
     @authorized
     async def post(self):
-        body = self.body()
-        build = body.pop("build", False)
-        env, started = await self.core(self.service.envs.import_, body, self.actor, build)
+        env, _build = await self.core(self.service.envs.import_, self.body(), self.actor)
         self.created(env, self.env_url(env["scope"], env["name"]))
 
 
@@ -189,11 +209,9 @@ class LogHandler(BaseHandler):
     @tornado.web.authenticated
     @authorized
     async def get(self, scope: str, name: str, version: str):
-        offset_arg = self.get_query_argument("offset", "0")
-        if not (offset_arg.isascii() and offset_arg.isdigit() and len(offset_arg) <= 18):
-            self._error(ValidationError(f"Invalid offset {offset_arg[:20]!r}", field="offset"))
+        offset = self.checked(parse_offset, self.get_query_argument("offset", "0"))
         data, next_offset = await self.core(
-            self.service.builds.read_log, scope, name, self.version_arg(version), int(offset_arg)
+            self.service.builds.read_log, scope, name, self.version_arg(version), offset
         )
         self.set_header("X-Log-Offset", str(next_offset))
         self.set_header("Access-Control-Expose-Headers", "X-Log-Offset")
@@ -223,32 +241,20 @@ class CopyHandler(BaseHandler):
     @tornado.web.authenticated
     @authorized
     async def post(self, scope: str, name: str):
-        body = self.body()
-        unknown = set(body) - {"to", "name"}
-        if unknown:
-            self._error(
-                ValidationError(f"Unknown field {sorted(unknown)[0]!r}", field=sorted(unknown)[0])
-            )
-        if "to" not in body:
-            self._error(ValidationError("'to' is required: local or shared", field="to"))
+        req = self.checked(copy_request, self.body())
         env, build = await self.core(
-            self.service.sharing.copy, scope, name, body["to"], body.get("name"), self.actor
+            self.service.sharing.copy, scope, name, req.to, req.name, self.actor
         )
-        self.accepted(
-            {"environment": env, "build": build.public()}, env["scope"], env["name"], build
-        )
+        body = {"environment": env, "build": build.public()}
+        self.accepted(body, env["scope"], env["name"], build)
 
 
 class RevertHandler(BaseHandler):
     @tornado.web.authenticated
     @authorized
     async def post(self, scope: str, name: str):
-        body = self.body()
-        if "version" not in body:
-            self._error(ValidationError("'version' is required", field="version"))
-        build = await self.core(
-            self.service.builds.revert, scope, name, body["version"], self.actor
-        )
+        version = self.checked(revert_version, self.body())
+        build = await self.core(self.service.builds.revert, scope, name, version, self.actor)
         self.accepted({"build": build.public()}, scope, name, build)
 
 
