@@ -16,6 +16,7 @@ import urllib.request
 import uuid
 from pathlib import Path
 
+from jupyter_env_manager.core.runner import worker_argv
 from jupyter_env_manager.core.store import LIVE, MARKER, Store, read_json
 
 
@@ -69,7 +70,8 @@ def workers(root: str | Path) -> list[int]:
             cmdline = (entry / "cmdline").read_bytes()
         except OSError:
             continue
-        if b"jupyter_env_manager.worker" in cmdline and needle in cmdline:
+        module = worker_argv(Path("x"))[2].encode()  # the worker's module, wherever it lives
+        if module in cmdline and needle in cmdline:
             if alive(int(entry.name)):
                 found.append(int(entry.name))
     return found

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import NotFound
+from .errors import Conflict, NotFound
 from .store import LIVE, STOP_REASON, Build, Store, current_user, owner_alive
 
 CANCEL_GRACE_S = 10.0
@@ -156,12 +156,23 @@ class BuildQueue:
         """Record the end (if the worker did not) and tell the clients; a build that is gone
         (its environment deleted) has nothing to tell."""
         store = self._store(job)
-        try:
-            build = await asyncio.to_thread(
-                store.finish, job.name, job.version, status, error, build_id=job.id
-            )
-        except NotFound:
-            return
+        for attempt in range(3):  # a lock held too long elsewhere: try again, then leave it
+            try:
+                build = await asyncio.to_thread(
+                    store.finish, job.name, job.version, status, error, build_id=job.id
+                )
+                break
+            except NotFound:
+                return
+            except Conflict:
+                if attempt == 2:
+                    self.service.log.warning(
+                        "jupyter_env_manager: could not record the end of %s/%s v%s (its env "
+                        "lock stayed taken); the next reader will",
+                        job.scope, job.name, job.version,
+                    )  # fmt: skip
+                    return
+                await asyncio.sleep(1)
         self.service.emit("build", build.event("finished", job.scope, job.name))
 
     async def cancel(self, scope: str, name: str, version: int) -> None:
