@@ -23,6 +23,7 @@ import pytest
 from helpers import build, run_in_kernel
 from test_api import call, get_json, wait_build
 
+from jupyter_env_manager.core import layout as layout_module
 from jupyter_env_manager.core import store as store_module
 from jupyter_env_manager.core.errors import Conflict
 from jupyter_env_manager.core.runner import BuildQueue, worker_argv
@@ -130,7 +131,7 @@ def test_a_lock_wait_is_bounded_and_says_why(service, monkeypatch):
     )
     try:
         assert holder.stdout.readline().strip() == "held"
-        monkeypatch.setattr(store_module, "LOCK_WAIT_S", 1.0, raising=False)
+        monkeypatch.setattr(layout_module, "LOCK_WAIT_S", 1.0)  # where env_lock reads it
         outcome: list[BaseException | str] = []
 
         def edit():

@@ -1,0 +1,436 @@
+"""A store's layout: one root directory of conda prefixes plus our metadata beside them.
+
+Layout (``<root>`` is a conda envs directory, so conda/mamba see ordinary environments)::
+
+    <root>/<name>/                       the prefix in use (conda-meta/*.json records)
+    <root>/.envmgr/store.json            {"format": 1}
+    <root>/.envmgr/envs/<name>/env.json  spec, display name, created/updated, created_by
+    <root>/.envmgr/envs/<name>/state.json  {"active_version": N}
+    <root>/.envmgr/envs/<name>/builds/<N>/{build.json,spec.json,lock.json,rattler-lock.yml,log.txt}
+    <root>/.envmgr/staging/<name>.v<N>/  a build being assembled (never listed, never in use)
+    <root>/.envmgr/trash/                prefixes on their way out
+
+Designed for many writers on one (NFS) directory: version numbers are claimed with an atomic
+``mkdir``, metadata is replaced with ``rename``, a running build holds an ``flock`` on its
+environment's ``build.lock`` (released by the kernel when its process dies, which is how an
+interrupted build is recognised), and no per-user state lives here. In the shared store,
+whatever we make grants the team what the root grants (see :mod:`.access`).
+
+The build lifecycle (reap, finish, the swap and its recovery, delete) is :mod:`.store`'s.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from .access import Access, open_lock
+from .errors import Conflict, EnvManagerError, Forbidden, NotFound, ValidationError
+from .records import (
+    STORE_FORMAT,
+    Build,
+    EnvRecord,
+    current_user,
+    now,
+    owner_alive,
+    read_json,
+    write_json,
+)
+from .spec import MAX_PREFIX_LENGTH
+
+META = ".envmgr"
+# How long a process waits for an environment's lock before answering 409 (seconds).
+LOCK_WAIT_S = float(os.environ.get("JUPYTER_ENV_MANAGER_LOCK_WAIT_S", "20"))
+
+_held = threading.local()  # env locks this thread holds: {(root, name): depth}
+
+
+class StoreLayout:
+    """One root directory (the local store or the shared store)."""
+
+    def __init__(self, root: str | Path, scope: str):
+        self.root = Path(root)
+        self.scope = scope
+        self.meta = self.root / META
+        self._access: Access | None = None
+
+    # -- permissions -------------------------------------------------------------------------
+
+    @property
+    def access(self) -> Access | None:
+        """The shared store's policy, read from its root (None: the local store, or no root)."""
+        if self._access is None and self.scope == "shared":
+            try:
+                self._access = Access.of(self.root)
+            except FileNotFoundError:
+                return None
+        return self._access
+
+    def _mkdir(self, path: Path, exist_ok: bool = False) -> None:
+        """``mkdir`` one directory of ours (its parent exists), with the store's mode."""
+        try:
+            path.mkdir()
+        except FileExistsError:
+            if not exist_ok:
+                raise
+            return
+        if self.access is not None:
+            self.access.apply(path)
+
+    def _write_json(self, path: Path, data: Any) -> None:
+        write_json(path, data, self.access.file_mode() if self.access else None)
+
+    def new_file(self, path: Path, text: str = "") -> None:
+        """Write a small file of ours (job.json, an empty log), with the store's mode."""
+        path.write_text(text)
+        if self.access is not None:
+            self.access.apply(path)
+
+    def permission(self) -> str:
+        """What this user may do here, by the file permissions: "write", "read" or "none"."""
+        probe = self.meta / "envs"
+        while not os.path.exists(probe) and probe != probe.parent:
+            probe = probe.parent  # not made yet: whoever may make it may write
+        if os.access(probe, os.W_OK | os.X_OK):
+            return "write"
+        return "read" if os.access(probe, os.R_OK | os.X_OK) else "none"
+
+    def unreadable(self) -> Forbidden:
+        return Forbidden(
+            f"You ({current_user()}) may not read the {self.scope} store {self.root} "
+            "(ask its owner to give your group read access)"
+        )
+
+    def check_writable(self, name: str | None = None) -> None:
+        """Refuse (403) a change this user's file permissions would not let through.
+
+        Without a name: making a new environment in the store. With one: changing that
+        environment (build, revert, edit, delete).
+        """
+        denial = self.write_denial(name)
+        if denial is not None:
+            raise Forbidden(denial, item=name)
+
+    def write_denial(self, name: str | None = None) -> str | None:
+        """Why this user may not make (or, with a name, change) an environment here; None if
+        they may. The same sentence is a 403's message and a disabled action's reason."""
+        dirs = [self.env_dir(name), self.env_dir(name) / "builds"] if name else []
+        envs = self.meta / "envs"
+        dirs.append(envs if os.path.exists(envs) else self.root)
+        for d in dirs:
+            if os.path.exists(d) and not os.access(d, os.W_OK | os.X_OK):
+                what = f"environment {name!r} in the" if name else "the"
+                return (
+                    f"You ({current_user()}) may not change {what} {self.scope} store: "
+                    f"{d} is not writable for you (ask the store's owner: its root's group "
+                    "needs write permission, e.g. chmod 2775)"
+                )
+        return None
+
+    # -- paths -------------------------------------------------------------------------------
+
+    def prefix(self, name: str) -> Path:
+        return self.root / name
+
+    def env_dir(self, name: str) -> Path:
+        return self.meta / "envs" / name
+
+    def build_dir(self, name: str, version: int) -> Path:
+        return self.env_dir(name) / "builds" / str(version)
+
+    def staging_dir(self, name: str, version: int) -> Path:
+        return self.meta / "staging" / f"{name}.v{version}"
+
+    @property
+    def trash(self) -> Path:
+        return self.meta / "trash"
+
+    def ensure(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._mkdir(self.meta, exist_ok=True)
+        for d in (self.meta / "envs", self.meta / "staging", self.trash):
+            self._mkdir(d, exist_ok=True)
+        store_file = self.meta / "store.json"
+        if not store_file.exists():
+            self._write_json(store_file, {"format": STORE_FORMAT, "created_at": now()})
+
+    def check_prefix_length(self, name: str) -> None:
+        length = len(str(self.prefix(name)))
+        if length > MAX_PREFIX_LENGTH:
+            raise ValidationError(
+                f"Environment name {name!r} makes the prefix {length} characters long in the "
+                f"{self.scope} store; conda packages allow at most {MAX_PREFIX_LENGTH}",
+                field="name",
+                item=name,
+            )
+
+    # -- listing -----------------------------------------------------------------------------
+
+    def managed_names(self) -> list[str]:
+        try:
+            return sorted(
+                e.name for e in os.scandir(self.meta / "envs") if e.is_dir() and e.name[0] != "."
+            )
+        except FileNotFoundError:
+            return []
+        except PermissionError:
+            raise self.unreadable() from None
+
+    def unmanaged_names(self, managed: set[str] | None = None) -> list[str]:
+        """Conda prefixes in the root that we did not create (made by conda, mamba, ...)."""
+        managed = set(self.managed_names()) if managed is None else managed
+        names = []
+        try:
+            entries = list(os.scandir(self.root))
+        except FileNotFoundError:
+            return []
+        except PermissionError:
+            raise self.unreadable() from None
+        for e in entries:
+            if e.name[0] == "." or e.name in managed or not e.is_dir():
+                continue
+            if os.path.isdir(os.path.join(e.path, "conda-meta")):
+                names.append(e.name)
+        return sorted(names)
+
+    def exists(self, name: str) -> bool:
+        try:
+            return (self.env_dir(name) / "env.json").exists()
+        except PermissionError:
+            raise self.unreadable() from None
+
+    # -- metadata ----------------------------------------------------------------------------
+
+    def read_env(self, name: str) -> EnvRecord:
+        data = read_json(self.env_dir(name) / "env.json")
+        if data is None:
+            raise NotFound(f"No environment {name!r} in the {self.scope} store")
+        return EnvRecord.from_dict(data)
+
+    def write_env(self, name: str, record: EnvRecord) -> None:
+        self._write_json(self.env_dir(name) / "env.json", record.to_dict())
+
+    def create_env(self, record: EnvRecord, existing_prefix: bool = False) -> None:
+        """Claim the name atomically; a second creator gets a conflict.
+
+        ``existing_prefix``: adopting a prefix made by conda/mamba (otherwise a prefix of that
+        name that is not ours is a conflict).
+        """
+        name = record.spec.name
+        self.ensure()
+        if not existing_prefix and self.prefix(name).exists() and not self.exists(name):
+            raise Conflict(
+                f"A conda environment named {name!r} already exists in the {self.scope} store "
+                "(not made by this extension: adopt it instead)",
+                field="name",
+                item=name,
+            )
+        try:
+            self._mkdir(self.env_dir(name))
+        except FileExistsError:
+            raise Conflict(
+                f"An environment named {name!r} already exists in the {self.scope} store",
+                field="name",
+                item=name,
+            ) from None
+        self._mkdir(self.env_dir(name) / "builds")
+        self.write_env(name, record)
+
+    def read_state(self, name: str) -> dict[str, Any]:
+        return read_json(self.env_dir(name) / "state.json", {}) or {}
+
+    def write_state(self, name: str, state: dict[str, Any]) -> None:
+        self._write_json(self.env_dir(name) / "state.json", state)
+
+    def active_version(self, name: str) -> int | None:
+        return self.read_state(name).get("active_version")
+
+    # -- builds ------------------------------------------------------------------------------
+
+    def versions(self, name: str) -> list[int]:
+        try:
+            return sorted(
+                int(e.name) for e in os.scandir(self.env_dir(name) / "builds") if e.name.isdigit()
+            )
+        except FileNotFoundError:
+            return []
+
+    def read_build(self, name: str, version: int) -> Build:
+        data = read_json(self.build_dir(name, version) / "build.json")
+        if data is None:
+            raise NotFound(f"Environment {name!r} has no version {version}")
+        return Build.from_dict(data)
+
+    def write_build(self, name: str, build: Build) -> None:
+        self._write_json(self.build_dir(name, build.version) / "build.json", build.to_dict())
+
+    def latest_build(self, name: str) -> Build | None:
+        versions = self.versions(name)
+        while versions:
+            try:
+                return self.read_build(name, versions.pop())
+            except NotFound:  # a version directory claimed a moment ago, not yet written
+                continue
+        return None
+
+    def allocate_build(self, name: str, build: Build) -> Build:
+        """Claim the next version number with an atomic mkdir (safe across hosts on NFS).
+
+        Numbers are never given twice: ``next_version`` in state.json is a high-water mark,
+        so the number of a deleted latest version is not reused.
+        """
+        base = self.env_dir(name) / "builds"
+        with self.env_lock(name):
+            state = self.read_state(name)
+            version = max((self.versions(name) or [0])[-1] + 1, state.get("next_version", 1))
+            while True:
+                try:
+                    self._mkdir(base / str(version))
+                    break
+                except FileExistsError:
+                    version += 1
+            state = self.read_state(name)
+            state["next_version"] = version + 1
+            self.write_state(name, state)
+            build.version = version
+            build.id = build.id or uuid.uuid4().hex
+            self.write_build(name, build)
+        return build
+
+    def build_of(self, name: str, version: int, build_id: str | None) -> Build | None:
+        """The build ``version`` if it is still the one with ``build_id`` (None: it is gone, or
+        the environment was deleted and this version number belongs to a new one)."""
+        try:
+            build = self.read_build(name, version)
+        except NotFound:
+            return None
+        return build if not build_id or build.id == build_id else None
+
+    def log_path(self, name: str, version: int) -> Path:
+        return self.build_dir(name, version) / "log.txt"
+
+    # -- locks -------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def env_lock(self, name: str) -> Iterator[None]:
+        """A short critical section on one environment's metadata (across processes).
+
+        Re-entrant within a thread (a nested call does not wait on the lock its caller holds);
+        across threads and processes a wait is bounded by :data:`LOCK_WAIT_S`, then 409.
+        """
+        held = _held.__dict__.setdefault("locks", {})
+        key = (str(self.root), name)
+        if held.get(key):
+            held[key] += 1
+            try:
+                yield
+            finally:
+                held[key] -= 1
+            return
+        try:
+            fd = open_lock(self.env_dir(name) / "env.lock", self.access)
+        except FileNotFoundError:
+            raise NotFound(f"No environment {name!r} in the {self.scope} store") from None
+        try:
+            self._flock_wait(fd, name)
+            held[key] = 1
+            yield
+        finally:
+            held.pop(key, None)
+            os.close(fd)  # releases the lock
+
+    def _flock_wait(self, fd: int, name: str) -> None:
+        """Take an exclusive lock, waiting at most LOCK_WAIT_S (polling: flock has no timeout)."""
+        deadline = time.monotonic() + LOCK_WAIT_S
+        delay = 0.005
+        while True:
+            try:
+                self._flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except OSError as err:
+                if err.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+            if time.monotonic() >= deadline:
+                raise Conflict(
+                    f"Environment {name!r} in the {self.scope} store is locked by another "
+                    f"process (waited {LOCK_WAIT_S:g} s for its lock): try again",
+                    item=name,
+                )
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
+
+    def build_lock_path(self, name: str) -> Path:
+        return self.env_dir(name) / "build.lock"
+
+    def try_build_lock(self, name: str, operation: int = fcntl.LOCK_EX) -> int | None:
+        """Take the build lock without waiting; returns the fd holding it, or None if taken.
+
+        ``LOCK_SH`` only tests whether a build holds it: that works on a read-only descriptor
+        also on NFS (a user outside the store's group)."""
+        try:
+            fd = open_lock(self.build_lock_path(name), self.access)
+        except FileNotFoundError:
+            raise NotFound(f"No environment {name!r} in the {self.scope} store") from None
+        try:
+            self._flock(fd, operation | fcntl.LOCK_NB)
+        except OSError as err:
+            os.close(fd)
+            if err.errno in (errno.EAGAIN, errno.EACCES):
+                return None
+            raise
+        except EnvManagerError:
+            os.close(fd)
+            raise
+        return fd
+
+    def _flock(self, fd: int, operation: int) -> None:
+        try:
+            fcntl.flock(fd, operation)
+        except OSError as err:
+            if err.errno == errno.EBADF:  # NFS: an exclusive lock needs a writable descriptor
+                raise Forbidden(
+                    f"You ({current_user()}) may not lock environments in the {self.scope} store "
+                    f"{self.root}: its lock files are writable by its group only (ask the "
+                    "store's owner to add you to the group)"
+                ) from None
+            if err.errno != errno.ENOLCK:
+                raise
+            raise EnvManagerError(
+                f"The {self.scope} store {self.root} does not support file locks, which keep "
+                "two builds of one environment apart: on NFS, use NFSv4 or run lockd "
+                "(NFSv3), or mount without 'nolock'"
+            ) from None
+
+    def build_locked(self, name: str) -> bool:
+        """Whether a worker holds the environment's build lock (one is running, anywhere).
+
+        Tested with a shared lock, which a read-only descriptor may take also on NFS."""
+        try:
+            fd = self.try_build_lock(name, fcntl.LOCK_SH)
+        except PermissionError:  # a store read-only for us, where no lock file was made yet:
+            return self.build_lock_path(name).exists()  # none, then no build ever ran
+        if fd is None:
+            return True
+        os.close(fd)
+        return False
+
+    def build_is_alive(self, name: str, build: Build) -> bool:
+        """Whether a queued/running build still has a live owner.
+
+        Running: its worker holds the build lock. Queued: a worker is starting it (the lock is
+        held), or the process that queued it is alive (same host: pid and start time; another
+        host's queue cannot be checked from here and is trusted).
+        """
+        if build.status == "running":
+            return self.build_locked(name)
+        if self.build_locked(name):
+            return True
+        return owner_alive(build.owner or {}) is not False
