@@ -16,7 +16,7 @@ import sys
 import pytest
 from tornado.httpclient import HTTPClientError
 
-from jupyter_env_manager.cli.commands import build_parser
+from jupyter_env_manager.cli.parser import build_parser
 from jupyter_env_manager.core import kernels
 from jupyter_env_manager.core.errors import EnvManagerError, ValidationError
 from jupyter_env_manager.core.spec import with_packages, without_packages

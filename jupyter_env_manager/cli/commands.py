@@ -1,8 +1,8 @@
-"""``jupyter envmgr``: the command-line door, and the parser and dispatch the magics share.
+"""``jupyter envmgr``: the command-line door, and the dispatch the magics share.
 
-One argparse definition (:func:`build_parser`) serves ``jupyter envmgr`` and ``%envmgr``;
-:func:`dispatch` turns parsed arguments into core calls and returns a :class:`~.views.Result`
-(data, a one-line message, success), which each door renders its way (:mod:`.views`): text or
+One argparse definition (:mod:`.parser`) serves ``jupyter envmgr`` and ``%envmgr``;
+:func:`dispatch` turns parsed arguments into core calls and returns a :class:`~.render.Result`
+(data, a one-line message, success), which each door renders its way (:mod:`.render`): text or
 JSON here, HTML or text in IPython (:mod:`.magics`). Builds run in the foreground and report
 to a :class:`Progress`.
 
@@ -20,164 +20,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .parser import PROG, HelpShown, Parser, UsageError, build_parser, help_text
 from .render import Result, build_message, render_text
 
-PROG = "jupyter envmgr"
-EXPORT_FORMATS = ("environment.yml", "lock", "explicit")
-
-# -- the parser -----------------------------------------------------------------------------------
-
-
-class UsageError(Exception):
-    """Bad command-line usage (exit code 2); ``prog`` names the (sub)command that refused it."""
-
-    def __init__(self, message: str, prog: str = ""):
-        super().__init__(message)
-        self.message = message
-        self.prog = prog
-
-
-class HelpShown(Exception):
-    """argparse printed help (or a version) and wanted to exit."""
-
-    def __init__(self, status: int = 0):
-        super().__init__(status)
-        self.status = status
-
-
-class Parser(argparse.ArgumentParser):
-    """An ArgumentParser that raises instead of exiting, so a magic can use it too."""
-
-    commands: dict[str, Parser]  # set on the top-level parser: command name -> its parser
-
-    def error(self, message: str):
-        raise UsageError(message, self.prog)
-
-    def exit(self, status: int = 0, message: str | None = None):
-        if message:
-            raise UsageError(message.strip(), self.prog)
-        raise HelpShown(status)
-
-
-def build_parser(prog: str = PROG) -> Parser:
-    """The subcommands of ``jupyter envmgr`` and ``%envmgr`` (``prog`` is shown in help)."""
-    common = Parser(add_help=False)
-    common.add_argument(
-        "--json", action="store_true", default=argparse.SUPPRESS, help="print JSON for scripts"
-    )
-    common.add_argument(
-        "--stream", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
-    )
-    scoped = Parser(add_help=False, parents=[common])
-    scoped.add_argument("--shared", action="store_true", help="the environment of the shared store")
-    named = Parser(add_help=False, parents=[scoped])
-    named.add_argument("name", metavar="NAME", help="environment name")
-
-    parser = Parser(
-        prog=prog,
-        description="Manage the conda environments of Jupyter (the local and shared stores).",
-        epilog=f"Run '{prog} COMMAND --help' for the options of a command.",
-    )
-    parser.add_argument("--json", action="store_true", help="print JSON for scripts")
-    parser.add_argument("--stream", action="store_true", help=argparse.SUPPRESS)
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
-
-    def add(name: str, parents: list[Parser], help_text: str) -> Parser:
-        return sub.add_parser(name, parents=parents, help=help_text, description=help_text)
-
-    p = add("list", [common], "list the environments of both stores")
-    which = p.add_mutually_exclusive_group()
-    which.add_argument("--shared", action="store_true", help="only the shared store")
-    which.add_argument("--local", action="store_true", help="only the local store")
-
-    add("show", [named], "show an environment: status, spec, kernel, versions")
-
-    p = add("create", [named], "create an environment (and build it with --build)")
-    p.add_argument("--python", metavar="X", help="python version, e.g. 3.11")
-    p.add_argument("--conda", nargs="+", action="extend", metavar="PKG", help="conda packages")
-    p.add_argument("--pip", nargs="+", action="extend", metavar="PKG", help="pip requirements")
-    p.add_argument("--channel", nargs="+", action="extend", metavar="CH", help="conda channels")
-    p.add_argument(
-        "--base", metavar="ENV", help="build on a built environment (NAME or scope/NAME)"
-    )
-    p.add_argument("--display-name", metavar="TEXT", help="name shown in the launcher")
-    p.add_argument("--description", metavar="TEXT", help="a description")
-    p.add_argument("--file", metavar="environment.yml", help="take the packages from this file")
-    p.add_argument("--build", action="store_true", help="build it now")
-
-    p = add("import", [scoped], "create an environment from an environment.yml")
-    p.add_argument("file", metavar="FILE", help="the environment.yml")
-    p.add_argument("--name", help="environment name (default: the file's name:)")
-    p.add_argument("--display-name", metavar="TEXT", help="name shown in the launcher")
-    p.add_argument("--build", action="store_true", help="build it now")
-
-    add("build", [named], "build a new version from the spec, showing its log")
-
-    for verb, doing in (("install", "add packages to"), ("uninstall", "remove packages from")):
-        p = add(verb, [scoped], f"{doing} the current (or --env) environment's spec and rebuild")
-        p.add_argument("packages", nargs="+", metavar="PKG", help="conda specs, or pip with --pip")
-        p.add_argument("--pip", action="store_true", help="pip requirements, not conda packages")
-        p.add_argument("--env", metavar="NAME", help="the environment (default: see --prefix)")
-        p.add_argument(
-            "--prefix",
-            metavar="PATH",
-            help="the environment at PATH (default: $CONDA_PREFIX, else this Python's prefix)",
-        )
-
-    add("activate", [named], "make the environment's kernel appear in the launcher")
-    add("deactivate", [named], "remove the environment's kernel (the environment is kept)")
-
-    p = add("copy", [named], "copy the version in use into a store (no re-solve)")
-    p.add_argument("--to", required=True, choices=("shared", "local"), help="the target store")
-    p.add_argument("--name", dest="new_name", metavar="NEW", help="name of the copy")
-
-    add("versions", [named], "list the versions (builds) of an environment")
-
-    p = add("revert", [named], "put a former version back in use (its exact lock)")
-    p.add_argument("version", metavar="VERSION", help="a version that built successfully")
-
-    p = add("log", [named], "print the log of a build (default: the latest)")
-    p.add_argument("version", metavar="VERSION", nargs="?", help="build version")
-
-    p = add("export", [named], "print the spec or lock of an environment")
-    p.add_argument("--format", default="environment.yml", choices=EXPORT_FORMATS, help="format")
-    p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of printing")
-
-    p = add("delete", [named], "delete an environment, its versions and its kernel")
-    p.add_argument("--yes", action="store_true", help="confirm the deletion")
-
-    p = add("packages", [named], "list the packages of a version (default: the one in use)")
-    p.add_argument("--version", metavar="N", help="a version that built successfully")
-
-    p = add("diff", [named], "what changed between two versions, or against another environment")
-    p.add_argument("version_from", metavar="A", help="the version to compare from")
-    p.add_argument("version_to", metavar="B", nargs="?", help="the version to compare to "
-                   "(default: the one in use)")  # fmt: skip
-    p.add_argument(
-        "--other", metavar="SCOPE/NAME", help="compare with this environment's version B instead"
-    )
-
-    p = add("search", [scoped], "find packages by the start of their name in the channels")
-    p.add_argument("query", metavar="PREFIX", help="the start of a package name")
-    p.add_argument("--env", metavar="NAME", help="search the channels of this environment")
-
-    add("adopt", [named], "manage an environment made by conda or mamba")
-    add("sync-kernels", [common], "re-create missing kernelspecs, remove orphaned ones")
-    add("info", [common], "show the configuration: stores, channels, versions")
-    p = add("help", [], "show help for a command")
-    p.add_argument("topic", metavar="COMMAND", nargs="?", help="a command")
-    parser.commands = sub.choices
-    return parser
-
-
-def help_text(parser: Parser, topic: str | None = None) -> str:
-    """The help of ``parser`` or of one of its commands."""
-    if not topic:
-        return parser.format_help()
-    if topic not in parser.commands:
-        raise UsageError(f"unknown command {topic!r}", parser.prog)
-    return parser.commands[topic].format_help()
-
+__all__ = [
+    "HelpShown",
+    "Parser",
+    "UsageError",
+    "build_parser",
+    "help_text",
+    "main",
+]  # one import for doors
 
 # -- progress -------------------------------------------------------------------------------------
 

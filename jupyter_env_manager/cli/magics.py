@@ -34,7 +34,8 @@ from typing import Any
 from IPython.core.magic import Magics, line_magic, magics_class
 from IPython.display import display
 
-from .commands import HelpShown, Progress, TextProgress, UsageError, build_parser, help_text
+from .commands import Progress, TextProgress
+from .parser import HelpShown, UsageError, build_parser, help_text
 from .render import Result, render_html, render_text
 
 PROG = "%envmgr"
