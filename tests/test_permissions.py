@@ -31,7 +31,15 @@ import time
 from pathlib import Path
 
 import pytest
-from test_shared_store import ALICE, CAROL, as_user, needs_users, other_group, team  # noqa: F401
+from test_shared_store import (  # noqa: F401
+    ALICE,
+    CAROL,
+    as_user,
+    needs_users,
+    other_group,
+    team,
+    walk,
+)
 
 from jupyter_env_manager.core.access import Access
 from jupyter_env_manager.core.engine import register_conda_env
@@ -56,17 +64,6 @@ def readme_modes() -> dict[int, tuple[int, int, int]]:
 def uv_cache_lock(path: Path) -> bool:
     """A lock file of uv's cache in a home (see UV_CACHE)."""
     return path.name.endswith(".lock") and f"/{UV_CACHE}/" in str(path)
-
-
-def walk(top: Path):
-    """(path, lstat) of ``top`` and every directory and regular file below it."""
-    yield top, os.lstat(top)
-    for dirpath, dirnames, filenames in os.walk(top):
-        for name in dirnames + filenames:
-            path = Path(dirpath, name)
-            st = os.lstat(path)
-            if stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode):
-                yield path, st
 
 
 def mode_of(path: Path) -> int:
