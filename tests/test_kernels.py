@@ -44,7 +44,7 @@ def names_to_check() -> list[str]:
         "".join(combo) for n in range(1, 5) for combo in itertools.product(pieces, repeat=n)
     }
     return sorted(
-        n for n in set(TRICKY) | generated if NAME_RE.match(n) and n not in RESERVED_NAMES
+        n for n in set(TRICKY) | generated if NAME_RE.fullmatch(n) and n not in RESERVED_NAMES
     )
 
 

@@ -157,6 +157,13 @@ def test_kill_loop(service, config_file, envmgr_settings):
                 figures["server-starts"] += 1
                 status, view = server.call("GET", f"env-manager/environments/local/{name}")
                 assert status == 200, view
+                # The server answers at once; its start-up recovery clears old prefixes in the
+                # background: wait for that state (bounded), then check everything.
+                wait_for(
+                    lambda: not any(store.trash.iterdir()),
+                    60,
+                    "the new server's start-up recovery to clear the trash",
+                )
             else:
                 fresh = EnvService(service.settings)
                 fresh.recover()

@@ -493,7 +493,7 @@ class Builder:
                 continue
 
     async def run_logged(self, argv: list[str], what: str, timeout: float = 3600) -> None:
-        env = {k: v for k, v in os.environ.items() if not _UV_INDEX_VARS.match(k)}
+        env = {k: v for k, v in os.environ.items() if not _UV_INDEX_VARS.fullmatch(k)}
         env.update({"UV_NO_PROGRESS": "1", "NO_COLOR": "1", "UV_PYTHON_DOWNLOADS": "never"})
         proc = await asyncio.create_subprocess_exec(
             *argv,
@@ -526,7 +526,7 @@ class Builder:
 
 
 _UV_INDEX_VARS = re.compile(
-    r"^(UV_(INDEX|INDEX_URL|EXTRA_INDEX_URL|DEFAULT_INDEX|FIND_LINKS|NO_INDEX|CONFIG_FILE)|PIP_.*)$"
+    r"UV_(INDEX|INDEX_URL|EXTRA_INDEX_URL|DEFAULT_INDEX|FIND_LINKS|NO_INDEX|CONFIG_FILE)|PIP_.*"
 )
 
 

@@ -48,7 +48,7 @@ LOCAL_DOTTED = "local."  # a local name that starts with "shared-"
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 PYLIB = "pylib"
 ACTIVATE_TEMPLATE = '__envmgr_cmd=("$@"); {sources} exec "${{__envmgr_cmd[@]}}"'
-ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class KernelError(EnvManagerError):
@@ -78,7 +78,7 @@ def parse_kernel_name(kernel: str) -> tuple[str, str] | None:
         scope, name = "local", rest[len(LOCAL_DOTTED) :]
     else:
         scope, name = "local", rest
-    if not NAME_RE.match(name) or kernel_name(scope, name) != kernel:
+    if not NAME_RE.fullmatch(name) or kernel_name(scope, name) != kernel:
         return None
     return scope, name
 
@@ -122,7 +122,7 @@ def activation(prefix: Path) -> Activation:
         word, arg = words[i], words[i + 1]
         if word == "export":
             key, equals, value = arg.partition("=")
-            if not equals or not ENV_NAME_RE.match(key):
+            if not equals or not ENV_NAME_RE.fullmatch(key):
                 raise KernelError(f"activation variable {key!r} is not a valid variable name")
             if "\0" in value:
                 raise KernelError(f"activation variable {key} contains a NUL character")

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from .access import Access, open_lock
+from .bodies import VERSION_RE
 from .errors import Conflict, EnvManagerError, Forbidden, NotFound, ValidationError
 from .records import (
     STORE_FORMAT,
@@ -258,7 +259,9 @@ class StoreLayout:
     def versions(self, name: str) -> list[int]:
         try:
             return sorted(
-                int(e.name) for e in os.scandir(self.env_dir(name) / "builds") if e.name.isdigit()
+                int(e.name)
+                for e in os.scandir(self.env_dir(name) / "builds")
+                if VERSION_RE.fullmatch(e.name)
             )
         except FileNotFoundError:
             return []

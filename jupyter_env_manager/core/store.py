@@ -22,6 +22,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from .bodies import VERSION_RE
 from .errors import Conflict, EnvManagerError, NotFound
 from .layout import LOCK_WAIT_S, META, StoreLayout
 from .records import (
@@ -285,7 +286,7 @@ class Store(StoreLayout):
             for entry in staging.iterdir():
                 name, _, v = entry.name.rpartition(".v")
                 live = False
-                if name and v.isdigit() and self.exists(name):
+                if name and VERSION_RE.fullmatch(v) and self.exists(name):
                     try:
                         b = self.read_build(name, int(v))
                         live = b.status in LIVE and self.build_is_alive(name, b)

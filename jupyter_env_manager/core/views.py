@@ -19,7 +19,7 @@ from typing import Any
 from . import kernels
 from .store import LIVE, Store
 
-PY_RECORD_RE = re.compile(r"^python-(\d[^-]*)-[^-]+\.json$")
+PY_RECORD_RE = re.compile(r"python-([0-9][^-]*)-[^-]+\.json")
 
 
 class EnvViews:
@@ -37,7 +37,7 @@ class EnvViews:
                     if e.name.endswith(".json"):
                         count += 1
                         if python is None and e.name.startswith("python-"):
-                            m = PY_RECORD_RE.match(e.name)
+                            m = PY_RECORD_RE.fullmatch(e.name)
                             python = m.group(1) if m else None
         except (FileNotFoundError, NotADirectoryError):
             pass
