@@ -102,7 +102,7 @@ def _rattler_install(fx: Fixture, build_dir: Path) -> float:
 
     from rattler import install
 
-    from jupyter_env_manager.core.engine import lock_records
+    from jupyter_env_manager.core.lockfile import lock_records
 
     records = lock_records(build_dir)
     target = SCRATCH / "rattler-floor"

@@ -10,8 +10,8 @@ import pytest
 from helpers import build
 from tornado.httpclient import HTTPClientError
 
-from jupyter_env_manager.core.engine import read_lock
 from jupyter_env_manager.core.errors import NotFound, ValidationError
+from jupyter_env_manager.core.lockfile import read_lock
 from jupyter_env_manager.core.packages import ChannelUnavailable
 
 

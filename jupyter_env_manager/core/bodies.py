@@ -21,11 +21,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from .envyml import from_environment_yml
 from .errors import ValidationError
 from .spec import (
     SPEC_FIELDS,
     check_known,
-    from_environment_yml,
     shown,
     validate_fields,
     validate_name,

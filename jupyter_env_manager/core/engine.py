@@ -27,15 +27,12 @@ from pathlib import Path
 from typing import Any
 
 from .access import home_mkdir, home_mode, restrict_tree, user_umask
+from .errors import BuildFailed
+from .lockfile import lock_records, pip_distributions, read_lock, site_packages, write_locks
 from .spec import EnvSpec, python_match_spec
 from .store import Store, pause_point
 
 PHASES = ("solve", "download", "link", "pip", "verify", "kernel")
-LOCK_ENV = "default"
-
-
-class BuildFailed(Exception):
-    """A build step failed; the message is shown to the user as the build's error."""
 
 
 @dataclass
@@ -147,30 +144,6 @@ class _Reporter:
         raise AttributeError(attr)
 
 
-def _hex(value: Any) -> str | None:
-    if value is None:
-        return None
-    return value.hex() if isinstance(value, (bytes, bytearray)) else str(value)
-
-
-def conda_lock_entries(records: list[Any]) -> list[dict[str, Any]]:
-    entries = [
-        {
-            "name": r.name.normalized,
-            "version": str(r.version),
-            "build": str(r.build),
-            "channel": str(r.channel) if r.channel else None,
-            "subdir": r.subdir,
-            "url": str(r.url),
-            "sha256": _hex(r.sha256),
-            "md5": _hex(r.md5),
-            "size": r.size,
-        }
-        for r in records
-    ]
-    return sorted(entries, key=lambda e: e["name"])
-
-
 def requested_match_specs(specs: list[str]) -> list[Any] | None:
     """What was asked for, recorded in conda-meta as conda does (``--from-history`` uses it).
 
@@ -192,77 +165,6 @@ def readable_records(prefix: Path) -> None:
     mode = 0o666 & ~mask
     for path in (prefix / "conda-meta").glob("*.json"):
         os.chmod(path, mode)
-
-
-def site_packages(prefix: Path) -> Path | None:
-    found = sorted(prefix.glob("lib/python3*/site-packages"))
-    return found[0] if found else None
-
-
-def pip_distributions(prefix: Path) -> list[dict[str, str]]:
-    """Distributions of the pip layer: those uv installed (INSTALLER says so)."""
-    sp = site_packages(prefix)
-    if sp is None:
-        return []
-    dists = []
-    for info in sp.glob("*.dist-info"):
-        try:
-            if (info / "INSTALLER").read_text().strip() != "uv":
-                continue
-            name = version = None
-            with open(info / "METADATA", encoding="utf-8", errors="replace") as f:
-                for line in f:
-                    if line.startswith("Name:"):
-                        name = line.split(":", 1)[1].strip()
-                    elif line.startswith("Version:"):
-                        version = line.split(":", 1)[1].strip()
-                    if (name and version) or not line.strip():
-                        break
-        except OSError:
-            continue
-        if name and version:
-            dists.append({"name": name, "version": version})
-    return sorted(dists, key=lambda d: d["name"].lower())
-
-
-def read_lock(build_dir: Path) -> dict[str, Any]:
-    with open(build_dir / "lock.json") as f:
-        return json.load(f)
-
-
-def lock_records(build_dir: Path) -> list[Any]:
-    """The exact conda records of a finished build, from its rattler lock file (no solve)."""
-    from rattler import LockFile
-
-    lock = LockFile.from_path(build_dir / "rattler-lock.yml")
-    env = lock.environment(LOCK_ENV)
-    records = None
-    if env is not None:
-        for platform in env.platforms():
-            records = env.conda_repodata_records_for_platform(platform)
-            if records is not None:
-                break
-    if records is None:
-        raise BuildFailed(f"The lock of {build_dir} has no packages for this platform")
-    return records
-
-
-def write_locks(build_dir: Path, records: list[Any], pip: list[dict[str, str]], channels) -> None:
-    """Write the rattler lock (to reproduce the build exactly) and our JSON lock (to export)."""
-    from rattler import LockChannel, LockFile, LockPlatform, Platform
-
-    platform = LockPlatform(str(Platform.current()))
-    lock = LockFile([platform])
-    lock.set_channels(LOCK_ENV, [LockChannel(c) for c in channels])
-    for record in records:
-        lock.add_conda_package(LOCK_ENV, platform, record)
-    for dist in pip:
-        lock.add_pypi_package(LOCK_ENV, platform, dist["name"], dist["version"], dist["name"])
-    lock.to_path(build_dir / "rattler-lock.yml")
-    data = {"conda": conda_lock_entries(records), "pip": pip}
-    tmp = build_dir / ".lock.json.tmp"
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, build_dir / "lock.json")
 
 
 class Builder:

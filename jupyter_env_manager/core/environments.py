@@ -7,13 +7,14 @@ from typing import TYPE_CHECKING, Any
 
 from .actions import NO_SHARED, env_actions
 from .bodies import CreateRequest, create_request, import_request, update_fields
-from .engine import read_lock, register_conda_env, unregister_conda_env, write_locks
+from .engine import register_conda_env, unregister_conda_env
+from .envyml import to_environment_yml
 from .errors import Conflict, NotFound, ValidationError
+from .lockfile import read_lock, write_locks
 from .spec import (
     SPEC_FIELDS,
     EnvSpec,
     make_spec,
-    to_environment_yml,
     validate_fields,
     validate_name,
 )

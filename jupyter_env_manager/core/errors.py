@@ -43,3 +43,7 @@ class Conflict(EnvManagerError):
     """The request clashes with the current state (name taken, a build already running)."""
 
     status = 409
+
+
+class BuildFailed(Exception):
+    """A build step failed (in a worker); the message is shown as the build's error."""

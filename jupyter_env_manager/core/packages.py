@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .bodies import parse_version
-from .engine import read_lock
 from .errors import EnvManagerError, ValidationError
+from .lockfile import read_lock
 from .spec import EnvSpec, package_name
 from .store import read_json
 

@@ -24,8 +24,8 @@ import traceback
 from pathlib import Path
 
 from .access import enter_store
-from .engine import Builder, BuildFailed, BuildJob, BuildLog
-from .errors import Conflict, NotFound
+from .engine import Builder, BuildJob, BuildLog
+from .errors import BuildFailed, Conflict, NotFound
 from .store import STOP_REASON, Store, host_owner, now, pause_point
 
 CANCEL_POLL_S = 0.5
