@@ -101,9 +101,15 @@ def measure(fx: Fixture, scales: list[int], requests: dict[int, int], log) -> li
             config_dir=base / "config",
         )
         with server:
-            envs = server.json("GET", "env-manager/environments")["environments"]
-            ready = [e for e in envs if e["status"] == "ready" and e["managed"]]
-            kernels = [e for e in envs if e["kernel"] and e["kernel"]["active"]]
+            # The server answers while its start-up kernel sync runs: wait for that (bounded).
+            deadline = time.monotonic() + 120
+            while True:
+                envs = server.json("GET", "env-manager/environments")["environments"]
+                ready = [e for e in envs if e["status"] == "ready" and e["managed"]]
+                kernels = [e for e in envs if e["kernel"] and e["kernel"]["active"]]
+                if len(kernels) == total or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
             if len(ready) != total or len(kernels) != total:
                 raise RuntimeError(
                     f"listing: expected {total} ready environments with kernels, got "

@@ -9,6 +9,7 @@ import threading
 from helpers import build
 
 from jupyter_env_manager.core import kernels
+from jupyter_env_manager.server.events import EVENT_IDS
 
 
 def extension_of(serverapp):
@@ -30,6 +31,12 @@ async def test_start_up_recovery_runs_while_the_server_answers(jp_fetch, jp_serv
         return real_recover()
 
     service.recover = slow_recover
+    events = []
+
+    async def listener(logger, schema_id, data):
+        events.append(dict(data))
+
+    jp_serverapp.event_logger.add_listener(schema_id=EVENT_IDS["kernel"], listener=listener)
     await ext._start_jupyter_server_extension(jp_serverapp)
     try:
         # Recovery is blocked in its thread, and the server still answers.
@@ -41,6 +48,18 @@ async def test_start_up_recovery_runs_while_the_server_answers(jp_fetch, jp_serv
         release.set()
     await asyncio.wait_for(ext.startup, 60)
     assert "envmgr-demo" in kernels.installed()
+    # ... and says so, so that clients loaded meanwhile refresh their kernelspecs.
+    expected = {
+        "action": "activated",
+        "scope": "local",
+        "name": "demo",
+        "kernel_name": "envmgr-demo",
+    }
+    for _ in range(100):
+        if expected in events:
+            break
+        await asyncio.sleep(0.05)
+    assert expected in events, events
 
 
 async def test_stop_extension_stops_the_watcher_and_the_queue(jp_serverapp):

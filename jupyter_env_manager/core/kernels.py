@@ -331,9 +331,7 @@ class Kernels:
             raise NotFound(f"No environment {name!r} in the {scope} store")
         kname = write_kernelspec(scope, name, store.prefix(name), display, version)
         self._set_intent(scope, name, True)
-        svc.emit(
-            "kernel", {"action": "activated", "scope": scope, "name": name, "kernel_name": kname}
-        )
+        self._event("activated", scope, name, kname)
         return svc.envs.get(scope, name, versions=False)
 
     def deactivate(self, scope: str, name: str, actor: str | None = None) -> dict[str, Any]:
@@ -341,16 +339,13 @@ class Kernels:
         view = svc.envs.get(scope, name, versions=False)
         remove_kernelspec(scope, name)
         self._set_intent(scope, name, False if view["managed"] else None)
-        svc.emit(
-            "kernel",
-            {
-                "action": "deactivated",
-                "scope": scope,
-                "name": name,
-                "kernel_name": kernel_name(scope, name),
-            },
-        )
+        self._event("deactivated", scope, name, kernel_name(scope, name))
         return svc.envs.get(scope, name, versions=False)
+
+    def _event(self, action: str, scope: str, name: str, kname: str) -> None:
+        self.svc.emit(
+            "kernel", {"action": action, "scope": scope, "name": name, "kernel_name": kname}
+        )
 
     def forget(self, scope: str, name: str) -> None:
         """An environment is being deleted: its kernelspec and the user's intent go."""
@@ -361,7 +356,9 @@ class Kernels:
         """Re-create missing kernelspecs of active environments; remove orphaned ones.
 
         One environment whose kernelspec cannot be written is listed in ``failed`` ("KERNEL:
-        reason") and logged; the others are synced all the same.
+        reason") and logged; the others are synced all the same. Each kernelspec written or
+        removed is a ``kernel`` event, so clients refresh their kernelspecs (after a server's
+        start-up sync, which runs while the server already answers, and a teammate's change).
         """
         intents = self._intents()
         present = installed()
@@ -394,7 +391,10 @@ class Kernels:
                 failed.append(f"{kname}: {err.message}")
                 continue
             (updated if kname in present else created).append(kname)
+            self._event("activated", store.scope, name, kname)
         for kname in present - set(want):
-            if parse_kernel_name(kname) and remove_kernel(kname):
+            parsed = parse_kernel_name(kname)
+            if parsed and remove_kernel(kname):
                 removed.append(kname)
+                self._event("deactivated", *parsed, kname)
         return {"created": created, "updated": updated, "removed": removed, "failed": failed}
