@@ -249,3 +249,33 @@ async def test_activate_over_rest_names_the_reason(jp_fetch, envmgr_settings):
         "item": "nul",
     }
     assert not kernels.installed()
+
+
+def test_a_deactivate_during_a_sync_is_not_undone(service, monkeypatch):
+    """The watcher's sync and a request run in two threads: a kernel deactivated while a sync
+    is writing kernelspecs stays deactivated (the two are serialized, also across processes)."""
+    import threading
+
+    service.envs.create({"name": "race", "conda": ["alpha"]})
+    assert build(service, "local", "race").status == "succeeded"
+    kernels.remove_kernelspec("local", "race")  # lost: the next sync writes it again
+    entered, release = threading.Event(), threading.Event()
+    real_write = kernels.write_kernelspec
+
+    def slow_write(*args):
+        entered.set()
+        assert release.wait(60)
+        return real_write(*args)
+
+    monkeypatch.setattr(kernels, "write_kernelspec", slow_write)
+    sync = threading.Thread(target=service.kernels.sync)
+    sync.start()
+    assert entered.wait(60)
+    deactivate = threading.Thread(target=service.kernels.deactivate, args=("local", "race"))
+    deactivate.start()
+    deactivate.join(2)  # a bound, not a check: unserialized, it is done by now
+    release.set()
+    sync.join(60)
+    deactivate.join(60)
+    assert "envmgr-race" not in kernels.installed()
+    assert service.envs.get("local", "race")["kernel"]["active"] is False

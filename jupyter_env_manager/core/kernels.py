@@ -21,12 +21,17 @@ Everything here is written in the user's home with the user's own modes (see
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import re
 import shlex
 import shutil
 import sys
+import threading
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,7 +39,8 @@ from typing import TYPE_CHECKING, Any
 from jupyter_core.paths import jupyter_data_dir
 
 from .access import home_mkdir, home_mode
-from .errors import EnvManagerError, NotFound, ValidationError
+from .errors import Conflict, EnvManagerError, NotFound, ValidationError
+from .layout import LOCK_WAIT_S
 from .spec import NAME_RE, validate_name
 from .store import Store, read_json, write_json
 
@@ -287,6 +293,31 @@ class Kernels:
 
     def __init__(self, service: EnvService):
         self.svc = service
+        self._thread_lock = threading.RLock()
+
+    @contextlib.contextmanager
+    def _serialized(self) -> Iterator[None]:
+        """One change of this user's kernelspecs and intents at a time, across threads (the
+        watcher's sync and a request) and processes (the CLI); the wait is bounded."""
+        with self._thread_lock:
+            self.svc.local.ensure()
+            fd = os.open(self.svc.local.meta / "kernels.lock", os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                deadline = time.monotonic() + LOCK_WAIT_S
+                while True:
+                    try:
+                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        break
+                    except BlockingIOError:
+                        if time.monotonic() > deadline:
+                            raise Conflict(
+                                "Another process is changing your kernelspecs (waited "
+                                f"{LOCK_WAIT_S:g} s): try again"
+                            ) from None
+                        time.sleep(0.05)
+                yield
+            finally:
+                os.close(fd)
 
     @property
     def _intents_path(self) -> Path:
@@ -329,16 +360,18 @@ class Kernels:
             version, display = None, name
         else:
             raise NotFound(f"No environment {name!r} in the {scope} store")
-        kname = write_kernelspec(scope, name, store.prefix(name), display, version)
-        self._set_intent(scope, name, True)
+        with self._serialized():
+            kname = write_kernelspec(scope, name, store.prefix(name), display, version)
+            self._set_intent(scope, name, True)
         self._event("activated", scope, name, kname)
         return svc.envs.get(scope, name, versions=False)
 
     def deactivate(self, scope: str, name: str, actor: str | None = None) -> dict[str, Any]:
         svc = self.svc
         view = svc.envs.get(scope, name, versions=False)
-        remove_kernelspec(scope, name)
-        self._set_intent(scope, name, False if view["managed"] else None)
+        with self._serialized():
+            remove_kernelspec(scope, name)
+            self._set_intent(scope, name, False if view["managed"] else None)
         self._event("deactivated", scope, name, kernel_name(scope, name))
         return svc.envs.get(scope, name, versions=False)
 
@@ -349,8 +382,9 @@ class Kernels:
 
     def forget(self, scope: str, name: str) -> None:
         """An environment is being deleted: its kernelspec and the user's intent go."""
-        remove_kernelspec(scope, name)
-        self._set_intent(scope, name, None)
+        with self._serialized():
+            remove_kernelspec(scope, name)
+            self._set_intent(scope, name, None)
 
     def sync(self) -> dict[str, list[str]]:
         """Re-create missing kernelspecs of active environments; remove orphaned ones.
@@ -360,6 +394,10 @@ class Kernels:
         removed is a ``kernel`` event, so clients refresh their kernelspecs (after a server's
         start-up sync, which runs while the server already answers, and a teammate's change).
         """
+        with self._serialized():  # a deactivate meanwhile must not be undone by this sync
+            return self._sync()
+
+    def _sync(self) -> dict[str, list[str]]:
         intents = self._intents()
         present = installed()
         want: dict[str, tuple[Store, str, int | None, str]] = {}
