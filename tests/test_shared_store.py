@@ -214,13 +214,16 @@ def team(tmp_path, test_channel, wheelhouse):
     os.chmod(shared, 0o2775)
     wheels = shutil.copytree(wheelhouse, work / "wheelhouse")  # uv lists it: needs o+r
     os.chmod(wheels, 0o755)
+    # The channel too: under pytest's base directory, which every pytest start makes 0700.
+    channel = shutil.copytree(Path(test_channel.removeprefix("file://")), work / "channel")
+    os.chmod(channel, 0o755)
     config = work / "config"
     config.mkdir()
     (config / "jupyter_server_config.json").write_text(
         json.dumps(
             {
                 "EnvManager": {
-                    "channels": [test_channel],
+                    "channels": [channel.as_uri()],
                     "pip_find_links": [str(wheels)],
                     "pip_no_index": True,
                     "default_python": f"{sys.version_info.major}.{sys.version_info.minor}",
@@ -233,7 +236,6 @@ def team(tmp_path, test_channel, wheelhouse):
         Path(sys.executable).resolve(),
         Path(sys.prefix),
         Path(__file__).resolve().parents[1],
-        Path(test_channel.removeprefix("file://")),
     ]
     try:
         with traversable(reach):
