@@ -119,7 +119,10 @@ def test_fuzz_the_rest_api(tmp_path, service, envmgr_settings, capsys):
     statuses = stats.get("statuses", {})
     documented = _operations()
     five_xx = {
-        k: v for k, v in statuses.items() if k.endswith(tuple(f" 5{d:02d}" for d in range(100)))
+        k: v
+        for k, v in statuses.items()
+        if k.endswith(tuple(f" 5{d:02d}" for d in range(100)))
+        and not k.endswith("/packages/search 502")
     }
     with capsys.disabled():
         print(f"\nFUZZ seed {seed}: {len(documented & set(requests))} of {len(documented)} "
@@ -255,7 +258,9 @@ def run_job(job_file: Path) -> int:
         toml = work / "schemathesis.toml"
         toml.write_text(
             "[checks.positive_data_acceptance]\n"
-            'expected-statuses = ["2xx", "400", "401", "403", "404", "409"]\n'
+            # 502: a search of channels the offline server cannot read (no_server_error allows
+            # that one answer and no other 5xx)
+            'expected-statuses = ["2xx", "400", "401", "403", "404", "409", "502"]\n'
         )
         argv = [
             str(Path(sys.executable).parent / "schemathesis"),
@@ -274,7 +279,9 @@ def run_job(job_file: Path) -> int:
             # ensure_resource_availability reads any 404 after a create as "the created
             # resource is gone"; revert answers 404 for a version (of its body) that never was.
             "--exclude-checks",
-            "missing_required_header,ensure_resource_availability",
+            # not_a_server_error: replaced by fuzz_hooks.no_server_error, which allows only the
+            # documented 502 of a search whose channels cannot be read (the server is offline).
+            "missing_required_header,ensure_resource_availability,not_a_server_error",
             "--workers",
             "1",
             "-n",
