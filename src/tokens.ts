@@ -179,8 +179,8 @@ export interface IEnv {
 export interface ICreateEnvRequest {
   scope?: Scope;
   name: string;
-  display_name?: string;
-  description?: string;
+  display_name?: string | null;
+  description?: string | null;
   python?: string | null;
   conda?: string[];
   pip?: string[];
@@ -195,8 +195,8 @@ export interface ICreateEnvRequest {
  */
 export interface IImportEnvRequest {
   scope?: Scope;
-  name?: string;
-  display_name?: string;
+  name?: string | null;
+  display_name?: string | null;
   environment_yml: string;
   build?: boolean;
 }
@@ -205,8 +205,8 @@ export interface IImportEnvRequest {
  * The fields PATCH accepts (`null` clears python or base).
  */
 export interface IEnvPatch {
-  display_name?: string;
-  description?: string;
+  display_name?: string | null;
+  description?: string | null;
   python?: string | null;
   conda?: string[];
   pip?: string[];
