@@ -586,3 +586,35 @@ async def test_slow_build_past_its_timeout_fails(jp_fetch):
     assert build["error"] == "The build took longer than build_timeout_s (2 s)"
     env = await get_json(jp_fetch, "environments", "local", "late")
     assert env["version"] is None and env["status"] == "failed"
+
+
+async def test_install_and_uninstall_over_rest(jp_fetch):
+    """One core verb behind REST, CLI and magics: the spec changes only if the build succeeds."""
+    await create_and_build(jp_fetch, "pk", conda=["alpha=1.0"])
+    r = await call(jp_fetch, "POST", "environments", "local", "pk", "install",
+                   body={"packages": ["gamma"]})  # fmt: skip
+    assert r.code == 202
+    build = json.loads(r.body)["build"]
+    assert r.headers["Location"].endswith(f"/environments/local/pk/builds/{build['version']}")
+    assert (await wait_build(jp_fetch, "local", "pk", build["version"]))["status"] == "succeeded"
+    assert (await get_json(jp_fetch, "environments", "local", "pk"))["spec"]["conda"] == [
+        "alpha=1.0",
+        "gamma",
+    ]
+    # a package nothing provides: the build fails and the spec is as it was
+    r = await call(jp_fetch, "POST", "environments", "local", "pk", "install",
+                   body={"packages": ["needs-missing"]})  # fmt: skip
+    failed = await wait_build(jp_fetch, "local", "pk", json.loads(r.body)["build"]["version"])
+    assert failed["status"] == "failed"
+    env = await get_json(jp_fetch, "environments", "local", "pk")
+    assert env["spec"]["conda"] == ["alpha=1.0", "gamma"] and env["version"] == build["version"]
+    for action, body, field, message in [
+        ("install", {}, "packages", "'packages' must be a non-empty list of strings"),
+        ("install", {"packages": [5]}, "packages", "'packages' must be a non-empty list"),
+        ("install", {"packages": ["x"], "pip": "yes"}, "pip", "'pip' must be true or false"),
+        ("install", {"packages": ["x"], "y": 1}, "y", "Unknown field 'y'"),
+        ("uninstall", {"packages": ["beta"]}, "conda", "Package 'beta' is not in the conda"),
+    ]:
+        err = await expect_error(jp_fetch, 400, "POST", "environments", "local", "pk", action,
+                                 body=body, match=message)  # fmt: skip
+        assert err["field"] == field, err

@@ -42,6 +42,7 @@ CREATE_FIELDS = (*SPEC_FIELDS, "scope", "name", "build")
 IMPORT_FIELDS = ("scope", "name", "display_name", "environment_yml", "build")
 COPY_FIELDS = ("to", "name")
 REVERT_FIELDS = ("version",)
+INSTALL_FIELDS = ("packages", "pip")
 
 
 class BodyTooLarge(ValidationError):
@@ -166,6 +167,23 @@ def copy_request(body: Any) -> CopyRequest:
     to = validate_scope(body["to"], "to")
     name = body.get("name")
     return CopyRequest(to, None if name is None else validate_name(name))
+
+
+@dataclass
+class InstallRequest:
+    packages: list[str]
+    pip: bool = False
+
+
+def install_request(body: Any) -> InstallRequest:
+    """The body of ``POST .../install`` and ``.../uninstall``: ``packages`` and ``pip``."""
+    check_known(body, INSTALL_FIELDS)
+    packages = body.get("packages")
+    if not isinstance(packages, list) or not packages:
+        raise ValidationError("'packages' must be a non-empty list of strings", field="packages")
+    if not all(isinstance(p, str) for p in packages):
+        raise ValidationError("'packages' must be a non-empty list of strings", field="packages")
+    return InstallRequest(packages, _boolean(body, "pip"))
 
 
 def revert_version(body: Any) -> int:

@@ -18,7 +18,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -487,7 +486,3 @@ def _keep_home_mode(fd: int) -> None:
     st = os.fstat(fd)
     if st.st_uid == os.geteuid() and st.st_mode & 0o022:
         os.fchmod(fd, st.st_mode & 0o7755)
-
-
-def python_executable() -> str:
-    return sys.executable

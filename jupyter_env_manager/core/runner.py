@@ -93,9 +93,6 @@ class BuildQueue:
         job.task = asyncio.create_task(self._run(job))
         job.task.add_done_callback(lambda _t: self._jobs.pop(job.id, None))
 
-    def running(self) -> list[tuple[str, str, int]]:
-        return [(j.scope, j.name, j.version) for j in self._jobs.values()]
-
     def _store(self, job: _Job) -> Store:
         return self.service.store(job.scope)
 

@@ -19,7 +19,14 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 from tornado import web
 
-from ..core.bodies import copy_request, parse_json_body, parse_offset, parse_version, revert_version
+from ..core.bodies import (
+    copy_request,
+    install_request,
+    parse_json_body,
+    parse_offset,
+    parse_version,
+    revert_version,
+)
 from ..core.errors import EnvManagerError, ValidationError
 from ..core.runner import BuildQueue
 from ..core.service import EnvService
@@ -264,24 +271,13 @@ class InstallHandler(BaseHandler):
     @tornado.web.authenticated
     @authorized
     async def post(self, scope: str, name: str, action: str):
-        body = self.body()
-        unknown = set(body) - {"packages", "pip"}
-        if unknown:
-            field = sorted(unknown)[0]
-            self._error(ValidationError(f"Unknown field {field!r}", field=field))
-        packages, pip = body.get("packages"), body.get("pip", False)
-        if not isinstance(packages, list) or not packages:
-            self._error(
-                ValidationError("'packages' must be a non-empty list of strings", field="packages")
-            )
-        if not isinstance(pip, bool):
-            self._error(ValidationError("'pip' must be true or false", field="pip"))
+        req = self.checked(install_request, self.body())
         build = await self.core(
             self.service.builds.install,
             scope,
             name,
-            packages,
-            pip=pip,
+            req.packages,
+            pip=req.pip,
             remove=action == "uninstall",
             actor=self.actor,
         )
