@@ -261,6 +261,10 @@ def run_job(job_file: Path) -> int:
             # 502: a search of channels the offline server cannot read (no_server_error allows
             # that one answer and no other 5xx)
             'expected-statuses = ["2xx", "400", "401", "403", "404", "409", "502"]\n'
+            # 413 rejects a body over 1 MiB (documented): a rejection like a 400
+            "[checks.negative_data_rejection]\n"
+            'expected-statuses = ["400", "401", "403", "404", "405", "406", "409", "413", "415",'
+            ' "422"]\n'
         )
         argv = [
             str(Path(sys.executable).parent / "schemathesis"),
