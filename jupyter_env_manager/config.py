@@ -158,6 +158,44 @@ class EnvManager(LoggingConfigurable):
         ),
     ).tag(config=True)
 
+    keep_versions = Int(
+        3,
+        help=(
+            "How many of an environment's newest versions keep their directory (the version in "
+            "use and versions running kernels use are always kept); older ones are removed "
+            "after builds and periodically. Specs, locks and logs of every version are kept."
+        ),
+    ).tag(config=True)
+
+    kernel_stale_s = Float(
+        86400.0,
+        help=(
+            "A running kernel's liveness record from another host that was not refreshed for "
+            "this many seconds is taken as ended (its host died): the version it used may then "
+            "be removed. Kernels refresh their record every 5 minutes."
+        ),
+    ).tag(config=True)
+
+    retention_interval_s = Float(
+        600.0,
+        help=(
+            "How often the server removes version directories nothing keeps (see "
+            "keep_versions); 0 disables the periodic pass (builds still do it)."
+        ),
+    ).tag(config=True)
+
+    @validate("keep_versions")
+    def _validate_keep_versions(self, proposal):
+        if proposal["value"] < 1:
+            raise ValueError("keep_versions must be at least 1 (the version in use)")
+        return proposal["value"]
+
+    @validate("kernel_stale_s")
+    def _validate_stale(self, proposal):
+        if proposal["value"] < 900:
+            raise ValueError("kernel_stale_s must be at least 900 (kernels refresh every 300 s)")
+        return proposal["value"]
+
     @validate("max_concurrent_builds")
     def _validate_max_builds(self, proposal):
         value = proposal["value"]

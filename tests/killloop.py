@@ -16,6 +16,7 @@ import urllib.request
 import uuid
 from pathlib import Path
 
+from jupyter_env_manager.core.retention import version_dirs
 from jupyter_env_manager.core.runner import worker_argv
 from jupyter_env_manager.core.store import LIVE, MARKER, Store, read_json
 
@@ -190,4 +191,15 @@ def check_consistent(store: Store, name: str, previous: int | None) -> tuple[int
     assert not (store.env_dir(name) / "swap.json").exists()
     assert list((store.meta / "staging").iterdir()) == []
     assert list(store.trash.iterdir()) == []
+    # The usual path is a relative symlink to the version in use's own directory; no switch is
+    # left half-made, and every version directory is one of a build that succeeded.
+    assert not os.path.lexists(store.root / f".{name}.envmgr-link")
+    if in_use:
+        link = store.prefix(name)
+        assert link.is_symlink() and not os.path.isabs(os.readlink(link)), link
+        in_use_build = store.read_build(name, in_use)
+        assert store.active_prefix(name) == store.version_prefix(name, in_use, in_use_build.id)
+    for version, ident, _ in version_dirs(store, name):
+        build = store.read_build(name, version)
+        assert build.status == "succeeded" and build.id.startswith(ident), (version, build)
     return in_use, latest.status

@@ -45,7 +45,8 @@ def test_build_makes_a_complete_prefix_with_lock_and_kernel(service, ready_env):
     alpha_record = json.loads(next((prefix / "conda-meta").glob("alpha-*.json")).read_text())
     assert "alpha 1.0.*" in alpha_record["requested_specs"]
     # the prefix placeholder points at the final prefix, never at the staging directory
-    assert (prefix / "etc" / "gamma.conf").read_text().strip() == f"prefix={prefix}"
+    real = prefix.resolve()  # the version's own directory, which never moves
+    assert (prefix / "etc" / "gamma.conf").read_text().strip() == f"prefix={real}"
     assert files_containing(prefix, ".envmgr/staging") == []
     out = subprocess.run(
         [
@@ -81,7 +82,7 @@ def test_build_makes_a_complete_prefix_with_lock_and_kernel(service, ready_env):
 
 
 def test_kernel_runs_activated_and_interrupts(service, ready_env):
-    prefix = ready_env["prefix"]
+    prefix = str(Path(ready_env["prefix"]).resolve())  # the version's own directory
     km, kc = start_new_kernel(kernel_name="envmgr-demo", startup_timeout=120)
     try:
         out, reply = execute(
@@ -241,15 +242,18 @@ def test_copy_to_shared_is_independent_of_its_source(service, ready_env):
     assert copy["origin"] == {"copied_from": {"scope": "local", "name": "demo", "version": 1}}
     src_lock = json.loads(service.envs.export("local", "demo", "lock")[0])
     assert json.loads(service.envs.export("shared", "team-demo", "lock")[0]) == src_lock
+    source_dir = str(Path(ready_env["prefix"]).resolve())
     assert files_containing(Path(copy["prefix"]), ready_env["prefix"]) == []
+    assert files_containing(Path(copy["prefix"]), source_dir) == []
     assert "] solved " not in service.builds.read_log("shared", "team-demo", 1)[0].decode()
     service.envs.delete("local", "demo")
-    assert not Path(ready_env["prefix"]).exists()
+    assert not os.path.lexists(ready_env["prefix"])
+    assert not service.local.versions_dir("demo").exists()  # no kernel used it
     out, reply = run_in_kernel(
         "envmgr-shared-team-demo",
         "import os, envmgr_hello; print(envmgr_hello.__version__, os.environ['CONDA_PREFIX'])",
     )
-    assert out.split() == ["1.0", copy["prefix"]]
+    assert out.split() == ["1.0", str(Path(copy["prefix"]).resolve())]
     # and back to local under a new name
     env, b = service.sharing.copy("shared", "team-demo", "local", "mine")
     assert run_foreground(service, "local", "mine", b).status == "succeeded"
@@ -315,13 +319,17 @@ def test_prefix_length_limit(envmgr_config, tmp_path):
 def test_unmanaged_env_is_listed_given_a_kernel_and_adopted(service, ready_env):
     # An environment conda made: a plain prefix in the local root, no metadata of ours.
     store = service.local
-    os.rename(store.prefix("demo"), store.root / "byconda")
+    os.rename(store.active_prefix("demo"), store.root / "byconda")
+    os.unlink(store.prefix("demo"))
     listed = {e["name"]: e for e in service.envs.list("local")}
     assert listed["byconda"]["managed"] is False and listed["byconda"]["packages"] > 0
     env = service.kernels.activate("local", "byconda")
     assert env["kernel"]["active"] is True
-    # delta's activate.d script: bash sources it, then execs the kernel
-    assert kernels.read_kernelspec("local", "byconda")["argv"][0] == shutil.which("bash")
+    # our launcher resolves the prefix; then delta's activate.d script: bash sources it, then
+    # execs the kernel
+    argv = kernels.read_kernelspec("local", "byconda")["argv"]
+    assert argv[:3] == [sys.executable, "-m", "jupyter_env_manager.core.launch"]
+    assert argv[argv.index("--") + 1] == shutil.which("bash")
     adopted = service.envs.adopt("local", "byconda")
     assert adopted["managed"] is True and adopted["version"] == 1
     # the spec is what was asked for (conda-meta's requested specs), not every record
@@ -350,7 +358,8 @@ def test_activate_deactivate_and_sync(service, ready_env):
 
 def test_delete_removes_everything(service, ready_env):
     service.envs.delete("local", "demo")
-    assert not Path(ready_env["prefix"]).exists()
+    assert not os.path.lexists(ready_env["prefix"])
+    assert not service.local.versions_dir("demo").exists()  # no kernel used it
     assert not service.local.env_dir("demo").exists()
     assert not (kernels.kernels_dir() / "envmgr-demo").exists()
     assert ready_env["prefix"] not in (Path.home() / ".conda" / "environments.txt").read_text()

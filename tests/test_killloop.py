@@ -36,6 +36,8 @@ POINTS = [
     "phase:pip",
     "phase:verify",
     "before-swap",
+    "version-dir",
+    "link",
     "swap",
     "after-swap",
     "phase:kernel",
@@ -182,7 +184,7 @@ def test_kill_loop(service, config_file, envmgr_settings):
             by_kill[key] = by_kill.get(key, 0) + 1
             if i % 6 == 5:
                 out, _ = run_in_kernel(f"envmgr-{name}", "import sys; print(sys.prefix)")
-                assert out.strip() == str(store.prefix(name)), (key, out)
+                assert out.strip() == str(store.active_prefix(name)), (key, out)
                 figures["kernels"] += 1
     finally:
         if server is not None:
@@ -191,7 +193,7 @@ def test_kill_loop(service, config_file, envmgr_settings):
             kill_group(pid)
     service.kernels.sync()
     out, _ = run_in_kernel(f"envmgr-{name}", "import sys, envmgr_hello; print(sys.prefix)")
-    assert out.strip() == str(store.prefix(name))
+    assert out.strip() == str(store.active_prefix(name))
     figures["kernels"] += 1
     elapsed = time.monotonic() - started
     print(

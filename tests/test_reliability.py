@@ -254,7 +254,8 @@ def test_a_kill_after_the_swap_leaves_a_succeeded_build_in_use(ready, point):
     assert list((store.meta / "staging").iterdir()) == []
     service.kernels.sync()  # what a server start (or the watcher) does for the kernelspec
     out, _ = run_in_kernel("envmgr-demo", "import sys; print(sys.prefix)")
-    assert out.strip() == str(store.prefix("demo"))
+    assert out.strip() == str(store.active_prefix("demo"))
+    assert store.prefix("demo").is_symlink()
 
 
 @pytest.mark.parametrize("point", ["phase:verify", "before-swap"])

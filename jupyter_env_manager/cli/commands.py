@@ -381,11 +381,12 @@ def write_text(path: str, text: str) -> None:
 
 
 def env_of_prefix(service, prefix: str | os.PathLike[str]) -> tuple[str, str] | None:
-    """(scope, name) of the store environment at ``prefix``, or None."""
-    path = Path(prefix).resolve()
+    """(scope, name) of the store environment at ``prefix`` (its usual path or one of its
+    version directories), or None."""
     for store in service.stores():
-        if path.parent == store.root.resolve():
-            return store.scope, path.name
+        name = store.name_at(prefix)
+        if name is not None:
+            return store.scope, name
     return None
 
 

@@ -129,6 +129,8 @@ class Builds:
             pip_no_index=s.pip_no_index,
             write_kernel=self.svc.kernels.wanted(store.scope, name),
             niceness=s.build_niceness,
+            keep_versions=s.keep_versions,
+            kernel_stale_s=s.kernel_stale_s,
             **extra,
         )
 

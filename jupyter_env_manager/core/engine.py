@@ -4,10 +4,12 @@ Everything here runs inside the build worker process (see :mod:`.worker`), never
 rattler's solver and installer run in-process there, uv runs as a child of the worker.
 
 A build assembles a complete prefix in ``<root>/.envmgr/staging/<name>.v<N>`` with every
-relocatable path written for the final location (rattler's ``alternative_target_prefix``; uv's
-scripts are rewritten), checks that its python imports the kernel packages, and only then swaps
-it in (:meth:`Store.swap_in`). Until that rename, the version in use is untouched; the rename is
-the build's commit point: what follows it (conda's environments.txt, the kernelspec) is best
+relocatable path written for the version's own directory, ``<root>/.envmgr/prefixes/<name>/
+v<N>-<id>`` (rattler's ``alternative_target_prefix``; uv's scripts are rewritten), checks that
+its python imports the kernel packages, and only then swaps it in (:meth:`Store.swap_in`: the
+staging directory becomes the version's directory, then ``<root>/<name>`` is switched to it).
+Until that switch, the version in use is untouched; the switch is the build's commit point:
+what follows it (conda's environments.txt, the kernelspec, removing old versions) is best
 effort, logged as a warning on failure, and never turns a committed build into a failed one.
 """
 
@@ -60,6 +62,9 @@ class BuildJob:
     # Record ``spec`` as the environment's spec once this build is in use (revert: version N's
     # spec; install/uninstall: the edited spec). A failed build leaves the spec as it was.
     record_spec: bool = False
+    # Retention after the build (see :mod:`.retention`)
+    keep_versions: int = 3
+    kernel_stale_s: float = 86400.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -173,7 +178,6 @@ class Builder:
         self.job = job
         self.log = log
         self.store = Store(job.root, job.scope)
-        self.final = self.store.prefix(job.name)
         self.staging = self.store.staging_dir(job.name, job.version)
         self.build_dir = self.store.build_dir(job.name, job.version)
         self.spec = EnvSpec.from_dict(job.spec)
@@ -181,6 +185,11 @@ class Builder:
         self.child: subprocess.Popen | None = None
         self.build_id = ""  # the worker sets it: the swap checks it is still this build
         self.committed = False  # the new prefix is in use: the build has succeeded
+
+    @property
+    def final(self) -> Path:
+        """The version's own directory: where its files are linked for, and live while kept."""
+        return self.store.version_prefix(self.job.name, self.job.version, self.build_id)
 
     # -- phases ------------------------------------------------------------------------------
 
@@ -224,7 +233,9 @@ class Builder:
         summary = {"pip_count": len(pip)}
         self.store.swap_in(job.name, self.staging, self.build_id, job.version, summary, spec)
         self.committed = True
-        self.log.write(f"version {job.version} is in use at {self.final}")
+        self.log.write(
+            f"version {job.version} is in use at {self.store.prefix(job.name)} ({self.final})"
+        )
         if spec is not None and job.kind == "revert":
             self.log.write(
                 f"spec restored to that of version {Path(job.source_build_dir or '').name}"
@@ -233,12 +244,13 @@ class Builder:
             self.log.write("spec recorded: " + ", ".join(self.spec.conda + self.spec.pip))
         pause_point("after-swap")
         self.after_commit()
+        self.collect()
 
     def after_commit(self) -> None:
         """Best effort once the build is in use: a failure is a warning in the log."""
         job = self.job
         try:
-            register_conda_env(self.final)
+            register_conda_env(self.store.prefix(job.name))
         except Exception as err:
             self.log.write(f"warning: could not list the prefix in environments.txt: {err}")
         self.log.set_phase("kernel")
@@ -249,13 +261,35 @@ class Builder:
 
         try:
             kname = write_kernelspec(
-                job.scope, job.name, self.final, self.spec.display_name or job.name, job.version
+                job.scope,
+                job.name,
+                self.final,
+                self.spec.display_name or job.name,
+                job.version,
+                self.store.root,
             )
             self.log.write(f"kernel {kname} registered")
         except KernelError as err:  # the version is in use: the build did succeed
             self.log.write(f"warning: {err.message}")
         except Exception as err:
             self.log.write(f"warning: the kernelspec could not be written: {err}")
+
+    def collect(self) -> None:
+        """Remove version directories nothing keeps any more (best effort, logged)."""
+        from .retention import collect
+
+        job = self.job
+        try:
+            done = collect(
+                self.store, job.name, keep_versions=job.keep_versions, stale_s=job.kernel_stale_s
+            )
+        except Exception as err:
+            self.log.write(f"warning: old versions' directories were not cleaned up: {err}")
+            return
+        for key, names in done.removed.items():
+            self.log.write(f"removed the directories of {key.split('/')[-1]} {', '.join(names)}")
+        for names in done.kept_for_kernels.values():
+            self.log.write(f"kept {', '.join(names)}: running kernels use them")
 
     async def solve(self) -> tuple[list[Any], list[str]]:
         from rattler import Gateway, Platform, solve

@@ -164,6 +164,7 @@ class Environments:
         store.delete_env(name)  # 409 while a build of it is queued or runs anywhere
         svc.kernels.forget(scope, name)
         unregister_conda_env(store.prefix(name))
+        svc.retention.collect(scope, name)  # versions running kernels use stay until they end
         svc.log.info("%s deleted %s/%s", svc.actor(actor), scope, name)
         svc.emit("environment", {"action": "deleted", "scope": scope, "name": name})
 

@@ -1,10 +1,13 @@
 """Kernelspecs for environments: activation, writing, removing and re-syncing them.
 
 A kernel starts with its environment activated as ``conda activate`` would: PATH, CONDA_PREFIX
-and ``etc/conda/env_vars.d`` go into the kernelspec's ``env`` (computed by rattler). Only when an
-environment has ``etc/conda/activate.d`` scripts, argv starts with ``bash`` sourcing them and
-then ``exec``-ing the kernel: the shell replaces itself, so the process Jupyter signals is the
-kernel itself and interrupt/restart behave exactly as for a plain kernelspec.
+and ``etc/conda/env_vars.d`` go into the kernelspec's ``env`` (computed by rattler) for the
+directory of the version in use. argv starts with our launcher (:mod:`.launch`), which moves a
+starting kernel to the version in use at that moment (and records it as live) before it
+``exec``-s the rest. Only when an environment has ``etc/conda/activate.d`` scripts, the rest
+starts with ``bash`` sourcing them and then ``exec``-ing the kernel: every step replaces itself,
+so the process Jupyter signals is the kernel and interrupt/restart behave as for a plain
+kernelspec.
 
 Values arrive literally, as conda's activation keeps them: jupyter_client expands ``$NAME`` in a
 kernelspec's env, so every ``$`` of ours is written ``$$`` (only PATH keeps its ``${PATH}``).
@@ -149,8 +152,17 @@ def literal(value: str) -> str:
 
 
 def kernelspec(
-    scope: str, name: str, prefix: Path, display_name: str, version: int | None
+    scope: str,
+    name: str,
+    prefix: Path,
+    display_name: str,
+    version: int | None,
+    root: Path | None = None,
 ) -> dict[str, Any]:
+    """The kernelspec of an environment whose version in use lives in ``prefix``.
+
+    With the store's ``root``, argv starts with our launcher (:mod:`.launch`), which moves a
+    starting kernel to the version in use at that moment and records it as live."""
     act = activation(prefix)
     env = dict(act.env)
     env.update(
@@ -183,6 +195,22 @@ def kernelspec(
             "envmgr-activate",
             *argv,
         ]
+    if root is not None:
+        argv = [
+            sys.executable,
+            "-m",
+            "jupyter_env_manager.core.launch",
+            "--root",
+            str(root),
+            "--scope",
+            scope,
+            "--name",
+            name,
+            "--built-for",
+            str(prefix),
+            "--",
+            *argv,
+        ]
     return {
         "argv": argv,
         "display_name": display_name if scope == "local" else f"{display_name} (shared)",
@@ -197,13 +225,18 @@ def kernelspec(
 
 
 def write_kernelspec(
-    scope: str, name: str, prefix: Path, display_name: str, version: int | None
+    scope: str,
+    name: str,
+    prefix: Path,
+    display_name: str,
+    version: int | None,
+    root: Path | None = None,
 ) -> str:
     """Write (or replace) the environment's kernelspec; :class:`KernelError` names the reason
     when this environment's cannot be written (nothing of another environment is touched)."""
     kname = kernel_name(scope, name)
     try:
-        spec = kernelspec(scope, name, prefix, display_name, version)
+        spec = kernelspec(scope, name, prefix, display_name, version, root)
     except KernelError as err:
         raise KernelError(
             f"The kernel of {scope}/{name} cannot be written: {err.message}", item=name
@@ -220,7 +253,14 @@ def write_kernelspec(
     return kname
 
 
-def is_current(scope: str, name: str, prefix: Path, display_name: str, version: int | None) -> bool:
+def is_current(
+    scope: str,
+    name: str,
+    prefix: Path,
+    display_name: str,
+    version: int | None,
+    root: Path | None = None,
+) -> bool:
     """Whether the installed kernelspec is exactly what :func:`write_kernelspec` would write,
     with the user's modes."""
     directory = kernels_dir() / kernel_name(scope, name)
@@ -234,7 +274,7 @@ def is_current(scope: str, name: str, prefix: Path, display_name: str, version: 
     except OSError:
         return False
     return link.resolve() == PACKAGE_DIR and read_kernelspec(scope, name) == kernelspec(
-        scope, name, prefix, display_name, version
+        scope, name, prefix, display_name, version, root
     )
 
 
@@ -361,7 +401,9 @@ class Kernels:
         else:
             raise NotFound(f"No environment {name!r} in the {scope} store")
         with self._serialized():
-            kname = write_kernelspec(scope, name, store.prefix(name), display, version)
+            kname = write_kernelspec(
+                scope, name, store.active_prefix(name), display, version, store.root
+            )
             self._set_intent(scope, name, True)
         self._event("activated", scope, name, kname)
         return svc.envs.get(scope, name, versions=False)
@@ -419,11 +461,13 @@ class Kernels:
         removed: list[str] = []
         failed: list[str] = []
         for kname, (store, name, version, display) in want.items():
-            prefix = store.prefix(name)
+            prefix = store.active_prefix(name)
             try:
-                if kname in present and is_current(store.scope, name, prefix, display, version):
+                if kname in present and is_current(
+                    store.scope, name, prefix, display, version, store.root
+                ):
                     continue
-                write_kernelspec(store.scope, name, prefix, display, version)
+                write_kernelspec(store.scope, name, prefix, display, version, store.root)
             except KernelError as err:
                 self.svc.log.warning("jupyter_env_manager: %s", err.message)
                 failed.append(f"{kname}: {err.message}")

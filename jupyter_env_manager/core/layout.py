@@ -2,13 +2,15 @@
 
 Layout (``<root>`` is a conda envs directory, so conda/mamba see ordinary environments)::
 
-    <root>/<name>/                       the prefix in use (conda-meta/*.json records)
+    <root>/<name> -> .envmgr/prefixes/<name>/v<N>-<id>   the version in use (a relative symlink)
+    <root>/.envmgr/prefixes/<name>/v<N>-<id>/  one version's prefix (conda-meta/*.json records)
     <root>/.envmgr/store.json            {"format": 1}
     <root>/.envmgr/envs/<name>/env.json  spec, display name, created/updated, created_by
     <root>/.envmgr/envs/<name>/state.json  {"active_version": N}
     <root>/.envmgr/envs/<name>/builds/<N>/{build.json,spec.json,lock.json,rattler-lock.yml,log.txt}
     <root>/.envmgr/staging/<name>.v<N>/  a build being assembled (never listed, never in use)
-    <root>/.envmgr/trash/                prefixes on their way out
+    <root>/.envmgr/live/<host>.<pid>.<start>.json  a running kernel's liveness record
+    <root>/.envmgr/trash/                prefixes and metadata on their way out
 
 Designed for many writers on one (NFS) directory: version numbers are claimed with an atomic
 ``mkdir``, metadata is replaced with ``rename``, a running build holds an ``flock`` on its
@@ -16,7 +18,13 @@ environment's ``build.lock`` (released by the kernel when its process dies, whic
 interrupted build is recognised), and no per-user state lives here. In the shared store,
 whatever we make grants the team what the root grants (see :mod:`.access`).
 
-The build lifecycle (reap, finish, the swap and its recovery, delete) is :mod:`.store`'s.
+Each version lives in its own directory and never moves: a kernel started on it keeps its
+files, and conda tools and users see ``<root>/<name>``, which is switched from one version to
+the next by renaming a new symlink over it (one atomic step). An environment made by the first
+release (``<root>/<name>`` a directory) moves under ``prefixes/`` at its next build.
+
+The build lifecycle (reap, finish, the switch and its recovery, delete) is :mod:`.store`'s;
+which version directories are kept is :mod:`.retention`'s.
 """
 
 from __future__ import annotations
@@ -139,7 +147,37 @@ class StoreLayout:
     # -- paths -------------------------------------------------------------------------------
 
     def prefix(self, name: str) -> Path:
+        """The environment's usual path (conda's, environments.txt's): the version in use."""
         return self.root / name
+
+    def versions_dir(self, name: str) -> Path:
+        return self.meta / "prefixes" / name
+
+    def version_prefix(self, name: str, version: int, build_id: str) -> Path:
+        """Where version ``version`` (build ``build_id``) lives, for as long as it is kept."""
+        return self.versions_dir(name) / f"v{version}-{build_id[:8]}"
+
+    def active_prefix(self, name: str) -> Path:
+        """The directory of the version in use (the usual path with its symlink resolved)."""
+        return Path(os.path.realpath(self.prefix(name)))
+
+    def link_target(self, name: str, directory: Path) -> str:
+        """The symlink text for ``<root>/<name>`` -> ``directory``: relative to the root, so
+        the store works wherever it is mounted."""
+        return os.path.relpath(directory, self.root)
+
+    def name_at(self, path: str | os.PathLike[str]) -> str | None:
+        """The environment whose usual path or version directory ``path`` is, if any."""
+        real = Path(os.path.realpath(path))
+        if real.parent == Path(os.path.realpath(self.root)):
+            return real.name
+        if real.parent.parent == Path(os.path.realpath(self.meta / "prefixes")):
+            return real.parent.name
+        return None
+
+    @property
+    def live_dir(self) -> Path:
+        return self.meta / "live"
 
     def env_dir(self, name: str) -> Path:
         return self.meta / "envs" / name
@@ -157,17 +195,21 @@ class StoreLayout:
     def ensure(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         self._mkdir(self.meta, exist_ok=True)
-        for d in (self.meta / "envs", self.meta / "staging", self.trash):
+        for d in (self.meta / "envs", self.meta / "staging", self.meta / "prefixes", self.trash):
             self._mkdir(d, exist_ok=True)
+        if not self.live_dir.exists():  # every user of the store records their kernels here:
+            self._mkdir(self.live_dir, exist_ok=True)  # sticky, so no one removes another's
+            os.chmod(self.live_dir, os.stat(self.live_dir).st_mode | 0o1000)
         store_file = self.meta / "store.json"
         if not store_file.exists():
             self._write_json(store_file, {"format": STORE_FORMAT, "created_at": now()})
 
     def check_prefix_length(self, name: str) -> None:
-        length = len(str(self.prefix(name)))
+        # Packages are linked for the version directory: its longest form must fit.
+        length = len(str(self.version_prefix(name, 10**9 - 1, "f" * 8)))
         if length > MAX_PREFIX_LENGTH:
             raise ValidationError(
-                f"Environment name {name!r} makes the prefix {length} characters long in the "
+                f"Environment name {name!r} makes its prefixes {length} characters long in the "
                 f"{self.scope} store; conda packages allow at most {MAX_PREFIX_LENGTH}",
                 field="name",
                 item=name,

@@ -7,7 +7,9 @@ callback, the runner that runs builds) and one object per purpose:
 - ``service.builds`` (:mod:`.builds`): build, revert, install/uninstall, versions, logs, ends;
 - ``service.sharing`` (:mod:`.sharing`): copies between stores;
 - ``service.packages`` (:mod:`.packages`): a version's packages, diffs, search;
-- ``service.kernels`` (:class:`.kernels.Kernels`): activate, deactivate, re-sync kernelspecs.
+- ``service.kernels`` (:class:`.kernels.Kernels`): activate, deactivate, re-sync kernelspecs;
+- ``service.retention`` (:mod:`.retention`): which version directories are kept, removing the
+  others, the running kernels of the stores.
 
 Methods are synchronous and quick (metadata reads and writes); the server calls them off its
 event loop. Every method that changes state takes the ``actor`` (who is acting) and records it.
@@ -28,6 +30,7 @@ from .environments import Environments
 from .errors import NotFound, ValidationError
 from .kernels import Kernels
 from .packages import Packages
+from .retention import Retention
 from .sharing import Sharing
 from .spec import validate_name, validate_scope
 from .store import Build, Store, current_user
@@ -72,6 +75,7 @@ class EnvService:
         self.sharing = Sharing(self)
         self.kernels = Kernels(self)
         self.packages = Packages(self)
+        self.retention = Retention(self)
 
     # -- stores ------------------------------------------------------------------------------
 

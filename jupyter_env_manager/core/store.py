@@ -2,10 +2,11 @@
 
 - Every lock wait is bounded (:data:`LOCK_WAIT_S`) and ends in a :class:`Conflict` naming the
   environment; ``env_lock`` is re-entrant within a thread, so no path waits on a lock it holds.
-- One commit point: a build is in use, and succeeded, exactly when the rename of its staging
-  prefix onto ``<root>/<name>`` has happened; the prefix carries the build's marker (version and
-  build id), so after any kill :meth:`Store.finish` (called by the worker, its parent, or a
-  reaper) records "vN succeeded and in use" or "vN did not happen and v(N-1) is in use".
+- One commit point: a build is in use, and succeeded, exactly when ``<root>/<name>`` has been
+  switched to its version's directory (a symlink renamed over it); that directory carries the
+  build's marker (version and build id), so after any kill :meth:`Store.finish` (called by the
+  worker, its parent, or a reaper) records "vN succeeded and in use" or "vN did not happen and
+  v(N-1) is in use". Version directories never move and are removed only by :mod:`.retention`.
 - Builds are told apart by a unique id (``build.json``), never by (scope, name, version) alone:
   a recreated environment's v1 is never taken for the deleted one's.
 - A queued build whose owner (same host, pid and process start time) is gone, and a running
@@ -148,6 +149,11 @@ class Store(StoreLayout):
             if e.name.rpartition(".")[0] == name and len(e.name.rpartition(".")[2]) == 8
         ]
 
+    def to_trash(self, path: Path, name: str) -> Path:
+        """Rename ``path`` into the trash as one of ``name``'s (removed by :meth:`finish`,
+        :meth:`recover` or the caller)."""
+        return self._to_trash(path, name)
+
     def _to_trash(self, path: Path, name: str) -> Path:
         self._mkdir(self.trash, exist_ok=True)
         gone = self.trash / f"{name}.{uuid.uuid4().hex[:8]}"
@@ -175,14 +181,19 @@ class Store(StoreLayout):
         summary: dict[str, Any] | None = None,
         spec: dict[str, Any] | None = None,
     ) -> None:
-        """Put a finished staging prefix in use as ``<root>/<name>``: the build's commit point.
+        """Put a finished staging prefix in use: the build's commit point.
 
         Under the env lock, and only if the build is still this environment's running build
-        ``build_id`` (a deleted or recreated environment gets nothing). A journal names the
-        swap; :meth:`recover_swap` finishes or undoes one that a crash cut short. ``spec``
-        (a revert) becomes the environment's spec in the same step.
+        ``build_id`` (a deleted or recreated environment gets nothing). The staging directory
+        becomes the version's own directory (:meth:`version_prefix`), then ``<root>/<name>`` is
+        switched to it by renaming a new symlink over it: one atomic step, after which every
+        new kernel starts on this version while running ones keep theirs (the old version's
+        directory is not touched; :mod:`.retention` decides when it goes). A journal names the
+        swap; :meth:`recover_swap` finishes or undoes one that a crash cut short. ``spec`` (a
+        revert, an install) becomes the environment's spec in the same step.
         """
         target = self.prefix(name)
+        final = self.version_prefix(name, version, build_id)
         journal = self.env_dir(name) / "swap.json"
         with self.env_lock(name):
             build = self.build_of(name, version, build_id)
@@ -193,27 +204,40 @@ class Store(StoreLayout):
                     item=name,
                 )
             (staging / MARKER).write_text(json.dumps({"version": version, "build_id": build_id}))
-            old = self.trash / f"{name}.{uuid.uuid4().hex[:8]}" if target.exists() else None
+            legacy = None
+            if target.is_dir() and not target.is_symlink():  # made by the first release
+                legacy = self.versions_dir(name) / f"v{self.active_version(name) or 0}-legacy"
             self._write_json(
                 journal,
                 {
                     "version": version,
                     "build_id": build_id,
                     "staging": str(staging),
-                    "old": str(old) if old else None,
+                    "final": str(final),
+                    "legacy": str(legacy) if legacy else None,
                     "summary": summary,
                     "spec": spec,
                 },
             )
-            if old is not None:
-                self._mkdir(self.trash, exist_ok=True)
-                os.rename(target, old)
-            os.rename(staging, target)  # the commit point
+            self._mkdir(self.meta / "prefixes", exist_ok=True)
+            self._mkdir(self.versions_dir(name), exist_ok=True)
+            os.rename(staging, final)
+            pause_point("version-dir")
+            if legacy is not None:
+                os.rename(target, legacy)
+            self._switch(name, final, pause=True)  # the commit point
             pause_point("swap")
             self._committed_swap(name, version, summary, spec)
             journal.unlink()
-        if old is not None:
-            self.remove_tree(old)
+
+    def _switch(self, name: str, directory: Path, pause: bool = False) -> None:
+        """Point ``<root>/<name>`` at ``directory``: a new symlink renamed over it (atomic)."""
+        tmp = self.root / f".{name}.envmgr-link"
+        tmp.unlink(missing_ok=True)
+        os.symlink(self.link_target(name, directory), tmp)
+        if pause:  # the kill loop's point; never in a recovery
+            pause_point("link")
+        os.replace(tmp, self.prefix(name))
 
     def _committed_swap(
         self, name: str, version: int, summary: dict[str, Any] | None, spec: dict[str, Any] | None
@@ -228,12 +252,44 @@ class Store(StoreLayout):
             self.write_env(name, record)
 
     def recover_swap(self, name: str) -> None:
-        """Finish (the new prefix is in place, or complete in staging) or undo (put the old one
-        back) a swap cut short. Call with the env lock held."""
+        """Finish (the new version's directory, or its staging, is complete: it carries the
+        build's marker) or undo (put a first-release prefix back) a swap cut short. Call with
+        the env lock held."""
         journal = self.env_dir(name) / "swap.json"
         data = read_json(journal)
+        (self.root / f".{name}.envmgr-link").unlink(missing_ok=True)
         if not data:
             return
+        if "final" not in data:  # a journal of the first release (prefix replaced in place)
+            self._recover_swap_in_place(name, data)
+            journal.unlink(missing_ok=True)
+            return
+        target = self.prefix(name)
+        mine = {"version": data["version"], "build_id": data["build_id"]}
+
+        def carries(prefix: Path) -> bool:
+            marker = read_json(prefix / MARKER, {}) or {}
+            return all(marker.get(k) == v for k, v in mine.items())
+
+        summary, spec = data.get("summary"), data.get("spec")
+        final, staging = Path(data["final"]), Path(data["staging"])
+        legacy = Path(data["legacy"]) if data.get("legacy") else None
+        if not carries(target):
+            if staging.is_dir() and carries(staging) and not final.exists():
+                os.rename(staging, final)
+            if final.is_dir() and carries(final):
+                if legacy is not None and target.is_dir() and not target.is_symlink():
+                    os.rename(target, legacy)
+                self._switch(name, final)
+            elif legacy is not None and legacy.is_dir() and not os.path.lexists(target):
+                os.rename(legacy, target)  # undo: the first-release prefix goes back
+        if carries(target):
+            self._committed_swap(name, data["version"], summary, spec)
+        journal.unlink(missing_ok=True)
+
+    def _recover_swap_in_place(self, name: str, data: dict[str, Any]) -> None:
+        """A swap of the first release: the old prefix was renamed to the trash and the staging
+        prefix onto ``<root>/<name>``."""
         target = self.prefix(name)
         mine = {"version": data["version"]}
         if data.get("build_id"):
@@ -247,21 +303,18 @@ class Store(StoreLayout):
         if target.exists():
             if carries(target):
                 self._committed_swap(name, data["version"], summary, spec)
-        else:
-            staging = Path(data.get("staging") or "/nonexistent")
-            old = Path(data["old"]) if data.get("old") else None
-            if staging.is_dir() and carries(staging):
-                os.rename(staging, target)
-                self._committed_swap(name, data["version"], summary, spec)
-            elif old is not None and old.is_dir():
-                os.rename(old, target)
-            elif old is None:  # a journal of an older version: the newest trashed prefix
-                candidates = sorted(
-                    self.trash_of(name), key=lambda p: p.stat().st_mtime, reverse=True
-                )
-                if candidates:
-                    os.rename(candidates[0], target)
-        journal.unlink(missing_ok=True)
+            return
+        staging = Path(data.get("staging") or "/nonexistent")
+        old = Path(data["old"]) if data.get("old") else None
+        if staging.is_dir() and carries(staging):
+            os.rename(staging, target)
+            self._committed_swap(name, data["version"], summary, spec)
+        elif old is not None and old.is_dir():
+            os.rename(old, target)
+        elif old is None:  # the newest trashed prefix
+            candidates = sorted(self.trash_of(name), key=lambda p: p.lstat().st_mtime, reverse=True)
+            if candidates:
+                os.rename(candidates[0], target)
 
     def recover(self) -> list[tuple[str, int]]:
         """At start: finish cut-short swaps, mark dead builds interrupted, clear leftovers."""
@@ -309,7 +362,9 @@ class Store(StoreLayout):
             shutil.rmtree(path, ignore_errors=True)
 
     def delete_env(self, name: str) -> None:
-        """Remove prefix and metadata (each first renamed away, atomically).
+        """Remove the environment's usual path and metadata (each first renamed away,
+        atomically). Its version directories are then :mod:`.retention`'s: those running
+        kernels use stay until the kernels end.
 
         Refused (409) while a build of it runs anywhere: its build lock is taken, without
         waiting, for the whole delete, so no worker can start, swap or record meanwhile.
@@ -331,7 +386,7 @@ class Store(StoreLayout):
                         item=name,
                     )
                 self._mkdir(self.trash, exist_ok=True)
-                if self.prefix(name).exists():
+                if os.path.lexists(self.prefix(name)):  # the link (or a first-release prefix)
                     gone.append(self._to_trash(self.prefix(name), name))
                 meta = self.trash / f"meta-{name}.{uuid.uuid4().hex[:8]}"
                 os.rename(self.env_dir(name), meta)

@@ -39,6 +39,7 @@ class EnvManagerExtension(ExtensionApp):
             else None
         )
         self.startup: asyncio.Future | None = None
+        self.retention_task: asyncio.Task | None = None
         self.settings.update({"env_manager": self.service, "env_manager_queue": self.queue})
         server.log.info(
             "jupyter_env_manager: local store %s, shared store %s",
@@ -54,6 +55,23 @@ class EnvManagerExtension(ExtensionApp):
         self.startup = asyncio.ensure_future(asyncio.to_thread(self._recover_and_sync))
         if self.watcher is not None:
             self.watcher.start()
+        if self.service.settings.retention_interval_s > 0:
+            self.retention_task = asyncio.ensure_future(self._retention_loop())
+
+    async def _retention_loop(self) -> None:
+        """Remove version directories nothing keeps, now and then (off the event loop)."""
+        if self.startup is not None:
+            await asyncio.gather(self.startup, return_exceptions=True)
+        while True:
+            try:
+                done = await asyncio.to_thread(self.service.retention.collect)
+                for key, names in done.removed.items():
+                    self.service.log.info(
+                        "jupyter_env_manager: removed %s of %s (retention)", ", ".join(names), key
+                    )
+            except Exception:
+                self.service.log.exception("jupyter_env_manager: the retention pass failed")
+            await asyncio.sleep(self.service.settings.retention_interval_s)
 
     def _recover_and_sync(self) -> None:
         log = self.service.log
@@ -76,6 +94,9 @@ class EnvManagerExtension(ExtensionApp):
             log.exception("jupyter_env_manager: start-up sync failed")
 
     async def stop_extension(self) -> None:
+        if self.retention_task is not None:
+            self.retention_task.cancel()
+            await asyncio.gather(self.retention_task, return_exceptions=True)
         if self.startup is not None:
             await asyncio.gather(self.startup, return_exceptions=True)
         if self.watcher is not None:
