@@ -40,6 +40,8 @@ from .render import Result, render_html, render_text
 
 PROG = "%envmgr"
 MANAGER_PYTHON_ENV = "JUPYTER_ENV_MANAGER_PYTHON"
+# A pin (or unpin) the frontend applies to the notebook that shows it (see src/pins.ts).
+PIN_MIME = "application/vnd.jupyter-env-manager.pin+json"
 LOG_TAIL = 15
 
 
@@ -75,6 +77,9 @@ class EnvManagerMagics(Magics):
         except ValueError as err:  # shlex: unbalanced quotes
             raise MagicError(str(err)) from None
         before = None
+        if args.command in ("pin", "unpin") and not args.notebook and not args.prefix:
+            args.prefix = sys.prefix  # this notebook: the frontend applies the answer
+            argv += ["--prefix", sys.prefix]
         if args.command in ("install", "uninstall"):
             if not args.env and not args.prefix:  # this kernel's environment
                 args.prefix = sys.prefix
@@ -208,6 +213,9 @@ def show(result: Result, as_json: bool) -> None:
         return
     if result.kind == "text":
         print((result.text or "").rstrip("\n"))
+        return
+    if result.kind == "pin":  # the frontend sets the notebook's metadata and kernel from it
+        display({PIN_MIME: result.data, "text/plain": result.message}, raw=True)
         return
     rich = render_html(result)
     if rich:
