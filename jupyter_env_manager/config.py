@@ -176,6 +176,14 @@ class EnvManager(LoggingConfigurable):
         ),
     ).tag(config=True)
 
+    pin_keep_s = Float(
+        30 * 86400.0,
+        help=(
+            "A version a pinned notebook opened or ran within this many seconds keeps its "
+            "directory (older pinned versions are made again from their lock when opened)."
+        ),
+    ).tag(config=True)
+
     retention_interval_s = Float(
         600.0,
         help=(

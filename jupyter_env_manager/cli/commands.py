@@ -288,6 +288,66 @@ def cmd_search(service, args, progress) -> Result:
     )
 
 
+def cmd_pin(service, args, progress) -> Result:
+    from ..core.bodies import parse_version
+
+    version = parse_version(args.version) if args.version else None
+    if args.notebook and args.check:
+        info = service.pins.check_notebook(args.notebook)
+        return Result("pin", info, f"✓ {args.notebook} runs on {_pinned(info)}")
+    if args.notebook:
+        scope = _scope(args) if args.env else None
+        info = service.pins.pin_notebook(args.notebook, scope, args.env, version)
+        return Result("pin", info, f"✓ pinned {args.notebook} to {_pinned(info)}")
+    if not args.prefix and not args.env:
+        raise _usage("name the notebook to pin (NOTEBOOK)")
+    scope, name = (_scope(args), args.env) if args.env else target_env(service, args)
+    if version is None and args.prefix:  # %envmgr pin: the version this kernel runs
+        version = service.store(scope).version_at(args.prefix)
+    info = service.pins.pin(scope, name, version)
+    return Result("pin", info, f"✓ this notebook is pinned to {_pinned(info)} (save it to keep)")
+
+
+def cmd_unpin(service, args, progress) -> Result:
+    if args.notebook:
+        info = service.pins.unpin_notebook(args.notebook)
+        return Result("pin", info, f"✓ unpinned {args.notebook}: it runs on {info['kernel_name']}")
+    from ..core.errors import ValidationError
+    from ..core.kernels import kernel_name
+
+    found = env_of_prefix(service, args.prefix) if args.prefix else None
+    if found is None:
+        raise ValidationError("name the notebook to unpin (NOTEBOOK)", field="notebook")
+    scope, name = found
+    info = {"scope": scope, "name": name, "kernel_name": kernel_name(scope, name), "unpin": True}
+    return Result("pin", info, f"✓ this notebook runs on {scope}/{name}'s version in use again")
+
+
+def _pinned(info: dict) -> str:
+    return f"{info['scope']}/{info['name']} v{info['version']} (kernel {info['kernel_name']})"
+
+
+def _usage(message: str):
+    from ..core.errors import ValidationError
+
+    return ValidationError(message, field="notebook")
+
+
+def cmd_gc(service, args, progress) -> Result:
+    scope = "shared" if args.shared else "local" if args.local else None
+    done = service.retention.collect(scope, dry_run=args.dry_run)
+    data = {"removed": done.removed, "kept_for_kernels": done.kept_for_kernels}
+    count = sum(len(v) for v in done.removed.values())
+    verb = "would remove" if args.dry_run else "removed"
+    lines = [f"{key} {', '.join(names)}" for key, names in sorted(done.removed.items())]
+    lines += [
+        f"{key} {', '.join(names)} (kept: running kernels use them)"
+        for key, names in sorted(done.kept_for_kernels.items())
+    ]
+    message = f"✓ {verb} {count} version director{'y' if count == 1 else 'ies'}"
+    return Result("message", data, "\n".join([message, *lines]))
+
+
 def cmd_adopt(service, args, progress) -> Result:
     env = service.envs.adopt(_scope(args), args.name)
     message = (
@@ -328,6 +388,9 @@ COMMANDS = {
     "packages": cmd_packages,
     "diff": cmd_diff,
     "search": cmd_search,
+    "pin": cmd_pin,
+    "unpin": cmd_unpin,
+    "gc": cmd_gc,
     "adopt": cmd_adopt,
     "sync-kernels": cmd_sync_kernels,
     "info": cmd_info,

@@ -40,6 +40,8 @@ from .render import Result, render_html, render_text
 
 PROG = "%envmgr"
 MANAGER_PYTHON_ENV = "JUPYTER_ENV_MANAGER_PYTHON"
+# A pin (or unpin) the frontend applies to the notebook that shows it (see src/pins.ts).
+PIN_MIME = "application/vnd.jupyter-env-manager.pin+json"
 LOG_TAIL = 15
 
 
@@ -75,11 +77,14 @@ class EnvManagerMagics(Magics):
         except ValueError as err:  # shlex: unbalanced quotes
             raise MagicError(str(err)) from None
         before = None
+        if args.command in ("pin", "unpin") and not args.notebook and not args.prefix:
+            args.prefix = sys.prefix  # this notebook: the frontend applies the answer
+            argv += ["--prefix", sys.prefix]
         if args.command in ("install", "uninstall"):
             if not args.env and not args.prefix:  # this kernel's environment
                 args.prefix = sys.prefix
                 argv += ["--prefix", sys.prefix]
-            before = Snapshot.take(sys.prefix)
+            before = Snapshot.take(current_prefix())
         if args.json:
             progress = Progress()
         elif getattr(self.shell, "kernel", None) is not None:
@@ -89,9 +94,14 @@ class EnvManagerMagics(Magics):
         result = core_runner().run(args, argv, progress)
         show(result, args.json)
         if before is not None and result.ok:
-            prefix = result.data["environment"]["prefix"]
-            if os.path.realpath(prefix) == os.path.realpath(sys.prefix):
-                for note in refresh_kernel(before):
+            prefix = os.path.realpath(result.data["environment"]["prefix"])
+            here = os.path.realpath(current_prefix())
+            # This kernel's environment: the same directory, or a sibling version directory.
+            if prefix == here or (
+                os.path.dirname(prefix) == os.path.dirname(here)
+                and os.path.basename(os.path.dirname(os.path.dirname(here))) == "prefixes"
+            ):
+                for note in refresh_kernel(before, prefix):
                     print(note)
 
 
@@ -208,6 +218,9 @@ def show(result: Result, as_json: bool) -> None:
         return
     if result.kind == "text":
         print((result.text or "").rstrip("\n"))
+        return
+    if result.kind == "pin":  # the frontend sets the notebook's metadata and kernel from it
+        display({PIN_MIME: result.data, "text/plain": result.message}, raw=True)
         return
     rich = render_html(result)
     if rich:
@@ -385,15 +398,38 @@ def _pth_files(prefix: str) -> set[str]:
     return out
 
 
-def refresh_kernel(before: Snapshot) -> list[str]:
-    """Make new packages importable here; say which imported packages need a restart."""
+def current_prefix() -> str:
+    """Where this kernel imports from: its version's directory, or the one a ``%envmgr
+    install`` of its own moved it to (``CONDA_PREFIX`` follows it)."""
+    conda = os.environ.get("CONDA_PREFIX")
+    if conda and os.path.isdir(os.path.join(conda, "conda-meta")):
+        return conda
+    return sys.prefix
+
+
+def refresh_kernel(before: Snapshot, new_prefix: str | None = None) -> list[str]:
+    """Make new packages importable here; say which imported packages need a restart.
+
+    ``new_prefix``: the new version's own directory, when this kernel's environment was
+    rebuilt by this kernel's own ``%envmgr install`` (each version has its directory): its
+    later imports and commands come from there (what the user asked for here), while the
+    modules it has imported stay, and are named for a restart. Its liveness record still
+    names the version it started on, so that directory is kept while it runs."""
     importlib.invalidate_caches()
-    for site_dir in _site_dirs(before.prefix):
+    prefix = new_prefix or before.prefix
+    if new_prefix and new_prefix != before.prefix:
+        old = before.prefix.rstrip(os.sep) + os.sep
+        sys.path[:] = [p for p in sys.path if not (p + os.sep).startswith(old)]
+        for key in ("PATH", "CONDA_PREFIX"):
+            if key in os.environ:
+                os.environ[key] = os.environ[key].replace(before.prefix, new_prefix)
+    for site_dir in _site_dirs(prefix):
         if os.path.isdir(site_dir) and site_dir not in sys.path:
             site.addsitedir(site_dir)
-    for pth in sorted(_pth_files(before.prefix) - before.pth):
+    seen = {os.path.basename(p) for p in before.pth}
+    for pth in sorted(p for p in _pth_files(prefix) if os.path.basename(p) not in seen):
         site.addpackage(os.path.dirname(pth), os.path.basename(pth), None)
-    after = package_versions(before.prefix)
+    after = package_versions(prefix)
 
     def label(key: str) -> str:
         return key.partition(":")[2]

@@ -146,6 +146,27 @@ def build_parser(prog: str = PROG) -> Parser:
     p.add_argument("query", metavar="PREFIX", help="the start of a package name")
     p.add_argument("--env", metavar="NAME", help="search the channels of this environment")
 
+    p = add("pin", [scoped], "pin a notebook to an environment version (default: in use)")
+    p.add_argument("notebook", metavar="NOTEBOOK", nargs="?", help="the .ipynb file to pin")
+    p.add_argument("--env", metavar="NAME", help="the environment (default: the notebook's)")
+    p.add_argument("--version", metavar="N", help="the version (default: the one in use)")
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="honour the notebook's pin here (kernelspec, version made again if needed)",
+    )
+    p.add_argument("--prefix", metavar="PATH", help=argparse.SUPPRESS)  # %envmgr: the kernel's
+
+    p = add("unpin", [common], "return a notebook to its environment's version in use")
+    p.add_argument("notebook", metavar="NOTEBOOK", nargs="?", help="the .ipynb file")
+    p.add_argument("--prefix", metavar="PATH", help=argparse.SUPPRESS)
+
+    p = add("gc", [common], "remove version directories nothing keeps (old, not pinned, no kernel)")
+    p.add_argument("--dry-run", action="store_true", help="only list what would be removed")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--shared", action="store_true", help="only the shared store")
+    which.add_argument("--local", action="store_true", help="only the local store")
+
     add("adopt", [named], "manage an environment made by conda or mamba")
     add("sync-kernels", [common], "re-create missing kernelspecs, remove orphaned ones")
     add("info", [common], "show the configuration: stores, channels, versions")

@@ -208,3 +208,61 @@ def check_offset(offset: Any, size: int) -> int:
             item=str(offset),
         )
     return offset
+
+
+SHA256_RE = re.compile(r"[0-9a-f]{64}")
+
+
+def check_pin_body(pin: Any) -> tuple[str, str, int, str | None]:
+    """(scope, name, version, lock_sha256) of a pin (a notebook's ``metadata.envmgr``)."""
+    if not isinstance(pin, dict):
+        raise ValidationError("The pin must be an object", field="pin")
+    scope = pin.get("scope", "local")
+    if not isinstance(scope, str):
+        raise ValidationError("scope must be a string", field="scope")
+    validate_scope(scope)
+    name = pin.get("name")
+    if not isinstance(name, str):
+        raise ValidationError("name must be a string", field="name")
+    validate_name(name)
+    version = pin.get("version")
+    if isinstance(version, bool) or not isinstance(version, int) or not 0 < version < 10**9:
+        raise ValidationError(
+            f"version must be a version number, not {version!r}", field="version", item=str(version)
+        )
+    sha = pin.get("lock_sha256")
+    if sha is not None and (not isinstance(sha, str) or not SHA256_RE.fullmatch(sha)):
+        raise ValidationError(
+            "lock_sha256 must be 64 lowercase hex digits", field="lock_sha256", item=str(sha)
+        )
+    return scope, name, version, sha
+
+
+def pin_request(body: Any) -> tuple[str, str, int | None]:
+    """(scope, name, version or None) of ``POST pins``."""
+    if not isinstance(body, dict):
+        raise ValidationError("The body must be a JSON object", field="body")
+    unknown = sorted(set(body) - {"scope", "name", "version"})
+    if unknown:
+        raise ValidationError(f"Unknown field {unknown[0]!r}", field=unknown[0], item=unknown[0])
+    version = body.get("version")
+    scope, name, _, _ = check_pin_body({**body, "version": 1 if version is None else version})
+    return scope, name, version
+
+
+def gc_request(body: Any) -> tuple[str | None, bool]:
+    """(scope or None for both, dry_run) of ``POST gc``."""
+    if not isinstance(body, dict):
+        raise ValidationError("The body must be a JSON object", field="body")
+    unknown = sorted(set(body) - {"scope", "dry_run"})
+    if unknown:
+        raise ValidationError(f"Unknown field {unknown[0]!r}", field=unknown[0], item=unknown[0])
+    dry_run = body.get("dry_run", False)
+    if not isinstance(dry_run, bool):
+        raise ValidationError("dry_run must be true or false", field="dry_run")
+    scope = body.get("scope")
+    if scope is not None:
+        if not isinstance(scope, str):
+            raise ValidationError("scope must be a string", field="scope")
+        validate_scope(scope)
+    return scope, dry_run

@@ -131,6 +131,7 @@ class Builds:
             niceness=s.build_niceness,
             keep_versions=s.keep_versions,
             kernel_stale_s=s.kernel_stale_s,
+            pin_keep_s=s.pin_keep_s,
             **extra,
         )
 

@@ -31,7 +31,7 @@ from .access import home_mkdir, home_mode, restrict_tree, user_umask
 from .errors import BuildFailed
 from .lockfile import lock_records, pip_distributions, read_lock, site_packages, write_locks
 from .spec import EnvSpec, python_match_spec
-from .store import Store, pause_point
+from .store import MARKER, Store, pause_point
 
 PHASES = ("solve", "download", "link", "pip", "verify", "kernel")
 
@@ -65,6 +65,7 @@ class BuildJob:
     # Retention after the build (see :mod:`.retention`)
     keep_versions: int = 3
     kernel_stale_s: float = 86400.0
+    pin_keep_s: float = 30 * 86400.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -274,6 +275,33 @@ class Builder:
         except Exception as err:
             self.log.write(f"warning: the kernelspec could not be written: {err}")
 
+    async def materialize(self) -> Path:
+        """Make version ``job.version``'s own directory again from its lock (kind
+        ``materialize``: no solve, no new version, nothing switched): for a pinned notebook
+        whose version retention removed. Returns the directory."""
+        job = self.job
+        source = Path(job.source_build_dir or "")
+        records = lock_records(source)
+        pip_pins = [f"{d['name']}=={d['version']}" for d in read_lock(source)["pip"]]
+        self.log.write(f"materializing {job.name} v{job.version} from its lock: {self.final}")
+        self.store.remove_tree(self.staging)
+        self.staging.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            await self.install(records, [])
+            await self.pip_layer([], pip_pins)
+            self.log.set_phase("verify")
+            await self.verify()
+            if self.store.access is not None:
+                await asyncio.to_thread(self.store.access.open_tree, self.staging)
+            else:
+                await asyncio.to_thread(restrict_tree, self.staging, user_umask())
+            (self.staging / MARKER).write_text(
+                json.dumps({"version": job.version, "build_id": self.build_id})
+            )
+            return self.store.place_version(job.name, self.staging, job.version, self.build_id)
+        finally:
+            self.store.remove_tree(self.staging)
+
     def collect(self) -> None:
         """Remove version directories nothing keeps any more (best effort, logged)."""
         from .retention import collect
@@ -281,7 +309,11 @@ class Builder:
         job = self.job
         try:
             done = collect(
-                self.store, job.name, keep_versions=job.keep_versions, stale_s=job.kernel_stale_s
+                self.store,
+                job.name,
+                keep_versions=job.keep_versions,
+                stale_s=job.kernel_stale_s,
+                pin_keep_s=job.pin_keep_s,
             )
         except Exception as err:
             self.log.write(f"warning: old versions' directories were not cleaned up: {err}")

@@ -75,6 +75,22 @@ def kernel_name(scope: str, name: str) -> str:
     return f"{KERNEL_PREFIX}{name}"
 
 
+def pinned_kernel_name(scope: str, name: str, version: int) -> str:
+    """The kernelspec of a pinned version: ``envmgr-NAME.vN`` (names never contain a dot)."""
+    return f"{kernel_name(scope, name)}.v{version}"
+
+
+def parse_pinned_kernel_name(kernel: str) -> tuple[str, str, int] | None:
+    """(scope, name, version) of a pinned kernel name, exactly inverting the above."""
+    base, dot, version = kernel.rpartition(".v")
+    if not dot or not re.fullmatch(r"[1-9][0-9]{0,8}", version):
+        return None
+    parsed = parse_kernel_name(base)
+    if parsed is None or pinned_kernel_name(*parsed, int(version)) != kernel:
+        return None
+    return parsed[0], parsed[1], int(version)
+
+
 def parse_kernel_name(kernel: str) -> tuple[str, str] | None:
     """(scope, name) of one of our kernel names, exactly inverting :func:`kernel_name`;
     None for any other name."""
@@ -158,11 +174,13 @@ def kernelspec(
     display_name: str,
     version: int | None,
     root: Path | None = None,
+    pinned: bool = False,
 ) -> dict[str, Any]:
     """The kernelspec of an environment whose version in use lives in ``prefix``.
 
     With the store's ``root``, argv starts with our launcher (:mod:`.launch`), which moves a
-    starting kernel to the version in use at that moment and records it as live."""
+    starting kernel to the version in use at that moment and records it as live; ``pinned``:
+    to version ``version`` always (a pinned notebook's kernel)."""
     act = activation(prefix)
     env = dict(act.env)
     env.update(
@@ -175,7 +193,15 @@ def kernelspec(
             "JUPYTER_ENV_MANAGER_PYTHON": sys.executable,
             # Only this package (its light modules need nothing but IPython), so that
             # `%load_ext jupyter_env_manager` works in the kernel; no host package leaks in.
-            "PYTHONPATH": str(kernels_dir() / kernel_name(scope, name) / PYLIB),
+            "PYTHONPATH": str(
+                kernels_dir()
+                / (
+                    pinned_kernel_name(scope, name, version)
+                    if pinned and version
+                    else kernel_name(scope, name)
+                )
+                / PYLIB
+            ),
         }
     )
     env = {key: literal(value) for key, value in env.items()}
@@ -208,18 +234,20 @@ def kernelspec(
             name,
             "--built-for",
             str(prefix),
+            *(["--version", str(version)] if pinned and version else []),
             "--",
             *argv,
         ]
     return {
         "argv": argv,
-        "display_name": display_name if scope == "local" else f"{display_name} (shared)",
+        "display_name": display_name if scope == "local" or pinned else f"{display_name} (shared)",
         "language": "python",
         "interrupt_mode": "signal",
         "env": env,
         "metadata": {
             "debugger": True,
-            "env_manager": {"scope": scope, "name": name, "version": version},
+            "env_manager": {"scope": scope, "name": name, "version": version}
+            | ({"pinned": True} if pinned else {}),
         },
     }
 
@@ -248,6 +276,30 @@ def write_kernelspec(
     except OSError as err:
         raise KernelError(
             f"The kernel of {scope}/{name} cannot be written in {directory}: {err.strerror}",
+            item=name,
+        ) from None
+    return kname
+
+
+def write_pinned_kernelspec(
+    scope: str, name: str, prefix: Path, display_name: str, version: int, root: Path
+) -> str:
+    """Write the kernelspec of a pinned version (``prefix``: that version's directory)."""
+    kname = pinned_kernel_name(scope, name, version)
+    try:
+        spec = kernelspec(scope, name, prefix, display_name, version, root, pinned=True)
+    except KernelError as err:
+        raise KernelError(
+            f"The kernel of {scope}/{name} v{version} cannot be written: {err.message}", item=name
+        ) from None
+    directory = kernels_dir() / kname
+    try:
+        _link_package(directory / PYLIB)
+        write_json(directory / "kernel.json", spec, home_mode())
+    except OSError as err:
+        raise KernelError(
+            f"The kernel of {scope}/{name} v{version} cannot be written in {directory}: "
+            f"{err.strerror}",
             item=name,
         ) from None
     return kname

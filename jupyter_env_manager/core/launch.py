@@ -39,6 +39,7 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--scope", required=True)
     parser.add_argument("--name", required=True)
     parser.add_argument("--built-for", required=True)
+    parser.add_argument("--version", type=int, help="a pinned version (default: the one in use)")
     return parser.parse_args(argv[:split]), argv[split + 1 :]
 
 
@@ -61,6 +62,58 @@ def resolve(root: Path, name: str) -> tuple[Path, int | None]:
     return real, version
 
 
+def resolve_pinned(root: Path, scope: str, name: str, version: int) -> Path:
+    """Version ``version``'s own directory, checked against the notebook this kernel is for
+    (``JPY_SESSION_NAME``, when a Jupyter server starts it) and made again from its lock if
+    retention removed it. Raises :class:`PinRefused` with the reason the notebook shows."""
+    from ..config import EnvManager, load_config
+    from .errors import EnvManagerError
+    from .service import EnvService
+
+    settings = EnvManager(config=load_config())
+    if scope == "local":
+        settings.local_root = str(root)
+    else:
+        settings.shared_root = str(root)
+    service = EnvService(settings)
+    pin: dict = {"scope": scope, "name": name, "version": version}
+    notebook = os.environ.get("JPY_SESSION_NAME", "")
+    if notebook.endswith(".ipynb"):
+        try:
+            import json
+
+            meta = json.loads(Path(notebook).read_text(encoding="utf-8")).get("metadata", {})
+            theirs = meta.get("envmgr") or {}
+            if (theirs.get("scope", "local"), theirs.get("name"), theirs.get("version")) == (
+                scope,
+                name,
+                version,
+            ):
+                pin["lock_sha256"] = theirs.get("lock_sha256")
+        except (OSError, ValueError, AttributeError):
+            pass  # not readable here: the kernelspec's version is checked all the same
+    try:
+        service.pins.resolve(pin)
+        store = service.store(scope)
+        return store.version_prefix(name, version, store.read_build(name, version).id)
+    except EnvManagerError as err:
+        raise PinRefused(err.message) from None
+
+
+class PinRefused(Exception):
+    """A pinned version cannot be started; the message says why."""
+
+
+def error_kernel(command: list[str], message: str) -> None:
+    """Start a kernel that answers every execution with ``message`` (the notebook shows why
+    its pin cannot be honoured, instead of a kernel that dies or another environment)."""
+    connection = command[command.index("-f") + 1] if "-f" in command else None
+    argv = [sys.executable, "-m", "jupyter_env_manager.cli.error_kernel", "--message", message]
+    if connection:
+        argv += ["-f", connection]
+    os.execv(sys.executable, argv)
+
+
 def rewrite(values: list[str], old: str, new: str) -> list[str]:
     return [v.replace(old, new) if old in v else v for v in values]
 
@@ -70,7 +123,14 @@ def main(argv: list[str] | None = None) -> None:
     if not command:
         raise SystemExit("jupyter_env_manager launcher: no kernel command")
     root = Path(args.root)
-    real, version = resolve(root, args.name)
+    if args.version:
+        try:
+            real, version = resolve_pinned(root, args.scope, args.name, args.version), args.version
+        except PinRefused as refused:
+            error_kernel(command, str(refused))
+            return
+    else:
+        real, version = resolve(root, args.name)
     built_for = os.path.normpath(args.built_for)
     env = dict(os.environ)
     if str(real) != built_for:  # the kernelspec was written for another version

@@ -175,6 +175,14 @@ class StoreLayout:
             return real.parent.name
         return None
 
+    def version_at(self, path: str | os.PathLike[str]) -> int | None:
+        """The version whose directory ``path`` is (or resolves to), from its build marker."""
+        from .records import MARKER
+
+        marker = read_json(Path(os.path.realpath(path)) / MARKER, {}) or {}
+        version = marker.get("version")
+        return version if isinstance(version, int) else None
+
     @property
     def live_dir(self) -> Path:
         return self.meta / "live"

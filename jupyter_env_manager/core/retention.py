@@ -7,7 +7,8 @@ kept when any of these holds:
 - a kernel uses it: a live record in ``<root>/.envmgr/live`` names it (see :mod:`.liveness`:
   on this host its process runs; from another host its record is fresher than
   ``kernel_stale_s``);
-- it is one of the newest ``keep_versions`` succeeded versions of its environment.
+- it is one of the newest ``keep_versions`` succeeded versions of its environment;
+- a pinned notebook opened or ran it within ``pin_keep_s`` (see :mod:`.pins`).
 
 Everything else is removed: directories of older versions, of a deleted environment, of a
 deleted and recreated environment's builds. A version's spec, lock and log are never removed
@@ -27,6 +28,7 @@ from typing import TYPE_CHECKING
 
 from . import liveness
 from .errors import EnvManagerError, NotFound
+from .pins import pinned_versions
 from .store import Store
 
 if TYPE_CHECKING:
@@ -76,6 +78,7 @@ def collect(
     stale_s: float,
     dry_run: bool = False,
     live: set[str] | None = None,
+    pin_keep_s: float = 30 * 86400.0,
 ) -> Collected:
     """Remove the version directories of ``name`` that nothing keeps (see the module)."""
     result = Collected()
@@ -105,6 +108,8 @@ def collect(
                 active = str(store.active_prefix(name))
                 keep = {active}
                 keep.update(str(p) for p in _newest(store, name, dirs, keep_versions, active))
+                pinned = pinned_versions(store, name, pin_keep_s)
+                keep.update(str(p) for v, _, p in dirs if v in pinned)
                 for _, _, path in dirs:
                     real = os.path.realpath(path)
                     if real in keep:
@@ -128,7 +133,12 @@ def collect(
 
 
 def collect_store(
-    store: Store, *, keep_versions: int, stale_s: float, dry_run: bool = False
+    store: Store,
+    *,
+    keep_versions: int,
+    stale_s: float,
+    dry_run: bool = False,
+    pin_keep_s: float = 30 * 86400.0,
 ) -> Collected:
     """:func:`collect` for every environment with version directories in one store."""
     result = Collected()
@@ -148,6 +158,7 @@ def collect_store(
                 stale_s=stale_s,
                 dry_run=dry_run,
                 live=live,
+                pin_keep_s=pin_keep_s,
             )
         )
     return result
@@ -200,6 +211,7 @@ class Retention:
                         keep_versions=s.keep_versions,
                         stale_s=s.kernel_stale_s,
                         dry_run=dry_run,
+                        pin_keep_s=s.pin_keep_s,
                     )
                 )
             else:
@@ -209,6 +221,7 @@ class Retention:
                         keep_versions=s.keep_versions,
                         stale_s=s.kernel_stale_s,
                         dry_run=dry_run,
+                        pin_keep_s=s.pin_keep_s,
                     )
                 )
         return result

@@ -9,7 +9,8 @@ callback, the runner that runs builds) and one object per purpose:
 - ``service.packages`` (:mod:`.packages`): a version's packages, diffs, search;
 - ``service.kernels`` (:class:`.kernels.Kernels`): activate, deactivate, re-sync kernelspecs;
 - ``service.retention`` (:mod:`.retention`): which version directories are kept, removing the
-  others, the running kernels of the stores.
+  others, the running kernels of the stores;
+- ``service.pins`` (:mod:`.pins`): notebooks pinned to a version, honouring a pin.
 
 Methods are synchronous and quick (metadata reads and writes); the server calls them off its
 event loop. Every method that changes state takes the ``actor`` (who is acting) and records it.
@@ -30,6 +31,7 @@ from .environments import Environments
 from .errors import NotFound, ValidationError
 from .kernels import Kernels
 from .packages import Packages
+from .pins import Pins
 from .retention import Retention
 from .sharing import Sharing
 from .spec import validate_name, validate_scope
@@ -69,13 +71,14 @@ class EnvService:
         self.local = Store(settings.local_root, "local")
         self.shared = Store(settings.shared_root, "shared") if settings.shared_root else None
         self.user = current_user()
-        self.views = EnvViews()
+        self.views = EnvViews(settings.pin_keep_s)
         self.envs = Environments(self)
         self.builds = Builds(self)
         self.sharing = Sharing(self)
         self.kernels = Kernels(self)
         self.packages = Packages(self)
         self.retention = Retention(self)
+        self.pins = Pins(self)
 
     # -- stores ------------------------------------------------------------------------------
 

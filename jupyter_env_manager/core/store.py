@@ -230,6 +230,23 @@ class Store(StoreLayout):
             self._committed_swap(name, version, summary, spec)
             journal.unlink()
 
+    def place_version(self, name: str, staging: Path, version: int, build_id: str) -> Path:
+        """Make a complete staging prefix version ``version``'s own directory, without putting
+        it in use (a pinned version made again from its lock). If another process made it
+        meanwhile, theirs stays and ours goes."""
+        final = self.version_prefix(name, version, build_id)
+        with self.env_lock(name):
+            build = self.build_of(name, version, build_id)
+            if build is None or build.status != "succeeded":
+                raise Conflict(
+                    f"Version {version} of {name!r} is not a succeeded build any more", item=name
+                )
+            self._mkdir(self.meta / "prefixes", exist_ok=True)
+            self._mkdir(self.versions_dir(name), exist_ok=True)
+            if not final.exists():
+                os.rename(staging, final)
+        return final
+
     def _switch(self, name: str, directory: Path, pause: bool = False) -> None:
         """Point ``<root>/<name>`` at ``directory``: a new symlink renamed over it (atomic)."""
         tmp = self.root / f".{name}.envmgr-link"

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from . import kernels
+from .pins import pinned_versions
+from .retention import version_dirs
 from .store import LIVE, Store
 
 PY_RECORD_RE = re.compile(r"python-([0-9][^-]*)-[^-]+\.json")
@@ -25,7 +27,8 @@ PY_RECORD_RE = re.compile(r"python-([0-9][^-]*)-[^-]+\.json")
 class EnvViews:
     """Builds (and caches) the ``Env`` dictionaries of managed and unmanaged environments."""
 
-    def __init__(self) -> None:
+    def __init__(self, pin_keep_s: float = 30 * 86400.0) -> None:
+        self.pin_keep_s = pin_keep_s
         # (scope, name) -> (fingerprint, view without its kernel state)
         self._cache: dict[tuple[str, str], tuple[tuple[int, ...], dict[str, Any]]] = {}
 
@@ -47,7 +50,13 @@ class EnvViews:
         """mtimes that change whenever anything a view shows changes (metadata is replaced by
         rename, so the directories' mtimes move); None when too fresh to trust."""
         env_dir = store.env_dir(name)
-        paths = [env_dir, env_dir / "builds", store.prefix(name) / "conda-meta"]
+        paths = [
+            env_dir,
+            env_dir / "builds",
+            store.prefix(name) / "conda-meta",
+            store.versions_dir(name),
+            store.meta / "pins" / name,
+        ]
         if latest:
             paths.append(store.build_dir(name, latest))
         stamps = []
@@ -126,6 +135,9 @@ class EnvViews:
             "phase": latest.phase if latest and latest.status in LIVE else None,
             "latest_build": latest.public() if latest else None,
             "origin": record.origin,
+            # Versions whose directory exists, and those pinned notebooks opened lately.
+            "materialized": [v for v, _, _ in version_dirs(store, name)],
+            "pinned": sorted(pinned_versions(store, name, self.pin_keep_s)),
         }
 
     def unmanaged(self, store: Store, name: str, installed=None) -> dict[str, Any]:
@@ -153,6 +165,8 @@ class EnvViews:
             "phase": None,
             "latest_build": None,
             "origin": None,
+            "materialized": [],
+            "pinned": [],
         }
 
 

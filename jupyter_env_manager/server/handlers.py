@@ -20,11 +20,14 @@ from jupyter_server.utils import url_path_join
 from tornado import web
 
 from ..core.bodies import (
+    check_pin_body,
     copy_request,
+    gc_request,
     install_request,
     parse_json_body,
     parse_offset,
     parse_version,
+    pin_request,
     revert_version,
 )
 from ..core.errors import EnvManagerError, ValidationError
@@ -336,6 +339,34 @@ class SearchHandler(BaseHandler):
         self.finish(json.dumps(await self.core(self.service.packages.search, query, scope, name)))
 
 
+class PinsHandler(BaseHandler):
+    @tornado.web.authenticated
+    @authorized
+    async def post(self):
+        scope, name, version = self.checked(pin_request, self.body())
+        self.finish(json.dumps(await self.core(self.service.pins.pin, scope, name, version)))
+
+
+class PinCheckHandler(BaseHandler):
+    @tornado.web.authenticated
+    @authorized
+    async def post(self):
+        body = self.body()
+        self.checked(check_pin_body, body)
+        self.finish(json.dumps(await self.core(self.service.pins.resolve, body, self.actor)))
+
+
+class GcHandler(BaseHandler):
+    @tornado.web.authenticated
+    @authorized
+    async def post(self):
+        scope, dry_run = self.checked(gc_request, self.body())
+        done = await self.core(self.service.retention.collect, scope, None, dry_run)
+        self.finish(
+            json.dumps({"removed": done.removed, "kept_for_kernels": done.kept_for_kernels})
+        )
+
+
 class ExportHandler(BaseHandler):
     @tornado.web.authenticated
     @authorized
@@ -353,6 +384,9 @@ ROUTES = [
     (r"/environments", EnvironmentsHandler),
     (r"/environments/import", ImportHandler),
     (r"/packages/search", SearchHandler),
+    (r"/pins", PinsHandler),
+    (r"/pins/check", PinCheckHandler),
+    (r"/gc", GcHandler),
     (_ENV, EnvironmentHandler),
     (_ENV + r"/builds", BuildsHandler),
     (_BUILD, BuildHandler),
