@@ -219,3 +219,80 @@ def test_cli_pin_and_check_and_bad_input(svc, tmp_path, config_file):
     assert bad.returncode != 0 and "No notebook" in bad.stderr
     with pytest.raises(ValidationError, match="is not pinned"):
         svc.pins.unpin_notebook(notebook(tmp_path / "plain.ipynb", "python3"))
+
+
+async def test_pins_over_rest(jp_fetch, service, tmp_path):
+    from tornado.httpclient import HTTPClientError
+
+    async def post(path, body):
+        try:
+            r = await jp_fetch("env-manager", path, method="POST", body=json.dumps(body))
+            return r.code, json.loads(r.body)
+        except HTTPClientError as err:
+            return err.code, json.loads(err.response.body)
+
+    service.envs.create({"name": "mv", "conda": ["alpha=1.0"], "pip": ["envmgr-hello==1.0"]})
+    assert build(service, "local", "mv").status == "succeeded"
+    code, pin = await post("pins", {"name": "mv"})
+    sha = lock_sha256(service.local, "mv", 1)
+    assert code == 200 and pin == {
+        "scope": "local",
+        "name": "mv",
+        "version": 1,
+        "lock_sha256": sha,
+        "kernel_name": "envmgr-mv.v1",
+        "display_name": "mv v1 (pinned)",
+        "materialized": False,
+    }
+    env = json.loads((await jp_fetch("env-manager", "environments", "local", "mv")).body)
+    assert env["materialized"] == [1] and env["pinned"] == [1]
+    code, checked = await post("pins/check", {"scope": "local", "name": "mv", "version": 1,
+                                              "lock_sha256": sha})  # fmt: skip
+    assert (code, checked["kernel_name"]) == (200, "envmgr-mv.v1")
+    code, err = await post("pins/check", {"name": "mv", "version": 1, "lock_sha256": "a" * 64})
+    assert code == 409 and "a" * 64 in err["message"] and sha in err["message"]
+    code, err = await post("pins/check", {"name": "gone", "version": 1})
+    assert code == 404 and "no environment 'gone'" in err["message"]
+    code, err = await post("pins", {"name": "mv", "version": "1; rm"})
+    assert code == 400 and err["field"] == "version"
+    code, err = await post("pins", {"name": "../x"})
+    assert code == 400 and err["field"] == "name"
+    code, err = await post("pins", {"name": "mv", "extra": 1})
+    assert code == 400 and err["field"] == "extra"
+    code, done = await post("gc", {"dry_run": True})
+    assert code == 200 and done == {"removed": {}, "kept_for_kernels": {}}
+    code, err = await post("gc", {"dry_run": "yes"})
+    assert code == 400 and err["field"] == "dry_run"
+
+
+def test_du_matches_du_and_clean_frees_exactly_the_unreferenced(
+    envmgr_settings, config_file, tmp_path
+):
+    settings = {**envmgr_settings, "keep_versions": 2, "pkgs_dir": str(tmp_path / "pkgs")}
+    svc = EnvService(EnvManager(config=Config({"EnvManager": settings})))
+    make_v1_then_v3(svc)  # v1: alpha 1.0
+    upgrade(svc, times=1)  # v2: alpha 2.0 (and beta); both directories kept
+    dirs = [str(p) for _, _, p in version_dirs(svc.local, "mv")]
+    assert len(dirs) == 2
+    du = subprocess.run(["du", "-scB1", *dirs], capture_output=True, text=True, check=True)
+    expected = int(du.stdout.splitlines()[-1].split()[0])
+    assert svc.disk.environment(svc.local, "mv") == expected
+    assert svc.envs.get("local", "mv")["disk_bytes"] == expected  # cached: no walk on listing
+    report = svc.disk.report("local")["stores"][0]
+    assert report["environments"] == {"mv": expected} and report["bytes"] == expected
+    # v1 goes (keep 1 now): alpha 1.0 is linked by no environment any more
+    svc.settings.keep_versions = 1
+    svc.retention.collect()
+    assert svc.envs.get("local", "mv")["disk_bytes"] is None  # its directories changed
+    pkgs = Path(settings["pkgs_dir"])
+    alpha1 = sorted(p.name for p in pkgs.iterdir() if p.name.startswith("alpha-1.0-"))
+    assert alpha1  # the extracted package and its archive
+    listed = svc.disk.clean(dry_run=True)
+    assert listed["removed"] == alpha1 and listed["freed_bytes"] > 0
+    assert all((pkgs / name).exists() for name in alpha1)
+    before = {p.name for p in pkgs.iterdir()}
+    done = svc.disk.clean()
+    assert done["removed"] == alpha1
+    assert {p.name for p in pkgs.iterdir()} == before - set(alpha1)
+    # what is in use still builds from the cache, and runs
+    assert run(notebook(tmp_path / "nb.ipynb", "envmgr-mv")) == "2.0 2.0"

@@ -348,6 +348,33 @@ def cmd_gc(service, args, progress) -> Result:
     return Result("message", data, "\n".join([message, *lines]))
 
 
+def cmd_du(service, args, progress) -> Result:
+    from .render import size_text
+
+    scope = "shared" if args.shared else "local" if args.local else None
+    data = service.disk.report(scope)
+    lines = []
+    for store in data["stores"]:
+        lines.append(f"{store['scope']} store {store['root']}: {size_text(store['bytes'])}")
+        for name, size in sorted(store["environments"].items()):
+            lines.append(f"  {name}: {size_text(size)}")
+    return Result("message", data, "\n".join(lines))
+
+
+def cmd_clean(service, args, progress) -> Result:
+    from .render import size_text
+
+    data = service.disk.clean(dry_run=args.dry_run)
+    verb = "would remove" if args.dry_run else "removed"
+    count = len(data["removed"])
+    lines = [
+        f"✓ {verb} {count} cached package entr{'y' if count == 1 else 'ies'} from "
+        f"{data['pkgs_dir']}, freeing {size_text(data['freed_bytes'])}",
+        *(f"  {entry}" for entry in data["removed"]),
+    ]
+    return Result("message", data, "\n".join(lines))
+
+
 def cmd_adopt(service, args, progress) -> Result:
     env = service.envs.adopt(_scope(args), args.name)
     message = (
@@ -391,6 +418,8 @@ COMMANDS = {
     "pin": cmd_pin,
     "unpin": cmd_unpin,
     "gc": cmd_gc,
+    "du": cmd_du,
+    "clean": cmd_clean,
     "adopt": cmd_adopt,
     "sync-kernels": cmd_sync_kernels,
     "info": cmd_info,

@@ -167,6 +167,14 @@ def build_parser(prog: str = PROG) -> Parser:
     which.add_argument("--shared", action="store_true", help="only the shared store")
     which.add_argument("--local", action="store_true", help="only the local store")
 
+    p = add("du", [common], "disk use per environment and store (hard links counted once)")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--shared", action="store_true", help="only the shared store")
+    which.add_argument("--local", action="store_true", help="only the local store")
+
+    p = add("clean", [common], "remove cached packages no environment of your stores links")
+    p.add_argument("--dry-run", action="store_true", help="only list what would be removed")
+
     add("adopt", [named], "manage an environment made by conda or mamba")
     add("sync-kernels", [common], "re-create missing kernelspecs, remove orphaned ones")
     add("info", [common], "show the configuration: stores, channels, versions")

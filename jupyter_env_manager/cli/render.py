@@ -169,6 +169,11 @@ def _size(size: int | None) -> str:
     return f"{value:.1f} GB"
 
 
+def size_text(size: int | None) -> str:
+    """Bytes for people (``1.2 MB``)."""
+    return _size(size)
+
+
 def diff_summary(data: dict[str, Any]) -> str:
     """``3 added, 1 upgraded`` (or ``no changes``)."""
     parts = [

@@ -10,7 +10,8 @@ callback, the runner that runs builds) and one object per purpose:
 - ``service.kernels`` (:class:`.kernels.Kernels`): activate, deactivate, re-sync kernelspecs;
 - ``service.retention`` (:mod:`.retention`): which version directories are kept, removing the
   others, the running kernels of the stores;
-- ``service.pins`` (:mod:`.pins`): notebooks pinned to a version, honouring a pin.
+- ``service.pins`` (:mod:`.pins`): notebooks pinned to a version, honouring a pin;
+- ``service.disk`` (:mod:`.diskuse`): disk use (hard links once), cleaning the package cache.
 
 Methods are synchronous and quick (metadata reads and writes); the server calls them off its
 event loop. Every method that changes state takes the ``actor`` (who is acting) and records it.
@@ -27,6 +28,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from .builds import Builds
+from .diskuse import DiskUse
 from .environments import Environments
 from .errors import NotFound, ValidationError
 from .kernels import Kernels
@@ -79,6 +81,8 @@ class EnvService:
         self.packages = Packages(self)
         self.retention = Retention(self)
         self.pins = Pins(self)
+        self.disk = DiskUse(self)
+        self.views.disk = self.disk.cached
 
     # -- stores ------------------------------------------------------------------------------
 

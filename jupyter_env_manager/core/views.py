@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,8 @@ class EnvViews:
 
     def __init__(self, pin_keep_s: float = 30 * 86400.0) -> None:
         self.pin_keep_s = pin_keep_s
+        # (store, name) -> bytes on disk if known (computed in the background, never here)
+        self.disk: Callable[[Store, str], int | None] = lambda store, name: None
         # (scope, name) -> (fingerprint, view without its kernel state)
         self._cache: dict[tuple[str, str], tuple[tuple[int, ...], dict[str, Any]]] = {}
 
@@ -86,6 +89,7 @@ class EnvViews:
         return self._with_kernel(store, dict(view), installed)
 
     def _with_kernel(self, store: Store, view: dict[str, Any], installed=None) -> dict[str, Any]:
+        view["disk_bytes"] = self.disk(store, view["name"])
         if view["version"]:
             kname = kernels.kernel_name(store.scope, view["name"])
             installed = kernels.installed() if installed is None else installed
@@ -167,6 +171,7 @@ class EnvViews:
             "origin": None,
             "materialized": [],
             "pinned": [],
+            "disk_bytes": self.disk(store, name),
         }
 
 

@@ -69,6 +69,7 @@ class EnvManagerExtension(ExtensionApp):
                     self.service.log.info(
                         "jupyter_env_manager: removed %s of %s (retention)", ", ".join(names), key
                     )
+                await asyncio.to_thread(self.service.disk.refresh)
             except Exception:
                 self.service.log.exception("jupyter_env_manager: the retention pass failed")
             await asyncio.sleep(self.service.settings.retention_interval_s)
