@@ -38,6 +38,13 @@ class FakeSessionContext {
   session: { kernel: { name: string; status: string } } | null = null;
   changes: string[] = [];
   kernelChanged = new Signal<this, unknown>(this);
+  /**
+   * Resolved when the session has initialized (read its kernel preference).
+   */
+  initialized = new PromiseDelegate<void>();
+  get ready(): Promise<void> {
+    return this.initialized.promise;
+  }
 
   async changeKernel(options: { name: string }): Promise<void> {
     this.changes.push(options.name);
@@ -58,6 +65,7 @@ function fakePanel(metadata: Record<string, unknown>) {
     context: { ready: ready.promise, localPath: 'work/analysis.ipynb' },
     isDisposed: false
   };
+  sessionContext.initialized.resolve();
   return {
     panel: panel as unknown as NotebookPanel,
     model,
@@ -143,6 +151,31 @@ describe('PinController', () => {
     expect(sessionContext.kernelPreference.shouldStart).toBeUndefined();
     expect(model.getMetadata('envmgr')).toEqual(PIN);
     expect(controller.status(panel)!.label).toBe('mv v1 → v3 available');
+  });
+
+  it('holds the kernel until the session has read the preference, also when the check fails fast', async () => {
+    server.on('POST', 'pins/check', () => ({
+      status: 404,
+      json: { message: 'no environment mv any more' }
+    }));
+    const { panel, sessionContext, ready } = fakePanel({ envmgr: PIN });
+    sessionContext.initialized = new PromiseDelegate<void>();
+    controller.watch(panel);
+    ready.resolve();
+    await until(() => server.calls.length === 1);
+    // The answer came; the session has not initialized yet.
+    await new Promise(resolve => setTimeout(resolve, 50));
+    expect(sessionContext.kernelPreference.shouldStart).toBe(false);
+    expect(
+      document.querySelector('.jp-EnvManager-PinProblemMessage')
+    ).toBeNull();
+    sessionContext.initialized.resolve();
+    await until(
+      () => !!document.querySelector('.jp-EnvManager-PinProblemMessage')
+    );
+    expect(sessionContext.kernelPreference.shouldStart).toBeUndefined();
+    await dismissDialog();
+    expect(sessionContext.changes).toEqual([]);
   });
 
   it('shows why a pin cannot be honoured and keeps it', async () => {

@@ -29,6 +29,26 @@ import { CommandIDs } from '../tokens';
 import type { IEnvManager, IEnvRef, IPinMetadata, IPinResult } from '../tokens';
 
 /**
+ * How long a pinned notebook's kernel is held at most while its session
+ * initializes (a bound, should the session never get ready).
+ */
+const SESSION_READY_MS = 60_000;
+
+/**
+ * A promise settled when `promise` settles or after `ms`, whichever is first.
+ */
+function bounded(promise: Promise<unknown>, ms: number): Promise<void> {
+  return new Promise(resolve => {
+    const timer = setTimeout(resolve, ms);
+    const done = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    promise.then(done, done);
+  });
+}
+
+/**
  * Pins of the open notebooks: checks a pinned notebook when it opens (before
  * its kernel starts), pins and unpins, and applies what `%envmgr pin` shows.
  */
@@ -176,12 +196,14 @@ export class PinController {
     const context: ISessionContext = panel.sessionContext;
     const preference = context.kernelPreference;
     context.kernelPreference = { ...preference, shouldStart: false };
-    const restore = () => {
+    // The preference is restored once the session has read it (it then
+    // connected to the notebook's running session, if any, or started nothing).
+    const initialized = bounded(context.ready, SESSION_READY_MS).then(() => {
       context.kernelPreference = {
         ...context.kernelPreference,
         shouldStart: preference.shouldStart
       };
-    };
+    });
     let result: IPinResult;
     try {
       if (!isPin(raw)) {
@@ -189,13 +211,13 @@ export class PinController {
       }
       result = await this._api.checkPin(raw);
     } catch (error) {
-      restore();
+      await initialized;
       if (!panel.isDisposed) {
         await this._onCheckFailed(panel, isPin(raw) ? raw : null, error);
       }
       return;
     }
-    restore();
+    await initialized;
     if (panel.isDisposed) {
       return;
     }

@@ -75,7 +75,7 @@ async function waitForKernel(
         const session = sessions.find((s: any) => s.path === path);
         return session?.kernel
           ? `${session.kernel.name} ${session.kernel.execution_state}`
-          : 'no kernel';
+          : `no kernel (sessions: ${sessions.map((s: any) => s.path).join(', ')})`;
       },
       { message: `the kernel of ${path}`, timeout: 60_000 }
     )
