@@ -96,13 +96,33 @@ describe('readPin', () => {
   });
 
   it.each([
-    ['x', 'metadata.envmgr is not an object'],
-    [{ scope: 'home', name: 'mv', version: 1, lock_sha256: SHA }, 'scope'],
-    [{ scope: 'local', name: '../mv', version: 1, lock_sha256: SHA }, 'name'],
-    [{ scope: 'local', name: 'mv', version: 0, lock_sha256: SHA }, 'version'],
-    [{ scope: 'local', name: 'mv', version: '1', lock_sha256: SHA }, 'version'],
-    [{ scope: 'local', name: 'mv', version: 1, lock_sha256: 'abc' }, 'sha256']
-  ])('names what is wrong with %j', (value, word) => {
+    ['a non-object', 'x', 'metadata.envmgr is not an object'],
+    [
+      'a scope',
+      { scope: 'home', name: 'mv', version: 1, lock_sha256: SHA },
+      'scope'
+    ],
+    [
+      'a name',
+      { scope: 'local', name: '../mv', version: 1, lock_sha256: SHA },
+      'name'
+    ],
+    [
+      'a version 0',
+      { scope: 'local', name: 'mv', version: 0, lock_sha256: SHA },
+      'version'
+    ],
+    [
+      'a version string',
+      { scope: 'local', name: 'mv', version: '1', lock_sha256: SHA },
+      'version'
+    ],
+    [
+      'a hash',
+      { scope: 'local', name: 'mv', version: 1, lock_sha256: 'abc' },
+      'sha256'
+    ]
+  ])('names a bad pin: %s', (_, value, word) => {
     const read = readPin(value) as { error: string };
     expect(read.error).toContain(word);
   });
