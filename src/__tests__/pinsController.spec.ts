@@ -269,6 +269,16 @@ describe('PinController', () => {
     expect(controller.status(panel)!.label).toBe('mv v3 (pinned)');
   });
 
+  it('gives the version of a pinned kernel chosen by hand', () => {
+    const { panel, sessionContext } = fakePanel({});
+    sessionContext.session = {
+      kernel: { name: 'envmgr-mv.v1', status: 'idle' }
+    };
+    expect(controller.status(panel)!.label).toBe('mv v1');
+    sessionContext.session = { kernel: { name: 'envmgr-mv', status: 'idle' } };
+    expect(controller.status(panel)!.label).toBe('mv v3');
+  });
+
   it('says when an unpinned environment has no kernel to go back to', async () => {
     delete specs['envmgr-mv'];
     const { panel, model, sessionContext } = fakePanel({ envmgr: PIN });

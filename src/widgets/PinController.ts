@@ -16,6 +16,7 @@ import {
   IKernelSwitcher,
   IPinStatus,
   isPin,
+  parseKernelName,
   PIN_METADATA_KEY,
   PinBundle,
   pinStatus,
@@ -98,7 +99,11 @@ export class PinController {
     const kernel = kernelEnvironment(kernelName, this._kernelspecs.specs);
     const ref = pin ?? kernel;
     const env = ref ? this._manager.get(ref) : undefined;
-    return pinStatus({ pin, kernel, inUse: env?.version ?? null }, this._trans);
+    // A pinned kernel chosen by hand runs its own version, not the one in use.
+    const pinnedKernel = parseKernelName(kernelName)?.pinned ?? null;
+    const inUse =
+      !pin && pinnedKernel !== null ? pinnedKernel : (env?.version ?? null);
+    return pinStatus({ pin, kernel, inUse }, this._trans);
   }
 
   /**
@@ -117,10 +122,11 @@ export class PinController {
     panel: NotebookPanel,
     ref: IEnvRef,
     version?: number
-  ): Promise<void> {
+  ): Promise<IPinResult> {
     const request = version === undefined ? { ...ref } : { ...ref, version };
     const result = await this._api.pin(request);
     await this._apply(panel, { kind: 'pin', result });
+    return result;
   }
 
   /**
@@ -344,17 +350,21 @@ export function addPinCommands(
       const ref = { scope: status.scope, name: status.name };
       await controller
         .pin(panel, ref, version)
-        .then(() => {
-          const pin = controller.pinOf(panel);
-          Notification.success(
-            trans.__(
-              '%1 is pinned to %2 v%3',
-              panel.context.localPath,
-              ref.name,
-              pin?.version ?? ''
-            ),
-            { autoClose: 5000 }
-          );
+        .then(result => {
+          const message = result.materialized
+            ? trans.__(
+                '%1 is pinned to %2 v%3 (its directory was made again from its lock)',
+                panel.context.localPath,
+                ref.name,
+                result.version
+              )
+            : trans.__(
+                '%1 is pinned to %2 v%3',
+                panel.context.localPath,
+                ref.name,
+                result.version
+              );
+          Notification.success(message, { autoClose: 5000 });
         })
         .catch(fail(trans.__('Cannot pin %1', panel.context.localPath)));
     }
@@ -376,7 +386,7 @@ export function addPinCommands(
       }
       await controller
         .unpin(panel)
-        .catch(fail(trans.__('Unpinned %1', panel.context.localPath)));
+        .catch(fail(trans.__('Cannot unpin %1', panel.context.localPath)));
     }
   });
 
