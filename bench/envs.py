@@ -52,7 +52,7 @@ def create_warm(fx: Fixture, reps: int, log, with_kernel: bool = False) -> Row:
         built = build_env(service, "local", name, spec)
         ours.append(built.seconds)
         parts.append(breakdown(built))
-        prefix = service.local.prefix(name)
+        prefix = service.local.active_prefix(name)  # the version's own directory
         if not files:
             packages = len(list((prefix / "conda-meta").glob("*.json")))
             files = count_files(prefix)
@@ -145,7 +145,7 @@ def copy_to_shared(fx: Fixture, reps: int, log) -> Row:
     service = fx.service(like_for_like_priority=True)
     pip = [f"synthetic-pkg-{i}" for i in range(30)]
     build_env(service, "local", "pip30", {"conda": ["synth-047"], "pip": pip})
-    source = service.local.prefix("pip30")
+    source = service.local.active_prefix("pip30")
     n_pip = service.local.read_state("pip30").get("pip_count", 0)
     packages = len(list((source / "conda-meta").glob("*.json")))
     files = count_files(source)
@@ -197,7 +197,7 @@ def pip_layer(fx: Fixture, reps: int, log) -> Row:
 
     service = fx.service(kernel_packages=[])
     build_env(service, "local", "pipbase", {"conda": ["pip"]})
-    base = service.local.prefix("pipbase")
+    base = service.local.active_prefix("pipbase")
     dists = [f"synthetic-pkg-{i}" for i in range(30)]
     wheels = str(fx.wheelhouse)
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "UV_"))}

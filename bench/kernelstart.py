@@ -95,9 +95,10 @@ def kernel_start(service, reps: int, log) -> Row:
     build_env(service, "local", "activated", {"conda": ["delta"]})
     kernel = kernel_name("local", "activated")
     spec = json.loads((kernels_dir() / kernel / "kernel.json").read_text())
-    if not Path(spec["argv"][0]).name == "bash":
-        raise RuntimeError(f"expected a bash-activated kernelspec, got argv {spec['argv'][:3]}")
-    python = str(service.local.prefix("activated") / "bin" / "python")
+    argv = spec["argv"]
+    if "--" not in argv or Path(argv[argv.index("--") + 1]).name != "bash":
+        raise RuntimeError(f"expected a launcher + bash-activated kernelspec, got argv {argv}")
+    python = str(service.local.active_prefix("activated") / "bin" / "python")
     plain = "bench-plain"
     (kernels_dir() / plain).mkdir(parents=True, exist_ok=True)
     (kernels_dir() / plain / "kernel.json").write_text(

@@ -50,7 +50,7 @@ class Replicas:
     def __init__(self, service, base: Path):
         from jupyter_env_manager.core.store import Store
 
-        self.source_prefix = service.local.prefix(SOURCE)
+        self.source_prefix = service.local.active_prefix(SOURCE)
         self.source_meta = service.local.env_dir(SOURCE)
         self.stores = [Store(base / "local", "local"), Store(base / "shared", "shared")]
         for store in self.stores:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 
 from helpers import build
 
@@ -68,3 +69,30 @@ async def test_stop_extension_stops_the_watcher_and_the_queue(jp_serverapp):
     task = ext.watcher._task
     await ext.stop_extension()
     assert ext.watcher._task is None and task.done()
+
+
+async def test_stopping_the_watcher_waits_for_its_round(service):
+    """A round's work runs in a thread: stop() must not return while it still runs (it would go
+    on after the server stopped, e.g. writing a kernelspec into whatever HOME is then set)."""
+    from jupyter_env_manager.core.watcher import StoreWatcher
+
+    service.envs.create({"name": "w"})
+    watcher = StoreWatcher(service, interval_s=0.05)
+    started, finished = threading.Event(), threading.Event()
+
+    def slow_sync():
+        started.set()
+        time.sleep(1.0)
+        finished.set()
+
+    service.kernels.sync = slow_sync  # type: ignore[method-assign]
+    watcher.start()
+    await asyncio.sleep(0.2)  # primed
+    service.envs.update("local", "w", {"description": "changed"})  # a change: a round syncs
+    for _ in range(200):
+        if started.is_set():
+            break
+        await asyncio.sleep(0.05)
+    assert started.is_set(), "the watcher never synced"
+    await watcher.stop()
+    assert finished.is_set(), "stop() returned while the round's thread was still running"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import shutil
 import subprocess
 import sys
@@ -18,6 +19,13 @@ import nbformat
 import pytest
 from helpers import build
 from nbclient import NotebookClient
+from test_shared_store import (
+    ALICE,
+    BOB,
+    as_user,
+    needs_users,
+    team,  # noqa: F401 (a fixture)
+)
 from traitlets.config import Config
 
 from jupyter_env_manager.config import EnvManager
@@ -296,3 +304,30 @@ def test_du_matches_du_and_clean_frees_exactly_the_unreferenced(
     assert {p.name for p in pkgs.iterdir()} == before - set(alpha1)
     # what is in use still builds from the cache, and runs
     assert run(notebook(tmp_path / "nb.ipynb", "envmgr-mv")) == "2.0 2.0"
+
+
+@needs_users
+def test_a_teammate_runs_the_pinned_version(team):  # noqa: F811
+    config = team["config"] / "jupyter_server_config.json"
+    settings = json.loads(config.read_text())
+    settings["EnvManager"]["keep_versions"] = 1
+    config.write_text(json.dumps(settings))
+    as_user(
+        team, ALICE, "create", "pv", "--shared", "--conda", "alpha=1.0", "--pip",
+        "envmgr-hello==1.0", "--build",
+    )  # fmt: skip
+    notebooks = team["shared"].parent / "notebooks"
+    notebooks.mkdir()
+    os.chown(notebooks, pwd.getpwnam(ALICE).pw_uid, -1)
+    nb = notebook(notebooks / "a.ipynb", "envmgr-shared-pv")
+    os.chown(nb, pwd.getpwnam(ALICE).pw_uid, -1)
+    as_user(team, ALICE, "pin", str(nb))
+    assert json.loads(nb.read_text())["metadata"]["kernelspec"]["name"] == "envmgr-shared-pv.v1"
+    as_user(team, ALICE, "install", "alpha=2.0", "--env", "pv", "--shared")  # v2 in use
+    as_user(team, BOB, "pin", str(nb), "--check")  # Bob's server would do this on open
+    out = pwd.getpwnam(BOB).pw_dir + "/out.ipynb"
+    nbconvert = [sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute",
+                 str(nb), "--output", out]  # fmt: skip
+    as_user(team, BOB, program=nbconvert)
+    executed = json.loads(Path(out).read_text())
+    assert "".join(executed["cells"][0]["outputs"][0]["text"]).strip() == "1.0 1.0"

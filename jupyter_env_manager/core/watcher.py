@@ -33,6 +33,7 @@ class StoreWatcher:
         self._snapshot: Snapshot = {}
         self._latest: dict[tuple[str, str], tuple[int, str, str | None]] = {}
         self._task: asyncio.Task | None = None
+        self._stopping = asyncio.Event()
 
     def snapshot(self) -> Snapshot:
         """(scope, name) -> mtimes of the env's metadata, its builds, its latest build, its
@@ -112,7 +113,12 @@ class StoreWatcher:
         except Exception:  # an unreachable store: the loop below retries (and logs) it
             self.service.log.exception("jupyter_env_manager: reading the stores failed")
         while True:
-            await asyncio.sleep(self.interval_s)
+            # Wait for the interval or for stop(); a round under way is never cut short (its
+            # thread would go on after the server stopped, e.g. writing a kernelspec).
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.interval_s)
+            if self._stopping.is_set():
+                return
             try:
                 events = await asyncio.to_thread(self.changes)
                 if events:
@@ -128,11 +134,14 @@ class StoreWatcher:
 
     def start(self) -> None:
         if self._task is None:
+            self._stopping = asyncio.Event()
             self._task = asyncio.get_running_loop().create_task(self.run())
 
     async def stop(self) -> None:
+        """Stop after the round under way (if any) has finished: none of its work is left
+        running in a thread once the server has stopped."""
         if self._task is not None:
-            self._task.cancel()
+            self._stopping.set()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None

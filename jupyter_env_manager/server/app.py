@@ -4,6 +4,7 @@ work off the event loop, and stops the build queue and the watcher with the serv
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from jupyter_server.extension.application import ExtensionApp
 
@@ -40,6 +41,7 @@ class EnvManagerExtension(ExtensionApp):
         )
         self.startup: asyncio.Future | None = None
         self.retention_task: asyncio.Task | None = None
+        self.stopping = asyncio.Event()
         self.settings.update({"env_manager": self.service, "env_manager_queue": self.queue})
         server.log.info(
             "jupyter_env_manager: local store %s, shared store %s",
@@ -72,7 +74,12 @@ class EnvManagerExtension(ExtensionApp):
                 await asyncio.to_thread(self.service.disk.refresh)
             except Exception:
                 self.service.log.exception("jupyter_env_manager: the retention pass failed")
-            await asyncio.sleep(self.service.settings.retention_interval_s)
+            with contextlib.suppress(asyncio.TimeoutError):  # a pass is never cut short
+                await asyncio.wait_for(
+                    self.stopping.wait(), self.service.settings.retention_interval_s
+                )
+            if self.stopping.is_set():
+                return
 
     def _recover_and_sync(self) -> None:
         log = self.service.log
@@ -95,8 +102,8 @@ class EnvManagerExtension(ExtensionApp):
             log.exception("jupyter_env_manager: start-up sync failed")
 
     async def stop_extension(self) -> None:
+        self.stopping.set()
         if self.retention_task is not None:
-            self.retention_task.cancel()
             await asyncio.gather(self.retention_task, return_exceptions=True)
         if self.startup is not None:
             await asyncio.gather(self.startup, return_exceptions=True)
