@@ -264,7 +264,9 @@ export class PinController {
       trans: this._trans,
       notebook: panel.context.localPath,
       message,
-      canUnpin: pin !== null && this._manager.get(pin) !== undefined
+      // Also when the environment is not listed (yet): unpinning then says
+      // whether its kernel exists.
+      canUnpin: pin !== null
     });
     if (choice === 'unpin' && pin) {
       try {
