@@ -7,7 +7,11 @@ import type {
   IEnv,
   IEnvPatch,
   IEnvRef,
+  IGcResult,
   IImportEnvRequest,
+  IPinMetadata,
+  IPinRequest,
+  IPinResult,
   IServerInfo,
   Scope
 } from './tokens';
@@ -323,6 +327,31 @@ export class EnvManagerAPI {
 
   adopt(ref: IEnvRef): Promise<IEnv> {
     return this._json<IEnv>(envPath(ref, 'adopt'), json('POST'));
+  }
+
+  /**
+   * Pin a notebook to a version (the one in use by default): the server
+   * makes sure the version's kernelspec exists (it may first make the
+   * version's directory from its lock) and records the pin.
+   */
+  pin(request: IPinRequest): Promise<IPinResult> {
+    return this._json<IPinResult>('pins', json('POST', request));
+  }
+
+  /**
+   * Check a notebook's pin (its `metadata.envmgr`) and make sure its kernel
+   * can start; the error's message names what is wrong.
+   */
+  checkPin(pin: IPinMetadata): Promise<IPinResult> {
+    return this._json<IPinResult>('pins/check', json('POST', pin));
+  }
+
+  /**
+   * Remove the directories of old versions retention does not keep
+   * (`dryRun`: only say which).
+   */
+  gc(dryRun: boolean): Promise<IGcResult> {
+    return this._json<IGcResult>('gc', json('POST', { dry_run: dryRun }));
   }
 
   private async _accepted(

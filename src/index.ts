@@ -8,17 +8,30 @@ import {
   MainAreaWidget,
   WidgetTracker
 } from '@jupyterlab/apputils';
-import { INotebookTracker } from '@jupyterlab/notebook';
+import {
+  INotebookTracker,
+  INotebookWidgetFactory,
+  NotebookPanel,
+  NotebookWidgetFactory
+} from '@jupyterlab/notebook';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { IStatusBar } from '@jupyterlab/statusbar';
 import { ITranslator, nullTranslator } from '@jupyterlab/translation';
+import { cleaningIcon, CommandToolbarButton } from '@jupyterlab/ui-components';
+import { EnvManagerAPI } from './api';
 import { addCommands } from './commands';
 import { kernelEnvironment } from './kernelspec';
 import { EnvManagerModel } from './model';
 import { CommandIDs, IEnvManager, IEnvRef } from './tokens';
 import { EnvPanel } from './widgets/EnvPanel';
 import type { LogViewer } from './widgets/LogViewer';
-import { EnvStatusItem } from './widgets/StatusItem';
+import {
+  addCleanUpCommand,
+  addPinCommands,
+  PinController
+} from './widgets/PinController';
+import { PinRenderer } from './widgets/PinRenderer';
+import { PinStatusItem } from './widgets/PinStatusItem';
 
 const PLUGIN_ID = 'jupyter-env-manager:plugin';
 
@@ -113,6 +126,23 @@ const plugin: JupyterFrontEndPlugin<IEnvManager> = {
       }
     });
 
+    addCleanUpCommand(app.commands, {
+      manager: model,
+      api: model.api,
+      trans,
+      palette
+    });
+    panel.toolbar.addItem(
+      'clean-up',
+      new CommandToolbarButton({
+        commands: app.commands,
+        id: CommandIDs.cleanUp,
+        icon: cleaningIcon,
+        label: '',
+        caption: trans.__('Clean up old versions')
+      })
+    );
+
     void model.connect();
     return {
       get info() {
@@ -133,36 +163,71 @@ const plugin: JupyterFrontEndPlugin<IEnvManager> = {
 };
 
 /**
- * The status bar item showing the current notebook kernel's environment.
+ * Notebook pins: the status bar item of the current notebook's environment
+ * (pin, unpin), the check of a pinned notebook when it opens, what
+ * `%envmgr pin` displays, and the clean-up of old versions.
  */
-const statusPlugin: JupyterFrontEndPlugin<void> = {
-  id: 'jupyter-env-manager:status-bar',
+const pinsPlugin: JupyterFrontEndPlugin<void> = {
+  id: 'jupyter-env-manager:pins',
   description:
-    "Shows the environment of the current notebook's kernel in the status bar.",
+    "Pins notebooks to environment versions: the status bar item, the check of a pinned notebook's kernel when it opens, the renderer of %envmgr pin, and the clean-up of old versions.",
   autoStart: true,
-  // IEnvManager: clicking the item runs the panel plugin's open command.
-  requires: [IStatusBar, INotebookTracker, IEnvManager],
-  optional: [ITranslator],
+  requires: [INotebookTracker, IEnvManager],
+  optional: [INotebookWidgetFactory, IStatusBar, ITranslator, ICommandPalette],
   activate: (
     app: JupyterFrontEnd,
-    statusBar: IStatusBar,
     tracker: INotebookTracker,
-    _manager: IEnvManager,
-    translator: ITranslator | null
+    manager: IEnvManager,
+    notebookFactory: NotebookWidgetFactory.IFactory | null,
+    statusBar: IStatusBar | null,
+    translator: ITranslator | null,
+    palette: ICommandPalette | null
   ): void => {
     const trans = (translator ?? nullTranslator).load('jupyter_env_manager');
-    const item = new EnvStatusItem({
+    const api = new EnvManagerAPI(app.serviceManager.serverSettings);
+    const kernelspecs = app.serviceManager.kernelspecs;
+    const controller = new PinController({
       tracker,
-      kernelspecs: app.serviceManager.kernelspecs,
-      trans,
-      onOpen: env => void app.commands.execute(CommandIDs.openPanel, { ...env })
+      kernelspecs,
+      manager,
+      api,
+      trans
     });
-    statusBar.registerStatusItem('jupyter-env-manager:status', {
-      item,
-      align: 'left',
-      rank: 4
-    });
+    // Each notebook renders pin outputs with its own renderer, which knows
+    // the notebook it applies them to.
+    const seen = new WeakSet<NotebookPanel>();
+    const setUp = (panel: NotebookPanel) => {
+      if (seen.has(panel)) {
+        return;
+      }
+      seen.add(panel);
+      panel.content.rendermime.addFactory(
+        PinRenderer.factory({
+          trans,
+          apply: bundle => controller.applyBundle(panel, bundle)
+        })
+      );
+      controller.watch(panel);
+    };
+    notebookFactory?.widgetCreated.connect((_, panel) => setUp(panel));
+    tracker.widgetAdded.connect((_, panel) => setUp(panel));
+    addPinCommands(app.commands, { controller, tracker, trans, palette });
+    if (statusBar) {
+      const item = new PinStatusItem({
+        tracker,
+        kernelspecs,
+        manager,
+        controller,
+        commands: app.commands,
+        trans
+      });
+      statusBar.registerStatusItem('jupyter-env-manager:status', {
+        item,
+        align: 'left',
+        rank: 4
+      });
+    }
   }
 };
 
-export default [plugin, statusPlugin];
+export default [plugin, pinsPlugin];

@@ -1,10 +1,12 @@
 import type { KernelSpec } from '@jupyterlab/services';
-import type { IKernelEnvMetadata, Scope } from './tokens';
+import { parseKernelName } from './pins';
+import type { IKernelEnvMetadata } from './tokens';
 
 /**
  * The environment behind a kernel, from its kernelspec's
  * `metadata.env_manager`; failing that, from the kernel name
- * (`envmgr-<name>`, `envmgr-shared-<name>`). `null` for other kernels.
+ * (`envmgr-<name>`, `envmgr-shared-<name>`, `.v<N>` when pinned). `null`
+ * for other kernels.
  */
 export function kernelEnvironment(
   kernelName: string | null | undefined,
@@ -28,13 +30,9 @@ export function kernelEnvironment(
       version: typeof meta.version === 'number' ? meta.version : null
     };
   }
-  const match = /^envmgr-(?:(shared)-)?(.+)$/.exec(kernelName);
-  if (match) {
-    return {
-      scope: (match[1] as Scope) ?? 'local',
-      name: match[2],
-      version: null
-    };
+  const parts = parseKernelName(kernelName);
+  if (parts) {
+    return { scope: parts.scope, name: parts.name, version: parts.pinned };
   }
   return null;
 }

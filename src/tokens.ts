@@ -171,6 +171,18 @@ export interface IEnv {
    * Only in GET environments/{scope}/{name}.
    */
   versions?: IBuild[];
+  /**
+   * The versions whose directory exists on disk.
+   */
+  materialized: number[];
+  /**
+   * The versions pinned by notebooks opened recently (the pins the server saw).
+   */
+  pinned: number[];
+  /**
+   * Real bytes on disk (hard links counted once); null until computed.
+   */
+  disk_bytes: number | null;
 }
 
 /**
@@ -261,6 +273,52 @@ export interface IKernelEnvMetadata {
 }
 
 /**
+ * A notebook's pin, as stored in its `metadata.envmgr`.
+ */
+export interface IPinMetadata {
+  scope: Scope;
+  name: string;
+  version: number;
+  lock_sha256: string;
+}
+
+/**
+ * The body of POST pins (`version` defaults to the one in use).
+ */
+export interface IPinRequest {
+  scope: Scope;
+  name: string;
+  version?: number;
+}
+
+/**
+ * The answer of POST pins and POST pins/check: the pin and the kernel that
+ * honours it (the server made sure its kernelspec exists).
+ */
+export interface IPinResult {
+  scope: Scope;
+  name: string;
+  version: number;
+  lock_sha256: string;
+  kernel_name: string;
+  display_name: string;
+  /**
+   * Whether the version's directory had to be made from its lock.
+   */
+  materialized: boolean;
+}
+
+/**
+ * The answer of POST gc: the version directories removed (or, in a dry run,
+ * that would be), and those kept because a running kernel uses them, by
+ * `scope/name`.
+ */
+export interface IGcResult {
+  removed: Record<string, string[]>;
+  kept_for_kernels: Record<string, string[]>;
+}
+
+/**
  * Every command of the extension.
  */
 export namespace CommandIDs {
@@ -281,6 +339,9 @@ export namespace CommandIDs {
   export const exportEnv = 'env-manager:export';
   export const remove = 'env-manager:delete';
   export const adopt = 'env-manager:adopt';
+  export const pinNotebook = 'env-manager:pin-notebook';
+  export const unpinNotebook = 'env-manager:unpin-notebook';
+  export const cleanUp = 'env-manager:clean-up';
 }
 
 /**

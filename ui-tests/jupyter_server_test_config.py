@@ -8,6 +8,7 @@ the pip layer installs only from a local wheelhouse written here
 (``jupyter_env_manager.testing.wheels``). Nothing is downloaded.
 """
 
+import json
 import os
 import sys
 import tempfile
@@ -43,3 +44,12 @@ os.environ["JUPYTER_DATA_DIR"] = str(root / "jupyter-data")
 # Builds register their prefixes in ~/.conda/environments.txt as conda does: a throw-away home.
 (root / "home").mkdir(exist_ok=True)
 os.environ["HOME"] = str(root / "home")
+
+# A kernel's %envmgr runs the core in a process of its own, which reads the config files the
+# server would (not this --config file): give it the same stores and channels, through a
+# throw-away config dir its kernels inherit.
+(root / "jupyter-config").mkdir(exist_ok=True)
+(root / "jupyter-config" / "jupyter_server_config.json").write_text(
+    json.dumps({"EnvManager": dict(c.EnvManager)})  # noqa: F821
+)
+os.environ["JUPYTER_CONFIG_DIR"] = str(root / "jupyter-config")

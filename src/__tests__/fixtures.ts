@@ -87,6 +87,9 @@ export function env(overrides: Partial<IEnv> = {}): IEnv {
     phase: null,
     latest_build: build(),
     actions: actions(READY_DENIED),
+    materialized: [1],
+    pinned: [],
+    disk_bytes: 1048576,
     ...overrides
   };
 }

@@ -4,6 +4,7 @@ import type { ReadonlyJSONObject } from '@lumino/coreutils';
 import * as React from 'react';
 import { CommandIDs } from '../tokens';
 import type { IEnv } from '../tokens';
+import { formatBytes } from '../pins';
 import { fullTime, humanTime } from '../time';
 
 /**
@@ -82,6 +83,60 @@ export function StatusBadge(props: {
     <span className={`jp-EnvManager-Badge jp-mod-${env.status}`} title={title}>
       {labels[env.status] ?? env.status}
     </span>
+  );
+}
+
+/**
+ * The versions of an environment on disk, which of them notebooks pin, and
+ * the disk space it takes ("…" while the server computes it).
+ */
+export function DiskFacts(props: {
+  env: IEnv;
+  trans: TranslationBundle;
+}): JSX.Element {
+  const { env, trans } = props;
+  const onDisk = [...(env.materialized ?? [])].sort((a, b) => a - b);
+  const pinned = [...(env.pinned ?? [])].sort((a, b) => a - b);
+  const versions = (list: number[]) => list.map(v => `v${v}`).join(', ');
+  const bytes = env.disk_bytes ?? null;
+  return (
+    <>
+      <dt>{trans.__('On disk')}</dt>
+      <dd className="jp-EnvManager-DiskUse">
+        <span className="jp-EnvManager-Materialized" title={versions(onDisk)}>
+          {onDisk.length > 0
+            ? trans._n(
+                '%1 version on disk (%2)',
+                '%1 versions on disk (%2)',
+                onDisk.length,
+                versions(onDisk)
+              )
+            : trans.__('no version on disk')}
+        </span>
+        {' · '}
+        <span
+          className="jp-EnvManager-DiskBytes"
+          title={
+            bytes === null
+              ? trans.__('Being computed')
+              : trans.__('%1 bytes (hard links counted once)', bytes)
+          }
+        >
+          {bytes === null ? '…' : formatBytes(bytes)}
+        </span>
+      </dd>
+      {pinned.length > 0 && (
+        <>
+          <dt>{trans.__('Pinned')}</dt>
+          <dd
+            className="jp-EnvManager-Pinned"
+            title={trans.__('Versions pinned by notebooks opened recently')}
+          >
+            {trans.__('%1 (by notebooks)', versions(pinned))}
+          </dd>
+        </>
+      )}
+    </>
   );
 }
 
@@ -191,6 +246,7 @@ export function EnvRow(props: {
                 )}
               </>
             )}
+            {env.managed && <DiskFacts env={env} trans={trans} />}
             <dt>{trans.__('Prefix')}</dt>
             <dd className="jp-EnvManager-Path">{env.prefix}</dd>
             {env.updated_at && (

@@ -115,12 +115,18 @@ test.describe('Journey', () => {
       await page.waitForSelector('.jp-NotebookPanel:visible');
       await page.notebook.setCell(0, 'code', 'import sys, envmgr_hello; print(sys.prefix)');
       expect(await page.notebook.runCell(0)).toBe(true);
-      expect((await page.notebook.getCellTextOutput(0))?.[0]?.trim()).toBe(env.prefix);
+      // The kernel runs in the directory of the version in use (env.prefix links to it).
+      expect((await page.notebook.getCellTextOutput(0))?.[0]?.trim()).toBe(
+        fs.realpathSync(env.prefix)
+      );
 
-      // The status bar names the environment; clicking it shows it in the panel.
+      // The status bar names the environment; its menu shows it in the panel.
       const status = page.locator('.jp-EnvManager-StatusButton');
-      await expect(status).toHaveText(`${NAME} (local) v1`);
+      await expect(status).toHaveText(`${NAME} v1`);
       await status.click();
+      await page
+        .locator('.jp-EnvManager-PinMenu .lm-Menu-item', { hasText: 'Show Environments' })
+        .click();
       await expect(local).toHaveClass(/jp-mod-selected/);
       await page.notebook.close(false);
     });
