@@ -18,6 +18,7 @@ import { EnvManagerModel } from './model';
 import { CommandIDs, IEnvManager, IEnvRef } from './tokens';
 import { EnvPanel } from './widgets/EnvPanel';
 import type { LogViewer } from './widgets/LogViewer';
+import type { PackagesWidget } from './widgets/PackagesWidget';
 import { EnvStatusItem } from './widgets/StatusItem';
 
 const PLUGIN_ID = 'jupyter-env-manager:plugin';
@@ -88,6 +89,9 @@ const plugin: JupyterFrontEndPlugin<IEnvManager> = {
     const logs = new WidgetTracker<MainAreaWidget<LogViewer>>({
       namespace: 'env-manager-log'
     });
+    const packages = new WidgetTracker<MainAreaWidget<PackagesWidget>>({
+      namespace: 'env-manager-packages'
+    });
     addCommands(app, {
       model,
       panel,
@@ -96,7 +100,14 @@ const plugin: JupyterFrontEndPlugin<IEnvManager> = {
       currentEnv: () =>
         (panel.isVisible && model.selected) || notebookEnv() || model.selected,
       logPollIntervalMs: () => logPollIntervalMs,
-      logs
+      logs,
+      packages
+    });
+    // Packages tabs come back after a reload.
+    void restorer?.restore(packages, {
+      command: CommandIDs.openPackages,
+      args: widget => ({ ...widget.content.ref }),
+      name: widget => `${widget.content.ref.scope}/${widget.content.ref.name}`
     });
     // Log tabs come back after a reload.
     void restorer?.restore(logs, {

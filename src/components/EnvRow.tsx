@@ -109,6 +109,7 @@ export function EnvRow(props: {
         CommandIDs.toggleKernel,
         CommandIDs.copy,
         CommandIDs.versions,
+        CommandIDs.openPackages,
         CommandIDs.exportEnv,
         CommandIDs.remove
       ]
