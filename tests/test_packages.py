@@ -178,3 +178,31 @@ def test_cli_packages_diff_search(two_versions, config_file):
     data = json.loads(envmgr("diff", "demo", "1", "--json"))
     assert data == two_versions.packages.diff("local", "demo", 1)
     assert "alpha" in envmgr("search", "al")
+
+
+def test_magics_packages_diff_search(two_versions, config_file):
+    """The third door: ``%envmgr packages|diff|search`` answer as the CLI does, in a shell."""
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.utils.capture import capture_output
+
+    shell = InteractiveShell.instance()
+    shell.extension_manager.load_extension("jupyter_env_manager")
+
+    def magic(line):
+        with capture_output() as captured:
+            result = shell.run_cell(f"%envmgr {line}")
+        assert result.success, result.error_in_exec
+        return captured
+
+    def text(line):
+        captured = magic(line)
+        return captured.stdout + "".join(o.data["text/plain"] for o in captured.outputs)
+
+    out = text("packages demo --version 1")
+    assert out.startswith("local/demo v1: "), out
+    assert any(line.split()[:2] == ["alpha", "1.0"] for line in out.splitlines())
+    diff = text("diff demo 1 2")
+    assert "2 added, 2 upgraded" in diff and "alpha" in diff and "1.0 → 2.0" in diff, diff
+    assert "alpha" in text("search al")
+    err = magic("search 'a b'").stderr.strip()
+    assert err.startswith("envmgr: 'q' must be the start of a package name"), err
