@@ -8,6 +8,7 @@ import {
   groupDiff,
   humanSize,
   listableVersions,
+  shortChannel,
   specName
 } from '../widgets/PackagesModel';
 import { actions, build, env } from './fixtures';
@@ -239,5 +240,16 @@ describe('listableVersions', () => {
         build({ version: 4, status: 'running' })
       ])
     ).toEqual([3, 1]);
+  });
+});
+
+describe('shortChannel', () => {
+  it.each([
+    ['conda-forge', 'conda-forge'],
+    ['file:///tmp/envmgr-ui-x/channel', 'channel'],
+    ['https://repo.example.org/team/', 'team'],
+    [null, '']
+  ])('%s -> %s', (channel, label) => {
+    expect(shortChannel(channel)).toBe(label);
   });
 });

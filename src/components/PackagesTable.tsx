@@ -1,7 +1,7 @@
 import type { TranslationBundle } from '@jupyterlab/translation';
 import * as React from 'react';
 import type { IPackage } from '../tokens';
-import { humanSize } from '../widgets/PackagesModel';
+import { humanSize, shortChannel } from '../widgets/PackagesModel';
 
 /**
  * What the user may do with one installed package, each with the reason
@@ -70,7 +70,13 @@ export function PackagesTable(props: {
               </td>
               <td>{pkg.version}</td>
               <td className="jp-EnvManager-PackageBuild">{pkg.build ?? '—'}</td>
-              <td>{pkg.channel ?? (pkg.kind === 'pip' ? 'PyPI' : '—')}</td>
+              <td title={pkg.channel ?? undefined}>
+                {pkg.channel
+                  ? shortChannel(pkg.channel)
+                  : pkg.kind === 'pip'
+                    ? trans.__('pip index')
+                    : '—'}
+              </td>
               <td>
                 <span className={`jp-EnvManager-Kind jp-mod-${pkg.kind}`}>
                   {pkg.kind}

@@ -2,6 +2,7 @@ import type { TranslationBundle } from '@jupyterlab/translation';
 import { HTMLSelect, InputGroup } from '@jupyterlab/ui-components';
 import * as React from 'react';
 import type { IPackage, ISearchResult } from '../tokens';
+import { shortChannel } from '../widgets/PackagesModel';
 import { ActionButton } from './PackagesTable';
 
 /**
@@ -136,7 +137,9 @@ export function SearchPane(props: {
                     {result.versions.slice(0, SHOWN_VERSIONS).join(', ')}
                     {more > 0 && trans.__(' (+%1 more)', more)}
                   </td>
-                  <td>{result.channels.join(', ')}</td>
+                  <td title={result.channels.join('\n')}>
+                    {result.channels.map(shortChannel).join(', ')}
+                  </td>
                   <td>
                     <HTMLSelect
                       aria-label={trans.__('Version of %1', result.name)}

@@ -36,6 +36,22 @@ export function humanSize(bytes: number | null | undefined): string {
 }
 
 /**
+ * A channel as a short label: `conda-forge` stays, a URL shows its last
+ * path segment (`file:///srv/channels/team/` → `team`); the full URL goes in
+ * the tooltip.
+ */
+export function shortChannel(channel: string | null): string {
+  if (!channel) {
+    return '';
+  }
+  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(channel)) {
+    return channel;
+  }
+  const parts = channel.split('/').filter(Boolean);
+  return parts[parts.length - 1] ?? channel;
+}
+
+/**
  * The packages matching what the user typed: every word must occur in the
  * name, version, channel or kind (case-insensitive); `requestedOnly` keeps
  * the packages the spec asks for.
