@@ -206,3 +206,58 @@ def test_magics_packages_diff_search(two_versions, config_file):
     assert "alpha" in text("search al")
     err = magic("search 'a b'").stderr.strip()
     assert err.startswith("envmgr: 'q' must be the start of a package name"), err
+
+
+def test_search_for_an_environment_lists_the_versions_its_python_can_install(service, tmp_path):
+    """With ``scope``/``name``, versions whose python dependency excludes the environment's
+    python (from its lock, else its spec) are left out; without, every version is listed."""
+    from jupyter_env_manager.testing.channel import PackageDef, build_channel, default_cache_dir
+
+    py = f"{sys.version_info.major}.{sys.version_info.minor}"
+    channel = build_channel(
+        tmp_path / "pych",
+        cache_dir=default_cache_dir(),
+        extra=[
+            PackageDef("pyonly", "1.0", depends=["python >=3.8"]),
+            PackageDef("pyonly", "2.0", depends=["python >=99"]),
+            PackageDef("pyonly", "3.0", depends=[f"python {py}.*"]),
+            PackageDef("pyonly", "4.0", depends=["python 3.8.*"]),
+        ],
+    )
+    service.envs.create({"name": "built", "channels": [channel]})
+    assert build(service, "local", "built").status == "succeeded"
+    service.envs.create({"name": "old", "channels": [channel], "python": "3.8"})
+
+    def versions(*env):
+        [found] = service.packages.search("pyon", *env)["packages"]
+        return found["versions"]
+
+    assert versions("local", "built") == ["3.0", "1.0"]  # python from its lock
+    assert versions("local", "old") == ["4.0", "1.0"]  # never built: python from its spec
+    service.settings.channels = [channel]
+    assert versions() == ["4.0", "3.0", "2.0", "1.0"]
+
+
+def test_searches_share_one_gateway_until_it_expires(service, tmp_path, monkeypatch):
+    """A warm search reuses the repodata one gateway read (no re-parse); after
+    ``GATEWAY_TTL_S`` a new gateway sees what the channel published meanwhile."""
+    from jupyter_env_manager.core import packages
+    from jupyter_env_manager.testing.channel import build_channel
+    from jupyter_env_manager.testing.index_only import add_index_only_names
+
+    root = tmp_path / "growing"
+    service.settings.channels = [build_channel(root, host_packages=())]
+    assert service.packages.search("ralo")["packages"] == []
+    first = service.packages.gateway()
+    names = [n for n in add_index_only_names(root, 300) if n.startswith("r-")]
+    assert names
+    prefix = names[0][:5]
+    assert service.packages.gateway() is first
+    assert service.packages.search(prefix)["packages"] == []  # within the TTL: as read
+    monkeypatch.setattr(packages, "GATEWAY_TTL_S", 0.0)
+    found = [p["name"] for p in service.packages.search(prefix)["packages"]]
+    assert service.packages.gateway() is not first
+    assert names[0] in found
+    matching = [n for n in names if n.startswith(prefix)]
+    expected = sorted(matching, key=lambda n: (n != prefix, len(n), n))[: packages.SEARCH_LIMIT]
+    assert found == expected
