@@ -172,6 +172,21 @@ describe('PackagesWidget', () => {
     expect(names()).toEqual(['alpha', 'python']);
   });
 
+  it('keeps the filter when the user comes back from another tab', async () => {
+    type('.jp-EnvManager-PackagesFilter input', 'be');
+    await until(() => names().length === 1);
+    widget.pm.tab = 'search';
+    await until(() => rows().length === 0);
+    widget.pm.tab = 'installed';
+    await until(() => rows().length > 0);
+    expect(names()).toEqual(['beta']);
+    expect(
+      widget.node.querySelector<HTMLInputElement>(
+        '.jp-EnvManager-PackagesFilter input'
+      )!.value
+    ).toBe('be');
+  });
+
   it('shows another version when chosen', async () => {
     await widget.pm.setVersion(1);
     await until(() => names().length === 2);

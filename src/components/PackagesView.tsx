@@ -83,7 +83,7 @@ export function PackagesView(props: {
             trans={trans}
             {...pm.search}
             installed={pm.list?.packages ?? []}
-            addBlocked={changeBlocked(env)}
+            addBlocked={changeBlocked(env, trans)}
             onSearch={query => void pm.runSearch(query)}
             onAdd={(name, version) =>
               props.onEdit(
@@ -116,13 +116,14 @@ function InstalledTab(props: {
   onEdit: (edit: ISpecEdit, title: string) => void;
 }): JSX.Element {
   const { pm, env, trans } = props;
-  const [query, setQuery] = React.useState('');
-  const [requestedOnly, setRequestedOnly] = React.useState(false);
+  // The box keeps its own state (a controlled input must change in the same
+  // event); the model keeps the filter across tabs.
+  const [query, setQuery] = React.useState(pm.filter);
   const all = pm.list?.packages ?? [];
-  const shown = filterPackages(all, query, requestedOnly);
+  const shown = filterPackages(all, query, pm.requestedOnly);
   const inUse = env?.version ?? null;
   const showing = pm.list?.version ?? null;
-  const blocked = changeBlocked(env);
+  const blocked = changeBlocked(env, trans);
   const inSpec = (pkg: IPackage) =>
     (pkg.kind === 'pip' ? env?.spec.pip : env?.spec.conda)?.some(
       line => specName(line, pkg.kind) === specName(pkg.name, pkg.kind)
@@ -189,14 +190,19 @@ function InstalledTab(props: {
           placeholder={trans.__('Filter packages')}
           aria-label={trans.__('Filter packages')}
           value={query}
-          onChange={event => setQuery(event.target.value)}
+          onChange={event => {
+            setQuery(event.target.value);
+            pm.filter = event.target.value;
+          }}
           rightIcon="ui-components:filter"
         />
         <label className="jp-EnvManager-Toggle">
           <input
             type="checkbox"
-            checked={requestedOnly}
-            onChange={event => setRequestedOnly(event.target.checked)}
+            checked={pm.requestedOnly}
+            onChange={event => {
+              pm.requestedOnly = event.target.checked;
+            }}
           />
           {trans.__('Requested only')}
         </label>

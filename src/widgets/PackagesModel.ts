@@ -1,3 +1,4 @@
+import { nullTranslator, TranslationBundle } from '@jupyterlab/translation';
 import type { IDisposable } from '@lumino/disposable';
 import { ISignal, Signal } from '@lumino/signaling';
 import type { EnvManagerModel } from '../model';
@@ -186,17 +187,20 @@ export function condaLine(name: string, version?: string | null): string {
  * reason, from its `actions`), or '' when they may. Adding or removing a
  * package edits the spec and builds it, so both must be allowed.
  */
-export function changeBlocked(env: IEnv | undefined): string {
+export function changeBlocked(
+  env: IEnv | undefined,
+  trans: TranslationBundle = nullTranslator.load('jupyter_env_manager')
+): string {
   if (!env) {
-    return 'The environment is not listed';
+    return trans.__('The environment is not listed');
   }
   for (const action of ['edit', 'build'] as const) {
     const state = env.actions?.[action];
     if (!state) {
-      return 'The server did not say whether this is allowed';
+      return trans.__('The server did not say whether this is allowed');
     }
     if (!state.allowed) {
-      return state.reason || 'Not allowed';
+      return state.reason || trans.__('Not allowed');
     }
   }
   return '';
@@ -261,6 +265,32 @@ export class PackagesModel implements IDisposable {
   set tab(value: PackagesTab) {
     if (value !== this._tab) {
       this._tab = value;
+      this._changed.emit();
+    }
+  }
+
+  /**
+   * What the user typed in the filter box of the installed packages.
+   */
+  get filter(): string {
+    return this._filter;
+  }
+  set filter(value: string) {
+    if (value !== this._filter) {
+      this._filter = value;
+      this._changed.emit();
+    }
+  }
+
+  /**
+   * Whether only the packages the spec asks for are shown.
+   */
+  get requestedOnly(): boolean {
+    return this._requestedOnly;
+  }
+  set requestedOnly(value: boolean) {
+    if (value !== this._requestedOnly) {
+      this._requestedOnly = value;
       this._changed.emit();
     }
   }
@@ -479,6 +509,8 @@ export class PackagesModel implements IDisposable {
 
   private _changed = new Signal<this, void>(this);
   private _tab: PackagesTab = 'installed';
+  private _filter = '';
+  private _requestedOnly = false;
   private _versions: number[] = [];
   private _version: number | null = null;
   private _list: IPackageList | null = null;
