@@ -642,6 +642,11 @@ export function addCommands(
     }
   });
 
+  const packagesTracker =
+    options.packages ??
+    new WidgetTracker<MainAreaWidget<PackagesWidget>>({
+      namespace: 'env-manager-packages'
+    });
   commands.addCommand(CommandIDs.openPackages, {
     label: args =>
       args.isPalette
@@ -673,8 +678,8 @@ export function addCommands(
       if (!ref) {
         return;
       }
-      const tracker = options.packages;
-      let widget = tracker?.find(
+      const tracker = packagesTracker;
+      let widget = tracker.find(
         w =>
           w.content.ref.scope === ref.scope && w.content.ref.name === ref.name
       );
@@ -685,7 +690,7 @@ export function addCommands(
           trans,
           openLog: (r, version) => void openLog(r, version)
         });
-        void tracker?.add(widget);
+        void tracker.add(widget);
         shell.add(widget, 'main');
       }
       const pm = widget.content.pm;

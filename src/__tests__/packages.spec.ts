@@ -10,7 +10,7 @@ import {
   listableVersions,
   shortChannel,
   specName
-} from '../widgets/PackagesModel';
+} from '../widgets/PackagesLogic';
 import { actions, build, env } from './fixtures';
 
 function pkg(overrides: Partial<IPackage>): IPackage {

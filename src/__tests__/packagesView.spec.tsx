@@ -1,10 +1,22 @@
+import type { JupyterFrontEnd } from '@jupyterlab/application';
+import { MainAreaWidget, WidgetTracker } from '@jupyterlab/apputils';
 import type { Event } from '@jupyterlab/services';
 import { nullTranslator } from '@jupyterlab/translation';
+import { CommandRegistry } from '@lumino/commands';
 import { Signal } from '@lumino/signaling';
 import { Widget } from '@lumino/widgets';
 import { EnvManagerAPI } from '../api';
 import { EnvManagerModel } from '../model';
-import { EventSchemas, IEnv, IPackage, IPackageList } from '../tokens';
+import { addCommands } from '../commands';
+import {
+  CommandIDs,
+  EventSchemas,
+  IEnv,
+  IPackage,
+  IPackageList,
+  Scope
+} from '../tokens';
+import type { EnvPanel } from '../widgets/EnvPanel';
 import { PackagesWidget } from '../widgets/PackagesWidget';
 import { actions, build, env, serverInfo, until } from './fixtures';
 import { MockEnvServer } from './mockServer';
@@ -318,5 +330,90 @@ describe('EnvManagerAPI.install', () => {
       api.install(ref, ['x'], { pip: true, remove: true })
     ).rejects.toThrow("Package 'x' is not in the pip packages");
     expect(server.calls[1].body).toEqual({ packages: ['x'], pip: true });
+  });
+});
+
+describe('the open-packages command', () => {
+  it('is disabled with a reason before a build; opens one tab per environment, on compare', async () => {
+    let demo = env({ name: 'demo', version: null, versions: [] });
+    const server = new MockEnvServer()
+      .on('GET', 'info', () => ({ json: serverInfo() }))
+      .on('GET', 'environments', ({ query }) => ({
+        json: { environments: query.get('scope') === 'shared' ? [] : [demo] }
+      }))
+      .on('GET', 'environments/local/demo', () => ({ json: demo }))
+      .on('GET', 'environments/local/demo/packages', () => ({
+        json: { scope: 'local', name: 'demo', version: 2, packages: LOCKS[2] }
+      }))
+      .on('GET', 'environments/local/demo/diff', ({ query }) => ({
+        json: {
+          from: {
+            scope: 'local',
+            name: 'demo',
+            version: Number(query.get('from'))
+          },
+          to: { scope: 'local', name: 'demo', version: 2 },
+          added: [],
+          removed: [],
+          upgraded: [],
+          downgraded: [],
+          rebuilt: []
+        }
+      }));
+    const model = new EnvManagerModel({
+      api: new EnvManagerAPI(server.settings),
+      frontendVersion: '0.1.0'
+    });
+    await model.connect();
+    const commands = new CommandRegistry();
+    const added: Widget[] = [];
+    const app = {
+      commands,
+      shell: {
+        activateById: () => undefined,
+        add: (widget: Widget) => added.push(widget)
+      }
+    } as unknown as JupyterFrontEnd;
+    addCommands(app, {
+      model,
+      panel: { id: 'panel' } as EnvPanel,
+      trans,
+      palette: null,
+      currentEnv: () => null,
+      logPollIntervalMs: () => 1000,
+      logs: new WidgetTracker({ namespace: 'l' }),
+      packages: new WidgetTracker<MainAreaWidget<PackagesWidget>>({
+        namespace: 'p'
+      })
+    });
+    const ref = { scope: 'local' as Scope, name: 'demo' };
+    expect(commands.isEnabled(CommandIDs.openPackages, ref)).toBe(false);
+    expect(commands.caption(CommandIDs.openPackages, ref)).toBe(
+      'Build it first: it has no version to list'
+    );
+
+    demo = env({
+      name: 'demo',
+      version: 2,
+      versions: [build({ version: 1 }), build({ version: 2 })]
+    });
+    await model.reload(demo);
+    expect(commands.isEnabled(CommandIDs.openPackages, ref)).toBe(true);
+    const first = await commands.execute(CommandIDs.openPackages, ref);
+    const again = await commands.execute(CommandIDs.openPackages, {
+      ...ref,
+      compare: 1
+    });
+    expect(again).toBe(first);
+    expect(added).toHaveLength(1);
+    expect(first).toBeInstanceOf(MainAreaWidget);
+    const pm = (first as MainAreaWidget<PackagesWidget>).content.pm;
+    expect(pm.tab).toBe('compare');
+    await until(() => pm.comparison?.diff !== null);
+    const diffCall = server.calls.find(c => c.path.endsWith('/diff'))!;
+    expect(diffCall.query.get('from')).toBe('1');
+    expect(diffCall.query.get('to')).toBe('2');
+    (first as Widget).dispose();
+    model.dispose();
   });
 });

@@ -1,7 +1,7 @@
 import type { TranslationBundle } from '@jupyterlab/translation';
 import * as React from 'react';
 import type { IPackageChange, IPackageDiff } from '../tokens';
-import { ChangeKind, groupDiff } from '../widgets/PackagesModel';
+import { ChangeKind, groupDiff } from '../widgets/PackagesLogic';
 
 function changeLabel(trans: TranslationBundle, change: ChangeKind): string {
   return {

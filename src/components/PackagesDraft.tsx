@@ -2,7 +2,7 @@ import { Dialog, ReactWidget, showDialog } from '@jupyterlab/apputils';
 import type { TranslationBundle } from '@jupyterlab/translation';
 import * as React from 'react';
 import type { PackageKind } from '../tokens';
-import { specName } from '../widgets/PackagesModel';
+import { specName } from '../widgets/PackagesLogic';
 
 /**
  * One line of a spec draft: kept (' '), removed ('-') or added ('+').

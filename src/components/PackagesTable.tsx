@@ -1,7 +1,7 @@
 import type { TranslationBundle } from '@jupyterlab/translation';
 import * as React from 'react';
 import type { IPackage } from '../tokens';
-import { humanSize, shortChannel } from '../widgets/PackagesModel';
+import { humanSize, shortChannel } from '../widgets/PackagesLogic';
 
 /**
  * What the user may do with one installed package, each with the reason

@@ -6,11 +6,13 @@ import {
   changeBlocked,
   condaLine,
   filterPackages,
-  ICompareSide,
   ISpecEdit,
-  PackagesModel,
-  PackagesTab,
   specName
+} from '../widgets/PackagesLogic';
+import type {
+  ICompareSide,
+  PackagesModel,
+  PackagesTab
 } from '../widgets/PackagesModel';
 import { DiffView } from './DiffView';
 import { IPackageActions, PackagesTable } from './PackagesTable';

@@ -2,7 +2,7 @@ import type { TranslationBundle } from '@jupyterlab/translation';
 import { HTMLSelect, InputGroup } from '@jupyterlab/ui-components';
 import * as React from 'react';
 import type { IPackage, ISearchResult } from '../tokens';
-import { shortChannel } from '../widgets/PackagesModel';
+import { shortChannel } from '../widgets/PackagesLogic';
 import { ActionButton } from './PackagesTable';
 
 /**

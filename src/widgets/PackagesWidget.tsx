@@ -11,7 +11,8 @@ import { followBuild } from '../notifications';
 import { confirmDraft } from '../components/PackagesDraft';
 import { PackagesView } from '../components/PackagesView';
 import type { IEnvRef } from '../tokens';
-import { draftSpec, ISpecEdit, PackagesModel } from './PackagesModel';
+import { draftSpec, ISpecEdit } from './PackagesLogic';
+import { PackagesModel } from './PackagesModel';
 
 /**
  * The content of a Packages tab: the view of one environment's packages,
