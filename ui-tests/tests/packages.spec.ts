@@ -67,7 +67,7 @@ test.describe('Packages view', () => {
     page,
     request,
     baseURL
-  }) => {
+  }, testInfo) => {
     await page.sidebar.openTab(PANEL);
     const envRow = row(page, 'local', NAME);
     await expect(envRow).toBeVisible();
@@ -145,6 +145,7 @@ test.describe('Packages view', () => {
       await expect(diff.locator('[data-change="upgraded"] li')).toHaveText([
         'alpha 1.0 → 2.0'
       ]);
+      await view.screenshot({ path: testInfo.outputPath('compare.png') });
     });
 
     await test.step('search a prefix, add it to the spec, build', async () => {
@@ -154,6 +155,7 @@ test.describe('Packages view', () => {
         '.jp-EnvManager-SearchResults tr[data-name="gamma"]'
       );
       await expect(result).toContainText('1.0');
+      await view.screenshot({ path: testInfo.outputPath('search.png') });
       await result
         .getByRole('button', { name: 'Add gamma to the spec' })
         .click();
@@ -162,6 +164,9 @@ test.describe('Packages view', () => {
         /^\s*alpha=2\.0$/,
         /^\+ gamma$/
       ]);
+      await page
+        .locator('.jp-Dialog-content')
+        .screenshot({ path: testInfo.outputPath('draft.png') });
       await page
         .locator('.jp-Dialog')
         .getByRole('button', { name: 'Build' })
