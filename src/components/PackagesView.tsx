@@ -118,11 +118,13 @@ function InstalledTab(props: {
   onEdit: (edit: ISpecEdit, title: string) => void;
 }): JSX.Element {
   const { pm, env, trans } = props;
-  // The box keeps its own state (a controlled input must change in the same
-  // event); the model keeps the filter across tabs.
+  // The inputs keep their own state (a controlled input must change in the
+  // same event, and the widget re-renders later); the model keeps them across
+  // tabs.
   const [query, setQuery] = React.useState(pm.filter);
+  const [requestedOnly, setRequestedOnly] = React.useState(pm.requestedOnly);
   const all = pm.list?.packages ?? [];
-  const shown = filterPackages(all, query, pm.requestedOnly);
+  const shown = filterPackages(all, query, requestedOnly);
   const inUse = env?.version ?? null;
   const showing = pm.list?.version ?? null;
   const blocked = changeBlocked(env, trans);
@@ -201,8 +203,9 @@ function InstalledTab(props: {
         <label className="jp-EnvManager-Toggle">
           <input
             type="checkbox"
-            checked={pm.requestedOnly}
+            checked={requestedOnly}
             onChange={event => {
+              setRequestedOnly(event.target.checked);
               pm.requestedOnly = event.target.checked;
             }}
           />

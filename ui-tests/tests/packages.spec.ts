@@ -204,5 +204,27 @@ test.describe('Packages view', () => {
       path: SCREENSHOT,
       clip: { ...box, height: bottom.y + bottom.height + 16 - box.y }
     });
+
+    await test.step('remove a requested package through the spec', async () => {
+      await tableRow('gamma')
+        .getByRole('button', { name: 'Remove gamma' })
+        .click();
+      const draft = page.locator('.jp-Dialog .jp-EnvManager-SpecDraft');
+      await expect(draft.locator('.jp-EnvManager-DraftLine')).toHaveText([
+        /^\s*alpha=2\.0$/,
+        /^- gamma$/
+      ]);
+      await page
+        .locator('.jp-Dialog')
+        .getByRole('button', { name: 'Build' })
+        .click();
+      await expect(view.locator('.jp-EnvManager-PackagesCount')).toContainText(
+        '(v4)',
+        {
+          timeout: 90_000
+        }
+      );
+      await expect(tableRow('gamma')).toHaveCount(0);
+    });
   });
 });
