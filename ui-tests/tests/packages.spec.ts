@@ -205,6 +205,14 @@ test.describe('Packages view', () => {
       clip: { ...box, height: bottom.y + bottom.height + 16 - box.y }
     });
 
+    // The same in the dark theme (a test artifact, to check the colours).
+    await page.theme.setDarkTheme();
+    try {
+      await view.screenshot({ path: testInfo.outputPath('packages-dark.png') });
+    } finally {
+      await page.theme.setLightTheme();
+    }
+
     await test.step('remove a requested package through the spec', async () => {
       await tableRow('gamma')
         .getByRole('button', { name: 'Remove gamma' })
