@@ -261,3 +261,23 @@ def test_searches_share_one_gateway_until_it_expires(service, tmp_path, monkeypa
     matching = [n for n in names if n.startswith(prefix)]
     expected = sorted(matching, key=lambda n: (n != prefix, len(n), n))[: packages.SEARCH_LIMIT]
     assert found == expected
+
+
+def test_concurrent_searches_share_the_gateway_safely(service, tmp_path):
+    """The REST handlers search from several threads at once: one shared gateway answers each
+    exactly as a search alone does (40 searches on 8 threads, bounded)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from jupyter_env_manager.testing.channel import build_channel
+    from jupyter_env_manager.testing.index_only import add_index_only_names
+
+    root = tmp_path / "busy"
+    service.settings.channels = [build_channel(root, host_packages=())]
+    add_index_only_names(root, 2000)
+    prefixes = ["p", "r-", "ka", "lib", "zz", "al", "py", "ma"]
+    alone = {q: service.packages.search(q)["packages"] for q in prefixes}
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda q: (q, service.packages.search(q)), prefixes * 5))
+    assert len(answers) == 40
+    assert all(reply["packages"] == alone[q] for q, reply in answers)
+    print(f"concurrent searches: {len(answers)} on 8 threads, all equal to the lone answers")
