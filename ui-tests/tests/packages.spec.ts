@@ -68,6 +68,16 @@ test.describe('Packages view', () => {
     request,
     baseURL
   }, testInfo) => {
+    // The workspace is saved a little after the layout changes: the restore
+    // step at the end reloads once it holds the Packages tab.
+    const saved = page.waitForRequest(
+      request =>
+        request.method() === 'PUT' &&
+        request.url().includes('/api/workspaces') &&
+        (request.postData() ?? '').includes(
+          `env-manager-packages:local/${NAME}`
+        )
+    );
     await page.sidebar.openTab(PANEL);
     const envRow = row(page, 'local', NAME);
     await expect(envRow).toBeVisible();
@@ -233,6 +243,21 @@ test.describe('Packages view', () => {
         }
       );
       await expect(tableRow('gamma')).toHaveCount(0);
+    });
+
+    await test.step('the tab comes back after a reload', async () => {
+      await saved;
+      // (Galata's reload would wait for a Launcher: the restored tab is shown.)
+      await page.reload({ waitForIsReady: false } as any);
+      await page.waitForSelector('#jupyterlab-splash', { state: 'detached' });
+      await expect(
+        page.locator('.lm-DockPanel-tabBar .lm-TabBar-tab', {
+          hasText: `Packages: ${NAME}`
+        })
+      ).toHaveCount(1);
+      await expect(view.locator('.jp-EnvManager-PackagesCount')).toContainText(
+        '(v4)'
+      );
     });
   });
 });
