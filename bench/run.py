@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common  # noqa: E402
 
-ROWS = ("1", "2", "3", "4", "5", "6", "7", "8")
+ROWS = ("1", "2", "3", "4", "5", "6", "7", "8", "9")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     import kernelstart
     import listing
     import responsiveness
+    import search
 
     log(f"work tree {common.RUN}")
     fx = common.make_fixture(n_synthetic=200, files=15, n_wheels=30)
@@ -77,6 +78,9 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(kernelstart.kernel_appears(service, srv, 5 if quick else 10, log))
             if "8" in rows_wanted:
                 rows.append(responsiveness.measure(service, srv, 100 if quick else 300, log))
+    if "9" in rows_wanted:
+        scales = [3000, 10000] if quick else [3000, 10000, 31000]
+        rows.append(search.measure(service, scales, reps, log))
     rows.sort(key=lambda r: (int(r.number.rstrip("b")), r.number))
     elapsed = time.monotonic() - started
     text = report(rows, quick, elapsed)

@@ -12,6 +12,9 @@ import type {
   IPinMetadata,
   IPinRequest,
   IPinResult,
+  IPackageDiff,
+  IPackageList,
+  ISearchReply,
   IServerInfo,
   Scope
 } from './tokens';
@@ -352,6 +355,63 @@ export class EnvManagerAPI {
    */
   gc(dryRun: boolean): Promise<IGcResult> {
     return this._json<IGcResult>('gc', json('POST', { dry_run: dryRun }));
+  }
+
+  /**
+   * The packages of a version (default: the one in use), from its lock.
+   */
+  packages(ref: IEnvRef, version?: number | null): Promise<IPackageList> {
+    const query = version ? `?version=${encodeURIComponent(version)}` : '';
+    return this._json<IPackageList>(`${envPath(ref, 'packages')}${query}`);
+  }
+
+  /**
+   * What changed from version `from` of `ref` to version `to` (default: the
+   * one in use) of `ref`, or of `other` when given.
+   */
+  diff(
+    ref: IEnvRef,
+    from: number,
+    to?: number | null,
+    other?: IEnvRef | null
+  ): Promise<IPackageDiff> {
+    const params = new URLSearchParams({ from: String(from) });
+    if (to) {
+      params.set('to', String(to));
+    }
+    if (other) {
+      params.set('other', `${other.scope}/${other.name}`);
+    }
+    return this._json<IPackageDiff>(`${envPath(ref, 'diff')}?${params}`);
+  }
+
+  /**
+   * Packages whose names start with `query`, in the channels of `ref` (else
+   * the configured ones).
+   */
+  search(query: string, ref?: IEnvRef | null): Promise<ISearchReply> {
+    const params = new URLSearchParams({ q: query });
+    if (ref) {
+      params.set('scope', ref.scope);
+      params.set('name', ref.name);
+    }
+    return this._json<ISearchReply>(`packages/search?${params}`);
+  }
+
+  /**
+   * Add packages to the spec (or remove them, `remove`) and build it (202);
+   * the spec changes only if the build succeeds.
+   */
+  install(
+    ref: IEnvRef,
+    packages: string[],
+    options: { pip?: boolean; remove?: boolean } = {}
+  ): Promise<IAcceptedBuild> {
+    const route = options.remove ? 'uninstall' : 'install';
+    return this._accepted(
+      envPath(ref, route),
+      json('POST', { packages, pip: !!options.pip })
+    );
   }
 
   private async _accepted(

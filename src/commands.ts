@@ -27,6 +27,7 @@ import type {
 } from './tokens';
 import type { EnvPanel } from './widgets/EnvPanel';
 import { LogViewer } from './widgets/LogViewer';
+import { PackagesWidget } from './widgets/PackagesWidget';
 
 export { CommandIDs };
 
@@ -51,6 +52,10 @@ export interface ICommandOptions {
    * The open log tabs (restored after a reload).
    */
   logs: WidgetTracker<MainAreaWidget<LogViewer>>;
+  /**
+   * The open Packages tabs (restored after a reload).
+   */
+  packages?: WidgetTracker<MainAreaWidget<PackagesWidget>>;
 }
 
 const RUNNING = new Set(['queued', 'running']);
@@ -470,6 +475,11 @@ export function addCommands(
       });
       if (choice?.action === 'log') {
         openLog(ref, choice.version);
+      } else if (choice?.action === 'compare') {
+        await commands.execute(CommandIDs.openPackages, {
+          ...ref,
+          compare: choice.version
+        });
       } else if (choice?.action === 'revert') {
         await commands.execute(CommandIDs.revert, {
           ...ref,
@@ -632,6 +642,77 @@ export function addCommands(
     }
   });
 
+  const packagesTracker =
+    options.packages ??
+    new WidgetTracker<MainAreaWidget<PackagesWidget>>({
+      namespace: 'env-manager-packages'
+    });
+  commands.addCommand(CommandIDs.openPackages, {
+    label: args =>
+      args.isPalette
+        ? trans.__('Show Packages of Environment')
+        : trans.__('Packages'),
+    caption: args => {
+      const ref = currentRef(args);
+      const env = ref ? model.get(ref) : undefined;
+      if (!env) {
+        return trans.__('Select an environment first');
+      }
+      if (!env.managed) {
+        return trans.__('Adopt it first: it has no versions to list');
+      }
+      if (env.version === null) {
+        return trans.__('Build it first: it has no version to list');
+      }
+      return trans.__(
+        'Installed packages of any version, compare versions, search and add'
+      );
+    },
+    isEnabled: args => {
+      const ref = currentRef(args);
+      const env = ref ? model.get(ref) : undefined;
+      return !!env && env.managed && env.version !== null;
+    },
+    execute: args => {
+      const ref = currentRef(args);
+      if (!ref) {
+        return;
+      }
+      const tracker = packagesTracker;
+      let widget = tracker.find(
+        w =>
+          w.content.ref.scope === ref.scope && w.content.ref.name === ref.name
+      );
+      if (!widget) {
+        widget = PackagesWidget.createTab({
+          model,
+          ref,
+          trans,
+          openLog: (r, version) => void openLog(r, version)
+        });
+        void tracker.add(widget);
+        shell.add(widget, 'main');
+      }
+      const pm = widget.content.pm;
+      if (typeof args.compare === 'number') {
+        const inUse = model.get(ref)?.version ?? null;
+        pm.tab = 'compare';
+        void pm.compare(
+          { ref, version: args.compare },
+          { ref, version: inUse }
+        );
+      } else if (
+        args.tab === 'installed' ||
+        args.tab === 'compare' ||
+        args.tab === 'search'
+      ) {
+        pm.tab = args.tab;
+      }
+      shell.activateById(widget.id);
+      return widget;
+    }
+  });
+
   model.changed.connect(() => commands.notifyCommandChanged());
 
   if (options.palette) {
@@ -641,6 +722,7 @@ export function addCommands(
       CommandIDs.openPanel,
       CommandIDs.buildCurrent,
       CommandIDs.activateCurrent,
+      CommandIDs.openPackages,
       CommandIDs.refresh
     ]) {
       options.palette.addItem({ command, category });

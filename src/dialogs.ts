@@ -143,7 +143,7 @@ export function showImportForm(options: {
  * What the user picked in the versions dialog.
  */
 export interface IVersionChoice {
-  action: 'log' | 'revert';
+  action: 'log' | 'revert' | 'compare';
   version: number;
 }
 
@@ -176,6 +176,10 @@ export async function showVersions(options: {
         },
         onRevert: version => {
           chosen = { action: 'revert', version };
+          dialog.resolve(0);
+        },
+        onCompare: version => {
+          chosen = { action: 'compare', version };
           dialog.resolve(0);
         }
       })

@@ -32,6 +32,7 @@ import {
 } from './widgets/PinController';
 import { PinRenderer } from './widgets/PinRenderer';
 import { PinStatusItem } from './widgets/PinStatusItem';
+import type { PackagesWidget } from './widgets/PackagesWidget';
 
 const PLUGIN_ID = 'jupyter-env-manager:plugin';
 
@@ -101,6 +102,9 @@ const plugin: JupyterFrontEndPlugin<IEnvManager> = {
     const logs = new WidgetTracker<MainAreaWidget<LogViewer>>({
       namespace: 'env-manager-log'
     });
+    const packages = new WidgetTracker<MainAreaWidget<PackagesWidget>>({
+      namespace: 'env-manager-packages'
+    });
     addCommands(app, {
       model,
       panel,
@@ -109,7 +113,14 @@ const plugin: JupyterFrontEndPlugin<IEnvManager> = {
       currentEnv: () =>
         (panel.isVisible && model.selected) || notebookEnv() || model.selected,
       logPollIntervalMs: () => logPollIntervalMs,
-      logs
+      logs,
+      packages
+    });
+    // Packages tabs come back after a reload.
+    void restorer?.restore(packages, {
+      command: CommandIDs.openPackages,
+      args: widget => ({ ...widget.content.ref }),
+      name: widget => `${widget.content.ref.scope}/${widget.content.ref.name}`
     });
     // Log tabs come back after a reload.
     void restorer?.restore(logs, {

@@ -240,6 +240,93 @@ export interface IEnvRef {
 }
 
 /**
+ * Whether a package comes from conda or from the pip layer.
+ */
+export type PackageKind = 'conda' | 'pip';
+
+/**
+ * One installed package of a version, from its lock.
+ */
+export interface IPackage {
+  name: string;
+  version: string;
+  build: string | null;
+  channel: string | null;
+  kind: PackageKind;
+  /**
+   * Bytes of the conda archive (null for pip).
+   */
+  size: number | null;
+  /**
+   * Asked for by the spec (else a dependency).
+   */
+  requested: boolean;
+}
+
+/**
+ * GET .../packages: the packages of one version.
+ */
+export interface IPackageList {
+  scope: Scope;
+  name: string;
+  version: number;
+  packages: IPackage[];
+}
+
+/**
+ * One version of one environment.
+ */
+export interface IVersionRef {
+  scope: Scope;
+  name: string;
+  version: number;
+}
+
+/**
+ * One package of a diff: `version` when added or removed, `from` and `to`
+ * when its version (or build) changed.
+ */
+export interface IPackageChange {
+  name: string;
+  kind: PackageKind;
+  version?: string;
+  from?: string;
+  to?: string;
+}
+
+/**
+ * GET .../diff: what changed from one version to another.
+ */
+export interface IPackageDiff {
+  from: IVersionRef;
+  to: IVersionRef;
+  added: IPackageChange[];
+  removed: IPackageChange[];
+  upgraded: IPackageChange[];
+  downgraded: IPackageChange[];
+  rebuilt: IPackageChange[];
+}
+
+/**
+ * One package found by a search, with its versions (newest first).
+ */
+export interface ISearchResult {
+  name: string;
+  latest: string;
+  versions: string[];
+  channels: string[];
+}
+
+/**
+ * GET packages/search.
+ */
+export interface ISearchReply {
+  query: string;
+  channels: string[];
+  packages: ISearchResult[];
+}
+
+/**
  * Schema ids of the server's events.
  */
 export namespace EventSchemas {
@@ -342,6 +429,7 @@ export namespace CommandIDs {
   export const pinNotebook = 'env-manager:pin-notebook';
   export const unpinNotebook = 'env-manager:unpin-notebook';
   export const cleanUp = 'env-manager:clean-up';
+  export const openPackages = 'env-manager:open-packages';
 }
 
 /**

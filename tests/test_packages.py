@@ -178,3 +178,106 @@ def test_cli_packages_diff_search(two_versions, config_file):
     data = json.loads(envmgr("diff", "demo", "1", "--json"))
     assert data == two_versions.packages.diff("local", "demo", 1)
     assert "alpha" in envmgr("search", "al")
+
+
+def test_magics_packages_diff_search(two_versions, config_file):
+    """The third door: ``%envmgr packages|diff|search`` answer as the CLI does, in a shell."""
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.utils.capture import capture_output
+
+    shell = InteractiveShell.instance()
+    shell.extension_manager.load_extension("jupyter_env_manager")
+
+    def magic(line):
+        with capture_output() as captured:
+            result = shell.run_cell(f"%envmgr {line}")
+        assert result.success, result.error_in_exec
+        return captured
+
+    def text(line):
+        captured = magic(line)
+        return captured.stdout + "".join(o.data["text/plain"] for o in captured.outputs)
+
+    out = text("packages demo --version 1")
+    assert out.startswith("local/demo v1: "), out
+    assert any(line.split()[:2] == ["alpha", "1.0"] for line in out.splitlines())
+    diff = text("diff demo 1 2")
+    assert "2 added, 2 upgraded" in diff and "alpha" in diff and "1.0 → 2.0" in diff, diff
+    assert "alpha" in text("search al")
+    err = magic("search 'a b'").stderr.strip()
+    assert err.startswith("envmgr: 'q' must be the start of a package name"), err
+
+
+def test_search_for_an_environment_lists_the_versions_its_python_can_install(service, tmp_path):
+    """With ``scope``/``name``, versions whose python dependency excludes the environment's
+    python (from its lock, else its spec) are left out; without, every version is listed."""
+    from jupyter_env_manager.testing.channel import PackageDef, build_channel, default_cache_dir
+
+    py = f"{sys.version_info.major}.{sys.version_info.minor}"
+    channel = build_channel(
+        tmp_path / "pych",
+        cache_dir=default_cache_dir(),
+        extra=[
+            PackageDef("pyonly", "1.0", depends=["python >=3.8"]),
+            PackageDef("pyonly", "2.0", depends=["python >=99"]),
+            PackageDef("pyonly", "3.0", depends=[f"python {py}.*"]),
+            PackageDef("pyonly", "4.0", depends=["python 3.8.*"]),
+        ],
+    )
+    service.envs.create({"name": "built", "channels": [channel]})
+    assert build(service, "local", "built").status == "succeeded"
+    service.envs.create({"name": "old", "channels": [channel], "python": "3.8"})
+
+    def versions(*env):
+        [found] = service.packages.search("pyon", *env)["packages"]
+        return found["versions"]
+
+    assert versions("local", "built") == ["3.0", "1.0"]  # python from its lock
+    assert versions("local", "old") == ["4.0", "1.0"]  # never built: python from its spec
+    service.settings.channels = [channel]
+    assert versions() == ["4.0", "3.0", "2.0", "1.0"]
+
+
+def test_searches_share_one_gateway_until_it_expires(service, tmp_path, monkeypatch):
+    """A warm search reuses the repodata one gateway read (no re-parse); after
+    ``GATEWAY_TTL_S`` a new gateway sees what the channel published meanwhile."""
+    from jupyter_env_manager.core import packages
+    from jupyter_env_manager.testing.channel import build_channel
+    from jupyter_env_manager.testing.index_only import add_index_only_names
+
+    root = tmp_path / "growing"
+    service.settings.channels = [build_channel(root, host_packages=())]
+    assert service.packages.search("ralo")["packages"] == []
+    first = service.packages.gateway()
+    names = [n for n in add_index_only_names(root, 300) if n.startswith("r-")]
+    assert names
+    prefix = names[0][:5]
+    assert service.packages.gateway() is first
+    assert service.packages.search(prefix)["packages"] == []  # within the TTL: as read
+    monkeypatch.setattr(packages, "GATEWAY_TTL_S", 0.0)
+    found = [p["name"] for p in service.packages.search(prefix)["packages"]]
+    assert service.packages.gateway() is not first
+    assert names[0] in found
+    matching = [n for n in names if n.startswith(prefix)]
+    expected = sorted(matching, key=lambda n: (n != prefix, len(n), n))[: packages.SEARCH_LIMIT]
+    assert found == expected
+
+
+def test_concurrent_searches_share_the_gateway_safely(service, tmp_path):
+    """The REST handlers search from several threads at once: one shared gateway answers each
+    exactly as a search alone does (40 searches on 8 threads, bounded)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from jupyter_env_manager.testing.channel import build_channel
+    from jupyter_env_manager.testing.index_only import add_index_only_names
+
+    root = tmp_path / "busy"
+    service.settings.channels = [build_channel(root, host_packages=())]
+    add_index_only_names(root, 2000)
+    prefixes = ["p", "r-", "ka", "lib", "zz", "al", "py", "ma"]
+    alone = {q: service.packages.search(q)["packages"] for q in prefixes}
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda q: (q, service.packages.search(q)), prefixes * 5))
+    assert len(answers) == 40
+    assert all(reply["packages"] == alone[q] for q, reply in answers)
+    print(f"concurrent searches: {len(answers)} on 8 threads, all equal to the lone answers")

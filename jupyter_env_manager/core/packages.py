@@ -5,13 +5,17 @@ scanning the prefix: listing any version, even one no longer in use, costs one J
 diff compares two locks, of one environment or of two (a local environment and its shared
 copy, a draft and the published version), and has one shape for every door. Search asks the
 channels' repodata through rattler's gateway (sharded repodata where a channel offers it),
-cached in the package cache.
+cached in the package cache on disk and, for ``GATEWAY_TTL_S``, in memory: one gateway serves
+the searches of that time, so a warm search does not parse a channel's repodata again. A
+search for an environment lists only the versions its python can install.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,6 +30,9 @@ if TYPE_CHECKING:
     from .service import EnvService
 
 SEARCH_LIMIT = 25
+#: How long one rattler gateway (and the repodata it has read) serves searches; a new one
+#: then sees what the channels published meanwhile.
+GATEWAY_TTL_S = 300.0
 SEARCH_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}")
 
 
@@ -38,6 +45,9 @@ class ChannelUnavailable(EnvManagerError):
 class Packages:
     def __init__(self, service: EnvService):
         self.svc = service
+        self._gateway: Any = None
+        self._gateway_at = 0.0
+        self._gateway_lock = threading.Lock()
 
     # -- installed ---------------------------------------------------------------------------
 
@@ -163,19 +173,48 @@ class Packages:
             )
         prefix = query.strip().lower()
         channels = list(self.svc.settings.channels)
+        python = None
         if scope and name:
             store = self.svc.managed(scope, name)
             channels = store.read_env(name).spec.channels or channels
+            python = self._env_python(scope, name)
         # In a thread of its own: a kernel running %envmgr already has a running event loop.
         with ThreadPoolExecutor(1) as pool:
-            results = pool.submit(asyncio.run, self._search(prefix, channels)).result()
+            results = pool.submit(asyncio.run, self._search(prefix, channels, python)).result()
         return {"query": prefix, "channels": channels, "packages": results}
 
-    async def _search(self, prefix: str, channels: list[str]) -> list[dict[str, Any]]:
-        from rattler import Gateway, Platform
+    def _env_python(self, scope: str, name: str) -> str | None:
+        """The python version of an environment: the one in its lock, else a plain version
+        its spec (or the default) names; None when unknown (no filtering then)."""
+        store = self.svc.managed(scope, name)
+        number = store.active_version(name)
+        if number and (store.build_dir(name, number) / "lock.json").exists():
+            for entry in read_lock(store.build_dir(name, number)).get("conda", []):
+                if entry.get("name") == "python":
+                    return str(entry["version"])
+        wanted = store.read_env(name).spec.python or self.svc.settings.default_python
+        return wanted if wanted and re.fullmatch(r"\d+(\.\d+)*", wanted) else None
 
-        gateway = Gateway(cache_dir=Path(self.svc.settings.pkgs_dir) / "cache" / "repodata")
+    def gateway(self) -> Any:
+        """The rattler gateway of searches, new every ``GATEWAY_TTL_S`` seconds."""
+        from rattler import Gateway
+
+        with self._gateway_lock:
+            now = time.monotonic()
+            if self._gateway is None or now - self._gateway_at > GATEWAY_TTL_S:
+                cache = Path(self.svc.settings.pkgs_dir) / "cache" / "repodata"
+                self._gateway = Gateway(cache_dir=cache)
+                self._gateway_at = now
+            return self._gateway
+
+    async def _search(
+        self, prefix: str, channels: list[str], python: str | None = None
+    ) -> list[dict[str, Any]]:
+        from rattler import Platform, Version, VersionSpec
+
+        gateway = self.gateway()
         platforms = [Platform.current(), Platform("noarch")]
+        py_version = Version(python) if python else None
         try:
             names = await gateway.names(channels, platforms)
         except Exception as err:  # rattler's own exception types
@@ -193,6 +232,8 @@ class Packages:
         found: dict[str, dict[str, Any]] = {}
         for records in per_source:
             for r in records:
+                if py_version is not None and not _python_allows(r, py_version, VersionSpec):
+                    continue
                 entry = found.setdefault(
                     r.name.normalized,
                     {"name": r.name.normalized, "versions": {}, "channels": set()},
@@ -214,6 +255,21 @@ class Packages:
                 }
             )
         return results
+
+
+def _python_allows(record: Any, python: Any, version_spec: Any) -> bool:
+    """Whether a record's dependency on python (if any) accepts version ``python``."""
+    for dep in record.depends:
+        parts = dep.split(None, 1)
+        if parts[0] != "python" or len(parts) == 1:
+            continue
+        constraint = parts[1].split()[0]  # "python >=3.8" or "python 3.11.* *_cpython"
+        try:
+            if not version_spec(constraint).matches(python):
+                return False
+        except Exception:
+            continue  # a constraint we cannot read does not hide the package
+    return True
 
 
 def _channel_name(url: str | None) -> str | None:

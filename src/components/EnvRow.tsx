@@ -164,6 +164,7 @@ export function EnvRow(props: {
         CommandIDs.toggleKernel,
         CommandIDs.copy,
         CommandIDs.versions,
+        CommandIDs.openPackages,
         CommandIDs.exportEnv,
         CommandIDs.remove
       ]

@@ -16,6 +16,10 @@ export function VersionList(props: {
   onLog: (version: number) => void;
   onRevert: (version: number) => void;
   /**
+   * Compare a version with the one in use (in the Packages view).
+   */
+  onCompare?: (version: number) => void;
+  /**
    * Why no version can be restored now (the server's reason), or empty.
    */
   revert?: string;
@@ -96,6 +100,14 @@ export function VersionList(props: {
                 >
                   {trans.__('Log')}
                 </button>
+                {props.onCompare && (
+                  <CompareButton
+                    build={build}
+                    active={active}
+                    trans={trans}
+                    onCompare={props.onCompare}
+                  />
+                )}
                 <button
                   type="button"
                   className={`jp-EnvManager-Action ${why ? 'jp-mod-disabled' : ''}`}
@@ -118,5 +130,41 @@ export function VersionList(props: {
         })}
       </tbody>
     </table>
+  );
+}
+
+/**
+ * "Compare with…": the packages of a version against the one in use.
+ */
+function CompareButton(props: {
+  build: IBuild;
+  active: boolean;
+  trans: TranslationBundle;
+  onCompare: (version: number) => void;
+}): JSX.Element {
+  const { build, active, trans } = props;
+  const why = active
+    ? trans.__('This is the version in use: pick another one to compare')
+    : build.status !== 'succeeded'
+      ? trans.__('Only versions that built have packages to compare')
+      : '';
+  return (
+    <button
+      type="button"
+      className={`jp-EnvManager-Action ${why ? 'jp-mod-disabled' : ''}`}
+      aria-disabled={!!why}
+      title={
+        why ||
+        trans.__(
+          'Compare the packages of version %1 with the version in use',
+          build.version
+        )
+      }
+      aria-label={trans.__('Compare version %1 with…', build.version)}
+      data-action="compare"
+      onClick={() => !why && props.onCompare(build.version)}
+    >
+      {trans.__('Compare with…')}
+    </button>
   );
 }
