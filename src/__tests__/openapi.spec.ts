@@ -441,6 +441,9 @@ describe('tokens.ts against docs/openapi.yaml', () => {
     ],
     ['IPinResult', 'Pin', component('Pin')],
     ['IPinRequest', 'PinBody', jsonBody(paths['/pins'].post)],
+    ['IPackageList', 'Packages', component('Packages')],
+    ['IPackageDiff', 'Diff', component('Diff')],
+    ['ISearchReply', 'Search', component('Search')],
     ['IPinMetadata', 'PinCheckBody', jsonBody(paths['/pins/check'].post)],
     ['IGcResult', 'Collected', component('Collected')]
   ])('%s matches %s', (tsType, name, schema) => {
