@@ -52,7 +52,8 @@ def test_full_disk_mid_build_keeps_the_version_in_use(small_disk, envmgr_config,
     env = service.envs.get("local", "tiny")
     assert env["version"] == 1 and env["status"] == "failed"
     assert sorted(p.name for p in (prefix / "conda-meta").glob("*.json")) == before
-    assert (prefix / "etc" / "gamma.conf").read_text().strip() == f"prefix={prefix}"
+    real = prefix.resolve()  # the version's own directory
+    assert (prefix / "etc" / "gamma.conf").read_text().strip() == f"prefix={real}"
     assert list((small_disk / "envs" / ".envmgr" / "staging").iterdir()) == []
     # the space is given back: the next build that fits succeeds
     service.envs.update("local", "tiny", {"conda": ["alpha=2.0", "gamma"]})

@@ -376,6 +376,17 @@ def installed() -> set[str]:
         return set()
 
 
+def _building(store: Store, name: str) -> bool:
+    """Whether a build of ``name`` is under way (its worker will write the kernelspec)."""
+    from .records import LIVE
+
+    try:
+        latest = store.latest_build(name)
+    except EnvManagerError:
+        return False
+    return latest is not None and latest.status in LIVE and store.build_is_alive(name, latest)
+
+
 class Kernels:
     """The kernel part of the facade: which environments have a kernelspec, for this user.
 
@@ -519,6 +530,8 @@ class Kernels:
                     store.scope, name, prefix, display, version, store.root
                 ):
                     continue
+                if version is not None and _building(store, name):
+                    continue  # its worker writes the kernelspec once the version is in use
                 write_kernelspec(store.scope, name, prefix, display, version, store.root)
             except KernelError as err:
                 self.svc.log.warning("jupyter_env_manager: %s", err.message)
