@@ -158,6 +158,16 @@ class EnvManager(LoggingConfigurable):
         ),
     ).tag(config=True)
 
+    offline = Bool(
+        False,
+        help=(
+            "Build without network: solve from cached repodata and file:// channels only, "
+            "install from the package cache, the pip layer only from pip_find_links. A build "
+            "needing anything else fails before changing anything, naming what is missing. "
+            "`--offline` (CLI, magics) and the build body's `offline` ask for it per build."
+        ),
+    ).tag(config=True)
+
     @validate("max_concurrent_builds")
     def _validate_max_builds(self, proposal):
         value = proposal["value"]

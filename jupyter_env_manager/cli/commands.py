@@ -172,7 +172,8 @@ def _created(service, env: dict[str, Any], build) -> Result:
 
 def cmd_build(service, args, progress) -> Result:
     scope = _scope(args)
-    return build_result(service, scope, args.name, service.builds.start(scope, args.name))
+    build = service.builds.start(scope, args.name, offline=args.offline)
+    return build_result(service, scope, args.name, build)
 
 
 def cmd_install(service, args, progress) -> Result:

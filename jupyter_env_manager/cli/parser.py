@@ -96,7 +96,12 @@ def build_parser(prog: str = PROG) -> Parser:
     p.add_argument("--display-name", metavar="TEXT", help="name shown in the launcher")
     p.add_argument("--build", action="store_true", help="build it now")
 
-    add("build", [named], "build a new version from the spec, showing its log")
+    p = add("build", [named], "build a new version from the spec, showing its log")
+    p.add_argument(
+        "--offline",
+        action="store_true",
+        help="no network: cached repodata, file:// channels, the package cache, pip_find_links",
+    )
 
     for verb, doing in (("install", "add packages to"), ("uninstall", "remove packages from")):
         p = add(verb, [scoped], f"{doing} the current (or --env) environment's spec and rebuild")

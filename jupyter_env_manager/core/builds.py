@@ -32,17 +32,23 @@ class Builds:
 
     # -- starting ----------------------------------------------------------------------------
 
-    def start(self, scope: str, name: str, actor: str | None = None) -> Build:
-        """Build a new version from the environment's spec."""
-        return self.svc.runner.submit(scope, name, self.prepare(scope, name, actor))
+    def start(
+        self, scope: str, name: str, actor: str | None = None, offline: bool = False
+    ) -> Build:
+        """Build a new version from the environment's spec (``offline``: no network, also
+        when c.EnvManager.offline is False)."""
+        return self.svc.runner.submit(scope, name, self.prepare(scope, name, actor, offline))
 
-    def prepare(self, scope: str, name: str, actor: str | None = None) -> Build:
+    def prepare(
+        self, scope: str, name: str, actor: str | None = None, offline: bool = False
+    ) -> Build:
         """Number and record a build from the spec, without running it."""
         store = self.svc.managed(scope, name)
         spec = store.read_env(name).spec
         # The pip policy of this server, also for a spec saved before it or by another server.
         validate_pip_specs(spec.pip, self.svc.settings.pip_allow_direct_urls)
-        return self.queue(store, name, "build", None, spec, actor, **self._base(scope, spec))
+        extra = {**self._base(scope, spec), **({"offline": True} if offline else {})}
+        return self.queue(store, name, "build", None, spec, actor, **extra)
 
     def revert(self, scope: str, name: str, version: Any, actor: str | None = None) -> Build:
         """Put version N's exact lock back in use (no solve), and N's spec with it."""
@@ -129,7 +135,7 @@ class Builds:
             pip_no_index=s.pip_no_index,
             write_kernel=self.svc.kernels.wanted(store.scope, name),
             niceness=s.build_niceness,
-            **extra,
+            **{"offline": s.offline, **extra},
         )
 
     def queue(

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from .access import home_mkdir, home_mode, restrict_tree, user_umask
+from .diagnose import channel_error, make_gateway, missing_offline, redact
 from .errors import BuildFailed
 from .lockfile import lock_records, pip_distributions, read_lock, site_packages, write_locks
 from .spec import EnvSpec, python_match_spec
@@ -60,6 +61,9 @@ class BuildJob:
     # Record ``spec`` as the environment's spec once this build is in use (revert: version N's
     # spec; install/uninstall: the edited spec). A failed build leaves the spec as it was.
     record_spec: bool = False
+    # Offline (c.EnvManager.offline or --offline): cached repodata and file:// channels only,
+    # packages from the package cache, the pip layer from pip_find_links only.
+    offline: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -196,6 +200,8 @@ class Builder:
             source = Path(job.source_build_dir or "")
             self.log.write(f"reproducing the lock of {source.parent.parent.name} v{source.name}")
             records = lock_records(source)
+            if job.offline:
+                self.check_offline(records)
             pip_pins = [f"{d['name']}=={d['version']}" for d in read_lock(source)["pip"]]
             pip_reqs: list[str] = []
         else:
@@ -258,7 +264,7 @@ class Builder:
             self.log.write(f"warning: the kernelspec could not be written: {err}")
 
     async def solve(self) -> tuple[list[Any], list[str]]:
-        from rattler import Gateway, Platform, solve
+        from rattler import Platform, solve
 
         job = self.job
         specs: list[str] = []
@@ -274,8 +280,10 @@ class Builder:
         specs += [p for p in job.kernel_packages if p not in specs]
         specs += self.spec.conda
         self.log.write("specs: " + ", ".join(specs))
-        self.log.write("channels: " + ", ".join(self.channels))
-        gateway = Gateway(cache_dir=Path(job.pkgs_dir) / "cache" / "repodata")
+        self.log.write("channels: " + ", ".join(redact(c) for c in self.channels))
+        if job.offline:
+            self.log.write("offline: cached repodata and file:// channels, the package cache")
+        gateway = make_gateway(job.pkgs_dir, job.offline)
         started = time.monotonic()
         try:
             records = await solve(
@@ -286,11 +294,32 @@ class Builder:
                 locked_packages=locked or None,
             )
         except Exception as err:
-            raise BuildFailed(f"Could not solve the environment: {err}") from None
+            message = channel_error(
+                err, self.channels, "Could not solve the environment", job.offline
+            )
+            raise BuildFailed(message) from None
         self.log.write(f"solved {len(records)} packages in {time.monotonic() - started:.2f}s")
         for r in sorted(records, key=lambda r: r.name.normalized):
             self.log.write(f"  {r.name.normalized} {r.version} {r.build}")
+        if job.offline:
+            self.check_offline(records)
         return records, specs
+
+    def check_offline(self, records: list[Any]) -> None:
+        """Offline: every package must be in the package cache or on disk, before anything."""
+        missing = missing_offline(records, self.job.pkgs_dir)
+        if missing:
+            raise BuildFailed(
+                f"Offline, and {len(missing)} packages are neither in the package cache "
+                f"({self.job.pkgs_dir}) nor in a file:// channel: {', '.join(missing)}. Build "
+                "once with network, import a bundle that has them, or add a file:// channel."
+            )
+        if (self.spec.pip or self.job.base_build_dir) and not self.job.pip_find_links:
+            pip = ", ".join(self.spec.pip) or "the base environment's pip layer"
+            raise BuildFailed(
+                f"Offline, and the pip layer ({pip}) has no source: set "
+                "c.EnvManager.pip_find_links to a directory of wheels"
+            )
 
     async def install(self, records: list[Any], requested: list[str]) -> None:
         from rattler import install
@@ -309,7 +338,10 @@ class Builder:
                 requested_specs=requested_match_specs(requested),
             )
         except Exception as err:
-            raise BuildFailed(f"Could not install the packages: {err}") from None
+            message = channel_error(
+                err, self.channels, "Could not install the packages", self.job.offline
+            )
+            raise BuildFailed(message) from None
         self.log.set_phase("link")
         readable_records(self.staging)
         self.log.write(f"linked {len(records)} packages")
@@ -322,12 +354,14 @@ class Builder:
         from uv import find_uv_bin
 
         base = [find_uv_bin(), "pip", "install", "--no-config", "--python", str(python)]
-        if self.job.pip_index_url:
+        if self.job.pip_index_url and not self.job.offline:
             base += ["--index-url", self.job.pip_index_url]
         for link in self.job.pip_find_links:
             base += ["--find-links", link]
-        if self.job.pip_no_index:
+        if self.job.pip_no_index or self.job.offline:
             base.append("--no-index")
+        if self.job.offline:
+            base.append("--offline")
         if pins:
             # The locked layer first, exactly, without resolving anything new.
             await self.run_logged([*base, "--no-deps", "--", *pins], "pip")

@@ -225,8 +225,9 @@ def _channel_name(url: str | None) -> str | None:
 
 
 def _channel_error(channels: list[str], err: Exception) -> str:
-    reason = " ".join(str(err).split())[:300]
-    return f"Could not read the channels {', '.join(channels)}: {reason}"
+    from .diagnose import channel_error
+
+    return channel_error(err, channels, f"Could not read the channels {', '.join(channels)}")
 
 
 def _pep503(name: str) -> str:

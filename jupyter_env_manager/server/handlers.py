@@ -20,6 +20,7 @@ from jupyter_server.utils import url_path_join
 from tornado import web
 
 from ..core.bodies import (
+    build_request,
     copy_request,
     install_request,
     parse_json_body,
@@ -189,7 +190,8 @@ class BuildsHandler(BaseHandler):
     @tornado.web.authenticated
     @authorized
     async def post(self, scope: str, name: str):
-        build = await self.core(self.service.builds.start, scope, name, self.actor)
+        offline = self.checked(build_request, self.body())
+        build = await self.core(self.service.builds.start, scope, name, self.actor, offline)
         self.accepted({"build": build.public()}, scope, name, build)
 
 
