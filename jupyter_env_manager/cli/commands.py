@@ -332,7 +332,14 @@ COMMANDS = {
     "adopt": cmd_adopt,
     "sync-kernels": cmd_sync_kernels,
     "info": cmd_info,
+    "demo": lambda service, args, progress: _demo(service, args, progress),
 }
+
+
+def _demo(service, args, progress) -> Result:
+    from .demo import cmd_demo
+
+    return cmd_demo(service, args, progress)
 
 
 def build_result(service, scope: str, name: str, build, failed_note: str = "") -> Result:
@@ -424,7 +431,9 @@ def main(argv: list[str] | None = None) -> int:
             progress: Progress = StreamProgress()
         else:
             progress = Progress() if as_json else TextProgress()
-        result = dispatch(make_service(progress), args, progress)
+        # demo needs no core, and must work when the config it fixes cannot be read
+        service = None if args.command == "demo" else make_service(progress)
+        result = dispatch(service, args, progress)
     except HelpShown as shown:
         return shown.status
     except UsageError as err:

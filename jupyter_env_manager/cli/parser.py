@@ -154,6 +154,15 @@ def build_parser(prog: str = PROG) -> Parser:
     add("adopt", [named], "manage an environment made by conda or mamba")
     add("sync-kernels", [common], "re-create missing kernelspecs, remove orphaned ones")
     add("info", [common], "show the configuration: stores, channels, versions")
+    p = add("demo", [common], "write a local demo channel + wheelhouse (no network needed)")
+    p.add_argument(
+        "directory", metavar="DIR", nargs="?", default="~/envmgr-demo", help="where (~/envmgr-demo)"
+    )
+    p.add_argument(
+        "--configure",
+        action="store_true",
+        help="point the extension at it in your jupyter_server_config.json (other settings kept)",
+    )
     p = add("help", [], "show help for a command")
     p.add_argument("topic", metavar="COMMAND", nargs="?", help="a command")
     parser.commands = sub.choices
