@@ -117,7 +117,7 @@ def test_readme_offline_block_in_a_fresh_virtualenv(tmp_path):
     shutil.copy(SOURCE / "install.json", source / "install.json")
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", str(source)]
     subprocess.run(pip, check=True, timeout=900)
-    home = tmp_path / "home"
+    home = tmp_path / "user-home"
     home.mkdir()
     env = {
         k: v

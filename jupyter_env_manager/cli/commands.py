@@ -155,6 +155,10 @@ def cmd_create(service, args, progress) -> Result:
 
 
 def cmd_import(service, args, progress) -> Result:
+    if args.file.endswith(".tar"):  # a bundle: its exact lock, built with no network
+        from ..core.bundle import import_bundle
+
+        return _created(service, *import_bundle(service, args.file, _scope(args), args.name))
     body = {"scope": _scope(args), "environment_yml": read_text(args.file)}
     if args.name:
         body["name"] = args.name
@@ -240,6 +244,17 @@ def cmd_log(service, args, progress) -> Result:
 
 def cmd_export(service, args, progress) -> Result:
     scope = _scope(args)
+    if args.format == "bundle":
+        from ..core.bundle import export_bundle
+
+        if not args.output:
+            raise UsageError("--format bundle writes a file: add -o NAME.tar")
+        done = export_bundle(service, scope, args.name, args.output)
+        message = (
+            f"✓ wrote {args.output}: {done['conda']} conda archives, {done['pip']} wheels, "
+            "with sha256 checksums (import it with: jupyter envmgr import " + args.output + ")"
+        )
+        return Result("message", done, message)
     text, content_type, filename = service.envs.export(scope, args.name, args.format)
     data = {"format": args.format, "content_type": content_type, "filename": filename}
     if args.output:

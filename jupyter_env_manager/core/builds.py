@@ -119,7 +119,7 @@ class Builds:
 
     def job(self, store: Store, name: str, build: Build, spec: EnvSpec, **extra) -> BuildJob:
         s = self.svc.settings
-        return BuildJob(
+        fields: dict[str, Any] = dict(
             scope=store.scope,
             root=str(store.root),
             name=name,
@@ -135,8 +135,10 @@ class Builds:
             pip_no_index=s.pip_no_index,
             write_kernel=self.svc.kernels.wanted(store.scope, name),
             niceness=s.build_niceness,
-            **{"offline": s.offline, **extra},
+            offline=s.offline,
         )
+        fields.update(extra)  # e.g. a bundle's import: offline, its own wheels
+        return BuildJob(**fields)
 
     def queue(
         self,
