@@ -65,7 +65,7 @@ def test_every_command_has_help():
         assert command in top.stdout
         proc = envmgr(command, "--help")
         assert proc.stdout.startswith(f"usage: jupyter envmgr {command}"), proc.stdout
-    assert "--format {environment.yml,lock,explicit}" in envmgr("help", "export").stdout
+    assert "--format {environment.yml,lock,explicit,bundle}" in envmgr("help", "export").stdout
     assert envmgr().stdout == top.stdout  # no command: the help
 
 
