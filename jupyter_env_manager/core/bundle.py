@@ -15,6 +15,8 @@ links exactly its lock from there, offline, with the pip layer from its wheels o
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import hashlib
 import json
 import os
@@ -26,7 +28,7 @@ import uuid
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from .diagnose import redact
+from .diagnose import rattler_client, redact, restore_credentials
 from .errors import ValidationError
 from .lockfile import lock_records, read_lock, write_locks
 from .spec import EnvSpec, validate_name, validate_scope
@@ -77,17 +79,23 @@ def _archive(record: Any, pkgs_dir: Path, work: Path) -> Path:
     if cached.is_file():
         return cached
     target = work / str(record.file_name)
-    try:
-        with urllib.request.urlopen(url, timeout=60) as response, open(target, "wb") as out:
-            shutil.copyfileobj(response, out, _CHUNK)
-    except OSError as err:
+    try:  # rattler's client: the channel's credentials from rattler's stores, as builds do
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:  # a loop of its own
+            pool.submit(lambda: asyncio.run(_download(url, target))).result()
+    except Exception as err:
         raise ValidationError(
             f"The archive of {record.name.normalized} could not be fetched from "
-            f"{redact(url)}: {err}",
+            f"{redact(url)}: {redact(str(err))}",
             field="format",
             item=str(record.file_name),
         ) from None
     return target
+
+
+async def _download(url: str, target: Path) -> None:
+    from rattler.package_streaming import download_to_path
+
+    await download_to_path(rattler_client(), url, target)
 
 
 def _wheel(dist: dict[str, str], find_links: list[str]) -> Path | None:
@@ -115,6 +123,8 @@ def export_bundle(svc: EnvService, scope: str, name: str, output: str | os.PathL
         )
     build_dir = store.build_dir(name, version)
     records = lock_records(build_dir)
+    spec = store.read_env(name).spec
+    restore_credentials(records, list(svc.settings.channels) + list(spec.channels))
     pip = read_lock(build_dir)["pip"]
     wheels = {d["name"]: _wheel(d, list(svc.settings.pip_find_links)) for d in pip}
     no_wheel = sorted(n for n, w in wheels.items() if w is None)

@@ -15,6 +15,7 @@ One place for three things every build and search needs:
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,6 +112,19 @@ def channel_error(
 # -- offline ---------------------------------------------------------------------------------------
 
 
+def rattler_client() -> Any:
+    """rattler's standard HTTP client, with its authentication middleware.
+
+    py-rattler 0.28 workaround: a ``Gateway`` or ``install()`` given no client sends no
+    credentials at all; only ``Client.default_client()`` reads rattler's credential stores
+    (the file named by ``RATTLER_AUTH_FILE``, ``~/.rattler/credentials.json``, ``~/.netrc``,
+    the keyring). Credentials therefore stay outside specs: the admin puts them there.
+    """
+    from rattler.networking import Client
+
+    return Client.default_client()
+
+
 def make_gateway(pkgs_dir: str | Path, offline: bool) -> Any:
     """A rattler ``Gateway`` caching repodata under the package cache; offline if asked.
 
@@ -124,9 +138,9 @@ def make_gateway(pkgs_dir: str | Path, offline: bool) -> Any:
 
     cache = Path(pkgs_dir) / "cache" / "repodata"
     if not offline:
-        return Gateway(cache_dir=cache)
+        return Gateway(cache_dir=cache, client=rattler_client())
     config = SourceConfig(cache_action="force-cache-only", sharded_enabled=False)
-    return Gateway(cache_dir=cache, default_config=config)
+    return Gateway(cache_dir=cache, default_config=config, client=rattler_client())
 
 
 def cached_package_dir(pkgs_dir: str | Path, record: Any) -> Path:
@@ -151,14 +165,75 @@ def missing_offline(records: list[Any], pkgs_dir: str | Path) -> list[str]:
 # -- credentials -----------------------------------------------------------------------------------
 
 _USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@\s'\"]+@", re.I)
-_TOKEN_SEGMENT = re.compile(r"/t/[^/\s'\"]+")
+_TOKEN_SEGMENT = re.compile(r"(?P<pre>[a-z][a-z0-9+.-]*://[^\s'\"]*?)/t/[^/\s'\"]+", re.I)
 _QUERY_SECRET = re.compile(r"([?&](?:token|access_token|api_key|apikey|password)=)[^&\s'\"]+", re.I)
 REDACTED = "***"
+
+
+def has_credentials(url: str) -> bool:
+    """Whether ``url`` carries a secret that :func:`redact` would remove."""
+    return redact(url) != url
+
+
+def restore_credentials(records: list[Any], channels: list[str]) -> None:
+    """Put the configured channels' secrets back into a lock's redacted record URLs.
+
+    Locks are written redacted; a revert or copy that must download again takes the secret
+    from the channel as configured now (``c.EnvManager.channels``), never from a file we wrote.
+    """
+    bases = [(redact(b), b) for b in (channel_base_url(c) for c in channels) if has_credentials(b)]
+    for record in records:
+        url = str(record.url)
+        for shown_base, real_base in bases:
+            if url.startswith(shown_base):
+                record.url = real_base + url[len(shown_base) :]
+                break
+
+
+def redact_prefix_records(prefix: Path) -> int:
+    """Redact ``url`` and ``channel`` of the prefix's conda-meta records (rattler writes the
+    URL it downloaded from, token included); how many were rewritten."""
+    import json
+
+    changed = 0
+    for path in (prefix / "conda-meta").glob("*.json"):
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if not isinstance(data, dict):
+            continue
+        fields = {k: redact(v) for k in ("url", "channel") if isinstance(v := data.get(k), str)}
+        if any(data[k] != v for k, v in fields.items()):
+            data.update(fields)
+            tmp = path.with_name(f".{path.name}.tmp")
+            tmp.write_text(json.dumps(data, indent=2))
+            os.chmod(tmp, path.stat().st_mode & 0o777)
+            os.replace(tmp, path)
+            changed += 1
+    return changed
+
+
+def scrub_job_file(path: Path) -> None:
+    """Rewrite a build's job.json without secrets once its worker holds the job in memory."""
+    import json
+
+    try:
+        text = path.read_text()
+    except OSError:
+        return
+    clean = redact(text)
+    if clean != text:
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(clean)
+        os.chmod(tmp, path.stat().st_mode & 0o777)
+        os.replace(tmp, path)
+        json.loads(clean)  # still JSON (redaction only replaces inside strings)
 
 
 def redact(text: str) -> str:
     """``text`` with URL credentials replaced by ``***``: ``user:pass@``, ``/t/<token>/``
     (anaconda.org style token segments) and ``?token=`` style query parameters."""
     text = _USERINFO.sub(rf"\g<scheme>{REDACTED}@", text)
-    text = _TOKEN_SEGMENT.sub(f"/t/{REDACTED}", text)
+    text = _TOKEN_SEGMENT.sub(rf"\g<pre>/t/{REDACTED}", text)
     return _QUERY_SECRET.sub(rf"\1{REDACTED}", text)

@@ -26,7 +26,18 @@ from pathlib import Path
 from typing import Any
 
 from .access import home_mkdir, home_mode, restrict_tree, user_umask
-from .diagnose import channel_error, make_gateway, missing_offline, redact
+from .diagnose import (
+    channel_base_url,
+    channel_error,
+    has_credentials,
+    make_gateway,
+    missing_offline,
+    rattler_client,
+    redact,
+    redact_prefix_records,
+    restore_credentials,
+    scrub_job_file,
+)
 from .errors import BuildFailed
 from .lockfile import lock_records, pip_distributions, read_lock, site_packages, write_locks
 from .spec import EnvSpec, python_match_spec
@@ -86,7 +97,7 @@ class BuildLog:
         stamp = time.strftime("%H:%M:%S")
         with self._lock:
             try:
-                for line in text.rstrip("\n").splitlines() or [""]:
+                for line in redact(text).rstrip("\n").splitlines() or [""]:
                     self._file.write(f"[{stamp}] {line}\n")
             except OSError:
                 pass  # the log is best effort: a full disk must not turn into a second error
@@ -190,6 +201,7 @@ class Builder:
 
     async def run(self) -> None:
         job = self.job
+        scrub_job_file(self.build_dir / "job.json")  # the worker holds the job: no secret stays
         self.store.remove_tree(self.staging)
         self.staging.parent.mkdir(parents=True, exist_ok=True)
         (self.build_dir / "spec.json").write_text(json.dumps(job.spec, indent=1))
@@ -200,6 +212,7 @@ class Builder:
             source = Path(job.source_build_dir or "")
             self.log.write(f"reproducing the lock of {source.parent.parent.name} v{source.name}")
             records = lock_records(source)
+            restore_credentials(records, job.channels + self.spec.channels)
             if job.offline:
                 self.check_offline(records)
             pip_pins = [f"{d['name']}=={d['version']}" for d in read_lock(source)["pip"]]
@@ -336,6 +349,7 @@ class Builder:
                 reporter=reporter,  # type: ignore[arg-type]  # the protocol, via __getattr__
                 alternative_target_prefix=self.final,
                 requested_specs=requested_match_specs(requested),
+                client=rattler_client(),
             )
         except Exception as err:
             message = channel_error(
@@ -343,6 +357,8 @@ class Builder:
             )
             raise BuildFailed(message) from None
         self.log.set_phase("link")
+        if any(has_credentials(channel_base_url(c)) for c in self.channels):
+            redact_prefix_records(self.staging)
         readable_records(self.staging)
         self.log.write(f"linked {len(records)} packages")
 
