@@ -168,6 +168,14 @@ class EnvManager(LoggingConfigurable):
         ),
     ).tag(config=True)
 
+    max_bundle_mb = Int(
+        4096,
+        help=(
+            "Largest bundle (MiB) the REST upload `POST /env-manager/bundles` accepts; a larger "
+            "one gets 413 before it is stored. The CLI's `import NAME.tar` has no limit."
+        ),
+    ).tag(config=True)
+
     @validate("max_concurrent_builds")
     def _validate_max_builds(self, proposal):
         value = proposal["value"]

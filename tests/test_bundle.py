@@ -7,6 +7,7 @@ provide anything.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import subprocess
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 from helpers import build, run_in_kernel
 from test_offline import closed_port, needs_netns
+from tornado.httpclient import HTTPClientError
 
 from jupyter_env_manager.core.bundle import import_bundle
 from jupyter_env_manager.core.errors import ValidationError
@@ -155,3 +157,50 @@ def test_not_a_bundle(service, tmp_path):
     (tmp_path / "y.tar").write_bytes(b"not a tar")
     with pytest.raises(ValidationError, match="not a readable tar file"):
         import_bundle(service, tmp_path / "y.tar")
+
+
+# -- REST ------------------------------------------------------------------------------------------
+
+
+async def test_rest_export_and_upload_of_a_bundle(jp_fetch, jp_serverapp, tmp_path):
+    service = jp_serverapp.web_app.settings["env_manager"]
+    service.envs.create({"name": "src", "conda": ["pytool"], "pip": ["envmgr-hello"]})
+    assert build(service, "local", "src").status == "succeeded"
+    response = await jp_fetch(
+        "env-manager", "environments", "local", "src", "export", params={"format": "bundle"}
+    )
+    assert response.headers["Content-Type"] == "application/x-tar"
+    data = response.body
+    assert tarfile.open(fileobj=io.BytesIO(data)).getmember("manifest.json").isfile()
+
+    response = await jp_fetch(
+        "env-manager", "bundles", method="POST", body=data, params={"name": "up"}
+    )
+    assert response.code == 202
+    assert response.headers["Location"].endswith("/environments/local/up/builds/1")
+    for _ in range(600):  # the build runs in the server's queue
+        env = service.envs.get("local", "up")
+        if env["status"] not in ("building", "queued", "saved"):
+            break
+        await asyncio.sleep(0.2)
+    assert env["status"] == "ready", service.builds.read_log("local", "up", 1, 0)[0]
+
+
+async def test_rest_upload_refusals_create_nothing(jp_fetch, jp_serverapp, tmp_path):
+    service = jp_serverapp.web_app.settings["env_manager"]
+    files = {"manifest.json": json.dumps({"format": "x", "files": []}).encode()}
+    body = write_tar(tmp_path / "x.tar", files).read_bytes()
+    with pytest.raises(HTTPClientError) as info:
+        await jp_fetch("env-manager", "bundles", method="POST", body=body, params={"name": "n"})
+    assert info.value.code == 400
+    error = json.loads(info.value.response.body)
+    assert error["field"] == "bundle" and "not a jupyter_env_manager bundle" in error["message"]
+
+    service.settings.max_bundle_mb = 1
+    with pytest.raises(HTTPClientError) as info:
+        await jp_fetch(
+            "env-manager", "bundles", method="POST", body=b"\0" * (2 << 20), params={"name": "n"}
+        )
+    assert info.value.code == 413
+    assert "at most 1 MiB" in json.loads(info.value.response.body)["message"]
+    assert service.envs.list("local") == []
