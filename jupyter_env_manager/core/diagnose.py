@@ -99,12 +99,20 @@ def _which_channel(urls: list[str], channels: list[str]) -> str:
 
 
 def channel_error(
-    err: BaseException | str, channels: list[str], what: str, offline: bool = False
+    err: BaseException | str,
+    channels: list[str],
+    what: str,
+    offline: bool = False,
+    lead: bool = True,
 ) -> str:
-    """The message of a failed solve/download/search: the channel problem, else ``what``."""
+    """The message of a failed solve/download/search: ``what: the channel problem`` (only the
+    problem with ``lead=False``: a build's phase already says what failed), else ``what: err``.
+
+    The problem comes first and short, so that a notification, which shows 140 characters,
+    still names the channel and the cause."""
     problem = classify(err, channels)
     if problem is not None:
-        return f"{what}: {problem.message(offline)}"
+        return f"{what}: {problem.message(offline)}" if lead else problem.message(offline)
     reason = " ".join(redact(str(err)).split())
     return f"{what}: {reason}"
 

@@ -308,7 +308,7 @@ class Builder:
             )
         except Exception as err:
             message = channel_error(
-                err, self.channels, "Could not solve the environment", job.offline
+                err, self.channels, "Could not solve the environment", job.offline, lead=False
             )
             raise BuildFailed(message) from None
         self.log.write(f"solved {len(records)} packages in {time.monotonic() - started:.2f}s")
@@ -353,7 +353,7 @@ class Builder:
             )
         except Exception as err:
             message = channel_error(
-                err, self.channels, "Could not install the packages", self.job.offline
+                err, self.channels, "Could not install the packages", self.job.offline, lead=False
             )
             raise BuildFailed(message) from None
         self.log.set_phase("link")
