@@ -1,4 +1,5 @@
 import { expect, test } from '@jupyterlab/galata';
+import * as fs from 'fs';
 import type { Page } from '@playwright/test';
 import { API, PANEL, remove, row } from './helpers';
 
@@ -9,6 +10,7 @@ import { API, PANEL, remove, row } from './helpers';
  */
 const GOOD = 'firstrun-good';
 const BAD = 'firstrun-bad';
+const MOVED = 'firstrun-moved';
 
 interface IContrast {
   what: string;
@@ -130,6 +132,7 @@ test.describe('First run', () => {
     await setTheme(page, 'JupyterLab Light');
     await remove(request, baseURL!, 'local', GOOD);
     await remove(request, baseURL!, 'local', BAD);
+    await remove(request, baseURL!, 'local', MOVED);
   });
 
   for (const theme of ['JupyterLab Light', 'JupyterLab Dark']) {
@@ -191,5 +194,31 @@ test.describe('First run', () => {
       return result;
     }, PANEL);
     expect(overflowing).toEqual([]);
+  });
+
+  test('a bundle exported by one environment is imported from the panel', async ({
+    page,
+    request,
+    baseURL
+  }) => {
+    const exported = await request.get(
+      `${baseURL}/${API}/local/${GOOD}/export?format=bundle`
+    );
+    expect(exported.status()).toBe(200);
+    // (over Playwright's 50 MB buffer limit: a file)
+    const tar = test.info().outputPath(`${GOOD}.tar`);
+    fs.writeFileSync(tar, await exported.body());
+    await page.sidebar.openTab(PANEL);
+    const panel = page.locator(`#${PANEL}`);
+    await panel.getByRole('button', { name: 'Import environment.yml' }).click();
+    const dialog = page.locator('.jp-EnvManager-FormDialog');
+    await dialog.locator('input[type="file"]').setInputFiles(tar);
+    await expect(dialog.locator(`[data-bundle="${GOOD}.tar"]`)).toBeVisible();
+    await dialog.locator('input[name="name"]').fill(MOVED);
+    await dialog.getByRole('button', { name: 'Import', exact: true }).click();
+    await expect(dialog).toHaveCount(0, { timeout: 60_000 }); // the upload
+    await expect(
+      row(page, 'local', MOVED).locator('.jp-EnvManager-Badge.jp-mod-ready')
+    ).toBeVisible({ timeout: 120_000 });
   });
 });
