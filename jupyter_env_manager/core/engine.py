@@ -327,10 +327,9 @@ class Builder:
                 f"({self.job.pkgs_dir}) nor in a file:// channel: {', '.join(missing)}. Build "
                 "once with network, import a bundle that has them, or add a file:// channel."
             )
-        if (self.spec.pip or self.job.base_build_dir) and not self.job.pip_find_links:
-            pip = ", ".join(self.spec.pip) or "the base environment's pip layer"
+        if self.spec.pip and not self.job.pip_find_links:
             raise BuildFailed(
-                f"Offline, and the pip layer ({pip}) has no source: set "
+                f"Offline, and the pip layer ({', '.join(self.spec.pip)}) has no source: set "
                 "c.EnvManager.pip_find_links to a directory of wheels"
             )
 

@@ -172,9 +172,11 @@ class Packages:
         return {"query": prefix, "channels": channels, "packages": results}
 
     async def _search(self, prefix: str, channels: list[str]) -> list[dict[str, Any]]:
-        from rattler import Gateway, Platform
+        from rattler import Platform
 
-        gateway = Gateway(cache_dir=Path(self.svc.settings.pkgs_dir) / "cache" / "repodata")
+        from .diagnose import make_gateway  # credentials and offline, as builds have them
+
+        gateway = make_gateway(self.svc.settings.pkgs_dir, self.svc.settings.offline)
         platforms = [Platform.current(), Platform("noarch")]
         try:
             names = await gateway.names(channels, platforms)
