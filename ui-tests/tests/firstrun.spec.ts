@@ -135,7 +135,11 @@ test.describe('First run', () => {
     await remove(request, baseURL!, 'local', MOVED);
   });
 
-  for (const theme of ['JupyterLab Light', 'JupyterLab Dark']) {
+  for (const theme of [
+    'JupyterLab Light',
+    'JupyterLab Dark',
+    'JupyterLab Dark High Contrast'
+  ]) {
     test(`banners and badges meet 4.5:1 in ${theme}`, async ({ page }) => {
       await setTheme(page, theme);
       await page.sidebar.openTab(PANEL);
