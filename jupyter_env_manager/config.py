@@ -204,6 +204,24 @@ class EnvManager(LoggingConfigurable):
             raise ValueError("kernel_stale_s must be at least 900 (kernels refresh every 300 s)")
         return proposal["value"]
 
+    offline = Bool(
+        False,
+        help=(
+            "Build without network: solve from cached repodata and file:// channels only, "
+            "install from the package cache, the pip layer only from pip_find_links. A build "
+            "needing anything else fails before changing anything, naming what is missing. "
+            "`--offline` (CLI, magics) and the build body's `offline` ask for it per build."
+        ),
+    ).tag(config=True)
+
+    max_bundle_mb = Int(
+        4096,
+        help=(
+            "Largest bundle (MiB) the REST upload `POST /env-manager/bundles` accepts; a larger "
+            "one gets 413 before it is stored. The CLI's `import NAME.tar` has no limit."
+        ),
+    ).tag(config=True)
+
     @validate("max_concurrent_builds")
     def _validate_max_builds(self, proposal):
         value = proposal["value"]

@@ -204,6 +204,32 @@ export class EnvManagerAPI {
     return this._json<IEnv>('environments/import', json('POST', request));
   }
 
+  /**
+   * Upload a bundle (a tar file made by `export --format bundle`): the server
+   * checks every member, creates the environment and builds exactly its lock
+   * with no network (202).
+   */
+  async importBundle(
+    bundle: Blob,
+    scope: Scope,
+    name: string
+  ): Promise<{ environment: IEnv; build: IBuild }> {
+    const query = new URLSearchParams({ scope });
+    if (name) {
+      query.set('name', name);
+    }
+    const reply = await requestJSON<{ environment: IEnv; build: IBuild }>(
+      `bundles?${query.toString()}`,
+      {
+        method: 'POST',
+        body: bundle,
+        headers: { 'Content-Type': 'application/x-tar' }
+      },
+      this.serverSettings
+    );
+    return reply.body;
+  }
+
   getEnvironment(ref: IEnvRef): Promise<IEnv> {
     return this._json<IEnv>(envPath(ref));
   }
@@ -326,6 +352,27 @@ export class EnvManagerAPI {
         ? `${ref.name}-environment.yml`
         : `${ref.name}-${format}.txt`;
     return { text: reply.text, filename: match ? match[1] : fallback };
+  }
+
+  /**
+   * The bundle of the version in use: a tar file with its spec, locks, every
+   * package archive and wheel, and their checksums.
+   */
+  async exportBundle(ref: IEnvRef): Promise<{ blob: Blob; filename: string }> {
+    const url = URLExt.join(
+      this.serverSettings.baseUrl,
+      API_NAMESPACE,
+      `${envPath(ref, 'export')}?format=bundle`
+    );
+    const response = await ServerConnection.makeRequest(
+      url,
+      {},
+      this.serverSettings
+    );
+    if (!response.ok) {
+      throw await errorFromResponse(response);
+    }
+    return { blob: await response.blob(), filename: `${ref.name}.tar` };
   }
 
   adopt(ref: IEnvRef): Promise<IEnv> {

@@ -182,7 +182,19 @@ export function addCommands(
     icon: args => (args.isPalette ? undefined : fileUploadIcon),
     isEnabled: () => model.connection === 'ready',
     execute: async () => {
-      const result = await showImportForm({ model, trans });
+      const result = await showImportForm({
+        model,
+        trans,
+        onBundleBuild: (env, build) =>
+          followBuild({
+            model,
+            trans,
+            ref: env,
+            build,
+            what: trans.__('Import'),
+            openLog
+          })
+      });
       const env = result.value;
       if (!result.button.accept || !env) {
         return;
@@ -547,6 +559,14 @@ export function addCommands(
           }
         );
       }
+      if (locked && env.managed) {
+        formats.push({
+          value: 'bundle',
+          label: trans.__(
+            'Bundle (.tar: every package, for a machine with no network)'
+          )
+        });
+      }
       const answer = await InputDialog.getItem({
         title: trans.__('Export %1', env.name),
         label: locked
@@ -562,6 +582,11 @@ export function addCommands(
       const format =
         formats.find(f => f.label === answer.value)?.value ?? 'environment.yml';
       try {
+        if (format === 'bundle') {
+          const { blob, filename } = await model.api.exportBundle(env);
+          download(blob, filename);
+          return;
+        }
         const { text, filename } = await model.api.exportEnvironment(
           env,
           format

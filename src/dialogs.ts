@@ -115,13 +115,28 @@ export function showEnvForm(options: {
 export function showImportForm(options: {
   model: EnvManagerModel;
   trans: TranslationBundle;
+  /**
+   * Called with the build a bundle's import started (to follow it).
+   */
+  onBundleBuild?: (env: IEnv, build: IBuild) => void;
 }): Promise<Dialog.IResult<IEnv | null>> {
-  const { model, trans } = options;
+  const { model, trans, onBundleBuild } = options;
   const body = new ImportFormBody({
     values: { scope: 'local', name: '', environment_yml: '' },
     shared: model.sharedState,
     trans,
-    submit: (values, build) => model.importYaml(importRequest(values, build))
+    submit: async (values, build) => {
+      if (body.bundle) {
+        const { env, build: started } = await model.importBundle(
+          body.bundle,
+          values.scope,
+          values.name.trim()
+        );
+        onBundleBuild?.(env, started);
+        return env;
+      }
+      return model.importYaml(importRequest(values, build));
+    }
   });
   const dialog = new FormDialog({
     title: trans.__('Import environment.yml'),
@@ -194,8 +209,10 @@ export async function showVersions(options: {
 /**
  * Save text as a file through the browser.
  */
-export function download(text: string, filename: string): void {
-  const url = URL.createObjectURL(new Blob([text], { type: 'text/plain' }));
+export function download(text: string | Blob, filename: string): void {
+  const blob =
+    typeof text === 'string' ? new Blob([text], { type: 'text/plain' }) : text;
+  const url = URL.createObjectURL(blob);
   const link = document.createElement('a');
   link.href = url;
   link.download = filename;

@@ -278,6 +278,20 @@ export class EnvManagerModel implements IDisposable {
     return this._upsert(await this.api.importEnvironment(request));
   }
 
+  /**
+   * Import a bundle; its build starts at once.
+   */
+  async importBundle(
+    bundle: Blob,
+    scope: Scope,
+    name: string
+  ): Promise<{ env: IEnv; build: IBuild }> {
+    const reply = await this.api.importBundle(bundle, scope, name);
+    const env = this._upsert(reply.environment);
+    this._applyBuild(env, reply.build);
+    return { env, build: reply.build };
+  }
+
   async update(ref: IEnvRef, patch: IEnvPatch): Promise<IEnv> {
     return this._upsert(await this.api.updateEnvironment(ref, patch));
   }

@@ -8,6 +8,24 @@ import type { IBuild, IBuildEvent, IEnvRef } from './tokens';
 const RUNNING = new Set(['queued', 'running']);
 
 /**
+ * How much of a message a notification shows (JupyterLab cuts toasts there).
+ */
+export const NOTIFICATION_LENGTH = 140;
+
+/**
+ * `text` cut at the last word boundary that fits in `max` characters, with an
+ * ellipsis; never in the middle of a word or a URL (the log has it whole).
+ */
+export function fitAtWord(text: string, max = NOTIFICATION_LENGTH): string {
+  if (text.length <= max) {
+    return text;
+  }
+  const room = text.slice(0, max - 1);
+  const cut = room.lastIndexOf(' ');
+  return `${(cut > 0 ? room.slice(0, cut) : room).replace(/[\s,;:.]+$/, '')}…`;
+}
+
+/**
  * Show a running build as an in-progress notification that turns into
  * success or error, with a "Show log" action, when the build finishes.
  */
@@ -46,13 +64,15 @@ export function followBuild(options: {
       id,
       message: ok
         ? trans.__('%1: %2 version %3 is ready', what, ref.name, build.version)
-        : trans.__(
-            '%1: %2 version %3 %4%5',
-            what,
-            ref.name,
-            build.version,
-            statusLabel(trans, status),
-            error ? `: ${error}` : ''
+        : fitAtWord(
+            trans.__(
+              '%1: %2 version %3 %4%5',
+              what,
+              ref.name,
+              build.version,
+              statusLabel(trans, status),
+              error ? `: ${error}` : ''
+            )
           ),
       type: ok ? 'success' : status === 'cancelled' ? 'warning' : 'error',
       autoClose: ok ? 5000 : false,

@@ -229,7 +229,7 @@ export interface IEnvPatch {
 /**
  * The formats of GET .../export.
  */
-export type ExportFormat = 'environment.yml' | 'lock' | 'explicit';
+export type ExportFormat = 'environment.yml' | 'lock' | 'explicit' | 'bundle';
 
 /**
  * Identifies an environment.

@@ -25,7 +25,7 @@ COMMANDS = [
     "list", "show", "create", "import", "build", "install", "uninstall", "activate",
     "deactivate", "copy", "versions", "revert", "log", "export", "delete", "adopt",
     "sync-kernels", "info", "help", "packages", "diff", "search", "pin", "unpin", "gc", "du",
-    "clean",
+    "clean", "demo",
 ]  # fmt: skip
 
 
@@ -66,7 +66,7 @@ def test_every_command_has_help():
         assert command in top.stdout
         proc = envmgr(command, "--help")
         assert proc.stdout.startswith(f"usage: jupyter envmgr {command}"), proc.stdout
-    assert "--format {environment.yml,lock,explicit}" in envmgr("help", "export").stdout
+    assert "--format {environment.yml,lock,explicit,bundle}" in envmgr("help", "export").stdout
     assert envmgr().stdout == top.stdout  # no command: the help
 
 

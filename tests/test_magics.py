@@ -205,7 +205,8 @@ def test_install_in_a_running_kernel(service, config_file):
         assert out.strip() == str([os.sys.executable, "-m", "jupyter_env_manager.cli"])
 
         got = execute(kc, "%envmgr install --pip envmgr-hello==2.0")
-        assert "✓ built local/nb v2" in got["stdout"], got
+        # the final line once: in the progress display, not printed again below it
+        assert "✓ built" not in got["stdout"], got
         assert "Ready to import in this kernel: envmgr-hello 2.0" in got["stdout"]
         # progress: one display, updated in place, ending with the result
         kinds = [kind for kind, _ in got["displays"]]
@@ -214,6 +215,11 @@ def test_install_in_a_running_kernel(service, config_file):
         last = got["displays"][-1][1]
         assert last["transient"]["display_id"] == display_id
         assert "pip ✓" in last["data"]["text/plain"] and "✓ built" in last["data"]["text/html"]
+        finals = {  # what the notebook shows in the end: the last version of each display
+            (c.get("transient") or {}).get("display_id") or i: c["data"].get("text/plain", "")
+            for i, (_, c) in enumerate(got["displays"])
+        }
+        assert sum(text.count("✓ built") for text in finals.values()) == 1, finals
         out = execute(kc, "import envmgr_hello; print(envmgr_hello.__version__)")["stdout"]
         assert out.strip() == "2.0"
 

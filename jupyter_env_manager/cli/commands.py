@@ -155,6 +155,10 @@ def cmd_create(service, args, progress) -> Result:
 
 
 def cmd_import(service, args, progress) -> Result:
+    if args.file.endswith(".tar"):  # a bundle: its exact lock, built with no network
+        from ..core.bundle import import_bundle
+
+        return _created(service, *import_bundle(service, args.file, _scope(args), args.name))
     body = {"scope": _scope(args), "environment_yml": read_text(args.file)}
     if args.name:
         body["name"] = args.name
@@ -172,7 +176,8 @@ def _created(service, env: dict[str, Any], build) -> Result:
 
 def cmd_build(service, args, progress) -> Result:
     scope = _scope(args)
-    return build_result(service, scope, args.name, service.builds.start(scope, args.name))
+    build = service.builds.start(scope, args.name, offline=args.offline)
+    return build_result(service, scope, args.name, build)
 
 
 def cmd_install(service, args, progress) -> Result:
@@ -239,6 +244,17 @@ def cmd_log(service, args, progress) -> Result:
 
 def cmd_export(service, args, progress) -> Result:
     scope = _scope(args)
+    if args.format == "bundle":
+        from ..core.bundle import export_bundle
+
+        if not args.output:
+            raise UsageError("--format bundle writes a file: add -o NAME.tar")
+        done = export_bundle(service, scope, args.name, args.output)
+        message = (
+            f"✓ wrote {args.output}: {done['conda']} conda archives, {done['pip']} wheels, "
+            "with sha256 checksums (import it with: jupyter envmgr import " + args.output + ")"
+        )
+        return Result("message", done, message)
     text, content_type, filename = service.envs.export(scope, args.name, args.format)
     data = {"format": args.format, "content_type": content_type, "filename": filename}
     if args.output:
@@ -423,7 +439,14 @@ COMMANDS = {
     "adopt": cmd_adopt,
     "sync-kernels": cmd_sync_kernels,
     "info": cmd_info,
+    "demo": lambda service, args, progress: _demo(service, args, progress),
 }
+
+
+def _demo(service, args, progress) -> Result:
+    from .demo import cmd_demo
+
+    return cmd_demo(service, args, progress)
 
 
 def build_result(service, scope: str, name: str, build, failed_note: str = "") -> Result:
@@ -516,7 +539,9 @@ def main(argv: list[str] | None = None) -> int:
             progress: Progress = StreamProgress()
         else:
             progress = Progress() if as_json else TextProgress()
-        result = dispatch(make_service(progress), args, progress)
+        # demo needs no core, and must work when the config it fixes cannot be read
+        service = None if args.command == "demo" else make_service(progress)
+        result = dispatch(service, args, progress)
     except HelpShown as shown:
         return shown.status
     except UsageError as err:

@@ -92,7 +92,9 @@ class EnvManagerMagics(Magics):
         else:
             progress = TextProgress()
         result = core_runner().run(args, argv, progress)
-        show(result, args.json)
+        # A build's ✓/✗ line is already the last line of the notebook's progress display.
+        shown = isinstance(progress, NotebookProgress) and progress.outcome is not None
+        show(result, args.json, message=not shown)
         if before is not None and result.ok:
             prefix = os.path.realpath(result.data["environment"]["prefix"])
             here = os.path.realpath(current_prefix())
@@ -212,7 +214,7 @@ def core_runner() -> InProcess | Delegated:
 # -- showing results -----------------------------------------------------------------------------
 
 
-def show(result: Result, as_json: bool) -> None:
+def show(result: Result, as_json: bool, message: bool = True) -> None:
     if as_json:
         print(json.dumps(result.data, indent=1))
         return
@@ -226,7 +228,7 @@ def show(result: Result, as_json: bool) -> None:
     if rich:
         plain = render_text(Result(result.kind, result.data))
         display({"text/plain": plain, "text/html": rich}, raw=True)
-    if result.message:
+    if result.message and message:
         print(result.message, file=sys.stdout if result.ok else sys.stderr, flush=True)
 
 

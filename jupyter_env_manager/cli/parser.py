@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 
 PROG = "jupyter envmgr"
-EXPORT_FORMATS = ("environment.yml", "lock", "explicit")
+EXPORT_FORMATS = ("environment.yml", "lock", "explicit", "bundle")
 
 
 class UsageError(Exception):
@@ -90,13 +90,18 @@ def build_parser(prog: str = PROG) -> Parser:
     p.add_argument("--file", metavar="environment.yml", help="take the packages from this file")
     p.add_argument("--build", action="store_true", help="build it now")
 
-    p = add("import", [scoped], "create an environment from an environment.yml")
-    p.add_argument("file", metavar="FILE", help="the environment.yml")
+    p = add("import", [scoped], "create an environment from an environment.yml or a bundle")
+    p.add_argument("file", metavar="FILE", help="the environment.yml, or a bundle (.tar)")
     p.add_argument("--name", help="environment name (default: the file's name:)")
     p.add_argument("--display-name", metavar="TEXT", help="name shown in the launcher")
     p.add_argument("--build", action="store_true", help="build it now")
 
-    add("build", [named], "build a new version from the spec, showing its log")
+    p = add("build", [named], "build a new version from the spec, showing its log")
+    p.add_argument(
+        "--offline",
+        action="store_true",
+        help="no network: cached repodata, file:// channels, the package cache, pip_find_links",
+    )
 
     for verb, doing in (("install", "add packages to"), ("uninstall", "remove packages from")):
         p = add(verb, [scoped], f"{doing} the current (or --env) environment's spec and rebuild")
@@ -178,6 +183,15 @@ def build_parser(prog: str = PROG) -> Parser:
     add("adopt", [named], "manage an environment made by conda or mamba")
     add("sync-kernels", [common], "re-create missing kernelspecs, remove orphaned ones")
     add("info", [common], "show the configuration: stores, channels, versions")
+    p = add("demo", [common], "write a local demo channel + wheelhouse (no network needed)")
+    p.add_argument(
+        "directory", metavar="DIR", nargs="?", default="~/envmgr-demo", help="where (~/envmgr-demo)"
+    )
+    p.add_argument(
+        "--configure",
+        action="store_true",
+        help="point the extension at it in your jupyter_server_config.json (other settings kept)",
+    )
     p = add("help", [], "show help for a command")
     p.add_argument("topic", metavar="COMMAND", nargs="?", help="a command")
     parser.commands = sub.choices

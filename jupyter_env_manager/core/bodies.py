@@ -197,6 +197,15 @@ def revert_version(body: Any) -> int:
     return parse_version(version)
 
 
+BUILD_FIELDS = ("offline",)
+
+
+def build_request(body: Any) -> bool:
+    """The body of ``POST .../builds`` (may be empty): ``offline``, a boolean. Returns it."""
+    check_known(body, BUILD_FIELDS)
+    return _boolean(body, "offline")
+
+
 def check_offset(offset: Any, size: int) -> int:
     """A log offset must be an integer within the log (``size`` bytes so far)."""
     if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:

@@ -32,17 +32,23 @@ class Builds:
 
     # -- starting ----------------------------------------------------------------------------
 
-    def start(self, scope: str, name: str, actor: str | None = None) -> Build:
-        """Build a new version from the environment's spec."""
-        return self.svc.runner.submit(scope, name, self.prepare(scope, name, actor))
+    def start(
+        self, scope: str, name: str, actor: str | None = None, offline: bool = False
+    ) -> Build:
+        """Build a new version from the environment's spec (``offline``: no network, also
+        when c.EnvManager.offline is False)."""
+        return self.svc.runner.submit(scope, name, self.prepare(scope, name, actor, offline))
 
-    def prepare(self, scope: str, name: str, actor: str | None = None) -> Build:
+    def prepare(
+        self, scope: str, name: str, actor: str | None = None, offline: bool = False
+    ) -> Build:
         """Number and record a build from the spec, without running it."""
         store = self.svc.managed(scope, name)
         spec = store.read_env(name).spec
         # The pip policy of this server, also for a spec saved before it or by another server.
         validate_pip_specs(spec.pip, self.svc.settings.pip_allow_direct_urls)
-        return self.queue(store, name, "build", None, spec, actor, **self._base(scope, spec))
+        extra = {**self._base(scope, spec), **({"offline": True} if offline else {})}
+        return self.queue(store, name, "build", None, spec, actor, **extra)
 
     def revert(self, scope: str, name: str, version: Any, actor: str | None = None) -> Build:
         """Put version N's exact lock back in use (no solve), and N's spec with it."""
@@ -113,7 +119,7 @@ class Builds:
 
     def job(self, store: Store, name: str, build: Build, spec: EnvSpec, **extra) -> BuildJob:
         s = self.svc.settings
-        return BuildJob(
+        fields: dict[str, Any] = dict(
             scope=store.scope,
             root=str(store.root),
             name=name,
@@ -132,8 +138,10 @@ class Builds:
             keep_versions=s.keep_versions,
             kernel_stale_s=s.kernel_stale_s,
             pin_keep_s=s.pin_keep_s,
-            **extra,
+            offline=s.offline,
         )
+        fields.update(extra)  # e.g. a bundle's import: offline, its own wheels
+        return BuildJob(**fields)
 
     def queue(
         self,

@@ -28,6 +28,18 @@ from pathlib import Path
 from typing import Any
 
 from .access import home_mkdir, home_mode, restrict_tree, user_umask
+from .diagnose import (
+    channel_base_url,
+    channel_error,
+    has_credentials,
+    make_gateway,
+    missing_offline,
+    rattler_client,
+    redact,
+    redact_prefix_records,
+    restore_credentials,
+    scrub_job_file,
+)
 from .errors import BuildFailed
 from .lockfile import lock_records, pip_distributions, read_lock, site_packages, write_locks
 from .spec import EnvSpec, python_match_spec
@@ -66,6 +78,9 @@ class BuildJob:
     keep_versions: int = 3
     kernel_stale_s: float = 86400.0
     pin_keep_s: float = 30 * 86400.0
+    # Offline (c.EnvManager.offline or --offline): cached repodata and file:// channels only,
+    # packages from the package cache, the pip layer from pip_find_links only.
+    offline: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -88,7 +103,7 @@ class BuildLog:
         stamp = time.strftime("%H:%M:%S")
         with self._lock:
             try:
-                for line in text.rstrip("\n").splitlines() or [""]:
+                for line in redact(text).rstrip("\n").splitlines() or [""]:
                     self._file.write(f"[{stamp}] {line}\n")
             except OSError:
                 pass  # the log is best effort: a full disk must not turn into a second error
@@ -196,6 +211,7 @@ class Builder:
 
     async def run(self) -> None:
         job = self.job
+        scrub_job_file(self.build_dir / "job.json")  # the worker holds the job: no secret stays
         self.store.remove_tree(self.staging)
         self.staging.parent.mkdir(parents=True, exist_ok=True)
         (self.build_dir / "spec.json").write_text(json.dumps(job.spec, indent=1))
@@ -206,6 +222,9 @@ class Builder:
             source = Path(job.source_build_dir or "")
             self.log.write(f"reproducing the lock of {source.parent.parent.name} v{source.name}")
             records = lock_records(source)
+            restore_credentials(records, job.channels + self.spec.channels)
+            if job.offline:
+                self.check_offline(records)
             pip_pins = [f"{d['name']}=={d['version']}" for d in read_lock(source)["pip"]]
             pip_reqs: list[str] = []
         else:
@@ -282,6 +301,9 @@ class Builder:
         job = self.job
         source = Path(job.source_build_dir or "")
         records = lock_records(source)
+        restore_credentials(records, job.channels + self.spec.channels)
+        if job.offline:
+            self.check_offline(records)
         pip_pins = [f"{d['name']}=={d['version']}" for d in read_lock(source)["pip"]]
         self.log.write(f"materializing {job.name} v{job.version} from its lock: {self.final}")
         self.store.remove_tree(self.staging)
@@ -324,7 +346,7 @@ class Builder:
             self.log.write(f"kept {', '.join(names)}: running kernels use them")
 
     async def solve(self) -> tuple[list[Any], list[str]]:
-        from rattler import Gateway, Platform, solve
+        from rattler import Platform, solve
 
         job = self.job
         specs: list[str] = []
@@ -340,8 +362,10 @@ class Builder:
         specs += [p for p in job.kernel_packages if p not in specs]
         specs += self.spec.conda
         self.log.write("specs: " + ", ".join(specs))
-        self.log.write("channels: " + ", ".join(self.channels))
-        gateway = Gateway(cache_dir=Path(job.pkgs_dir) / "cache" / "repodata")
+        self.log.write("channels: " + ", ".join(redact(c) for c in self.channels))
+        if job.offline:
+            self.log.write("offline: cached repodata and file:// channels, the package cache")
+        gateway = make_gateway(job.pkgs_dir, job.offline)
         started = time.monotonic()
         try:
             records = await solve(
@@ -352,11 +376,31 @@ class Builder:
                 locked_packages=locked or None,
             )
         except Exception as err:
-            raise BuildFailed(f"Could not solve the environment: {err}") from None
+            message = channel_error(
+                err, self.channels, "Could not solve the environment", job.offline, lead=False
+            )
+            raise BuildFailed(message) from None
         self.log.write(f"solved {len(records)} packages in {time.monotonic() - started:.2f}s")
         for r in sorted(records, key=lambda r: r.name.normalized):
             self.log.write(f"  {r.name.normalized} {r.version} {r.build}")
+        if job.offline:
+            self.check_offline(records)
         return records, specs
+
+    def check_offline(self, records: list[Any]) -> None:
+        """Offline: every package must be in the package cache or on disk, before anything."""
+        missing = missing_offline(records, self.job.pkgs_dir)
+        if missing:
+            raise BuildFailed(
+                f"Offline, and {len(missing)} packages are neither in the package cache "
+                f"({self.job.pkgs_dir}) nor in a file:// channel: {', '.join(missing)}. Build "
+                "once with network, import a bundle that has them, or add a file:// channel."
+            )
+        if self.spec.pip and not self.job.pip_find_links:
+            raise BuildFailed(
+                f"Offline, and the pip layer ({', '.join(self.spec.pip)}) has no source: set "
+                "c.EnvManager.pip_find_links to a directory of wheels"
+            )
 
     async def install(self, records: list[Any], requested: list[str]) -> None:
         from rattler import install
@@ -373,10 +417,16 @@ class Builder:
                 reporter=reporter,  # type: ignore[arg-type]  # the protocol, via __getattr__
                 alternative_target_prefix=self.final,
                 requested_specs=requested_match_specs(requested),
+                client=rattler_client(),
             )
         except Exception as err:
-            raise BuildFailed(f"Could not install the packages: {err}") from None
+            message = channel_error(
+                err, self.channels, "Could not install the packages", self.job.offline, lead=False
+            )
+            raise BuildFailed(message) from None
         self.log.set_phase("link")
+        if any(has_credentials(channel_base_url(c)) for c in self.channels):
+            redact_prefix_records(self.staging)
         readable_records(self.staging)
         self.log.write(f"linked {len(records)} packages")
 
@@ -388,12 +438,14 @@ class Builder:
         from uv import find_uv_bin
 
         base = [find_uv_bin(), "pip", "install", "--no-config", "--python", str(python)]
-        if self.job.pip_index_url:
+        if self.job.pip_index_url and not self.job.offline:
             base += ["--index-url", self.job.pip_index_url]
         for link in self.job.pip_find_links:
             base += ["--find-links", link]
-        if self.job.pip_no_index:
+        if self.job.pip_no_index or self.job.offline:
             base.append("--no-index")
+        if self.job.offline:
+            base.append("--offline")
         if pins:
             # The locked layer first, exactly, without resolving anything new.
             await self.run_logged([*base, "--no-deps", "--", *pins], "pip")

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from .actions import NO_SHARED, env_actions
 from .bodies import CreateRequest, create_request, import_request, update_fields
+from .diagnose import redact
 from .engine import register_conda_env, unregister_conda_env
 from .envyml import to_environment_yml
 from .errors import Conflict, NotFound, ValidationError
@@ -247,7 +248,7 @@ class Environments:
         store = self.svc.managed(scope, name)
         content_type, filename = EXPORT_FORMATS[fmt]
         if fmt == "environment.yml":
-            channels = list(self.svc.settings.channels)
+            channels = [redact(c) for c in self.svc.settings.channels]
             return to_environment_yml(store.read_env(name).spec, channels), content_type, filename
         version = store.active_version(name)
         if not version:

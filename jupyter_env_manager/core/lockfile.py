@@ -99,9 +99,13 @@ def write_locks(build_dir: Path, records: list[Any], pip: list[dict[str, str]], 
     """Write the rattler lock (to reproduce the build exactly) and our JSON lock (to export)."""
     from rattler import LockChannel, LockFile, LockPlatform, Platform
 
+    from .diagnose import redact
+
     platform = LockPlatform(str(Platform.current()))
     lock = LockFile([platform])
-    lock.set_channels(LOCK_ENV, [LockChannel(c) for c in channels])
+    lock.set_channels(LOCK_ENV, [LockChannel(redact(c)) for c in channels])
+    for record in records:  # no secret in a lock (diagnose.restore_credentials puts it back)
+        record.url = redact(str(record.url))
     for record in records:
         lock.add_conda_package(LOCK_ENV, platform, record)
     for dist in pip:

@@ -197,13 +197,13 @@ class Packages:
 
     def gateway(self) -> Any:
         """The rattler gateway of searches, new every ``GATEWAY_TTL_S`` seconds."""
-        from rattler import Gateway
+        from .diagnose import make_gateway  # credentials and offline, as builds have them
 
         with self._gateway_lock:
             now = time.monotonic()
             if self._gateway is None or now - self._gateway_at > GATEWAY_TTL_S:
-                cache = Path(self.svc.settings.pkgs_dir) / "cache" / "repodata"
-                self._gateway = Gateway(cache_dir=cache)
+                settings = self.svc.settings
+                self._gateway = make_gateway(settings.pkgs_dir, settings.offline)
                 self._gateway_at = now
             return self._gateway
 
@@ -281,8 +281,9 @@ def _channel_name(url: str | None) -> str | None:
 
 
 def _channel_error(channels: list[str], err: Exception) -> str:
-    reason = " ".join(str(err).split())[:300]
-    return f"Could not read the channels {', '.join(channels)}: {reason}"
+    from .diagnose import channel_error
+
+    return channel_error(err, channels, f"Could not read the channels {', '.join(channels)}")
 
 
 def _pep503(name: str) -> str:

@@ -246,6 +246,7 @@ class Pins:
             pip_index_url=s.pip_index_url,
             pip_find_links=list(s.pip_find_links),
             pip_no_index=s.pip_no_index,
+            offline=s.offline,
             source_build_dir=str(store.build_dir(name, version)),
         )
         log = BuildLog(store.build_dir(name, version) / "materialize.log", lambda phase: None)

@@ -12,6 +12,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .diagnose import has_credentials, redact
 from .errors import ValidationError
 
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
@@ -227,6 +228,14 @@ def validate_channels(channels: Any) -> list[str]:
                 "use a channel name or an http(s):// or file:// URL",
                 field="channels",
                 item=item,
+            )
+        if has_credentials(item):
+            raise ValidationError(
+                f"Channel {redact(item)} carries credentials: a spec never holds them (specs, "
+                "locks and exports are shared). Give the plain URL and put the credentials in "
+                "rattler's auth file (RATTLER_AUTH_FILE) or ~/.netrc",
+                field="channels",
+                item=redact(item),
             )
     return items
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import tempfile
 import uuid
+from pathlib import Path
 from typing import Any
 
 import tornado
@@ -20,6 +22,7 @@ from jupyter_server.utils import url_path_join
 from tornado import web
 
 from ..core.bodies import (
+    build_request,
     check_pin_body,
     copy_request,
     gc_request,
@@ -192,7 +195,8 @@ class BuildsHandler(BaseHandler):
     @tornado.web.authenticated
     @authorized
     async def post(self, scope: str, name: str):
-        build = await self.core(self.service.builds.start, scope, name, self.actor)
+        offline = self.checked(build_request, self.body())
+        build = await self.core(self.service.builds.start, scope, name, self.actor, offline)
         self.accepted({"build": build.public()}, scope, name, build)
 
 
@@ -372,9 +376,80 @@ class ExportHandler(BaseHandler):
     @authorized
     async def get(self, scope: str, name: str):
         fmt = self.get_query_argument("format", "environment.yml")
+        if fmt == "bundle":
+            return await self.send_bundle(scope, name)
         text, content_type, filename = await self.core(self.service.envs.export, scope, name, fmt)
         self.set_header("Content-Disposition", f'attachment; filename="{filename}"')
         self.finish(text, set_content_type=f"{content_type}; charset=utf-8")
+
+    async def send_bundle(self, scope: str, name: str) -> None:
+        """The bundle (a tar file) of the version in use, written to a temporary file first."""
+        from ..core.bundle import export_bundle
+
+        with tempfile.TemporaryDirectory(prefix="envmgr-bundle-") as tmp:
+            path = Path(tmp) / f"{name}.tar"
+            await self.core(export_bundle, self.service, scope, name, path)
+            self.set_header("Content-Type", "application/x-tar")
+            self.set_header("Content-Disposition", f'attachment; filename="{name}.tar"')
+            self.set_header("Content-Length", str(path.stat().st_size))
+            with open(path, "rb") as f:
+                while chunk := await asyncio.to_thread(f.read, 1024 * 1024):
+                    self.write(chunk)
+                    await self.flush()
+        self.finish()
+
+
+@web.stream_request_body
+class BundleImportHandler(BaseHandler):
+    """``POST /bundles?scope=&name=``: the body is a bundle (a tar file), streamed to a
+    temporary file up to ``c.EnvManager.max_bundle_mb``; 202 with the build's Location."""
+
+    async def prepare(self):
+        await super().prepare()
+        if self.request.method != "POST":
+            return
+        if self.current_user is None:  # before any byte of the body is accepted
+            raise web.HTTPError(403)
+        limit = self.service.settings.max_bundle_mb * 1024 * 1024
+        self.request.connection.set_max_body_size(limit)
+        length = int(self.request.headers.get("Content-Length") or 0)
+        if length > limit:
+            self.set_status(413)
+            raise web.Finish(json.dumps({"message": f"A bundle is at most {limit >> 20} MiB"}))
+        self._upload = tempfile.TemporaryFile(prefix="envmgr-bundle-")
+        self._received = 0
+        self._limit = limit
+
+    def data_received(self, chunk: bytes) -> None:
+        # The connection refuses more than the limit (set_max_body_size); this is the guard.
+        self._received += len(chunk)
+        if self._received <= self._limit:
+            self._upload.write(chunk)
+
+    def on_finish(self) -> None:
+        upload = getattr(self, "_upload", None)
+        if upload is not None:
+            upload.close()
+
+    @tornado.web.authenticated
+    @authorized
+    async def post(self):
+        from ..core.bundle import import_bundle
+
+        scope = self.get_query_argument("scope", "local")
+        name = self.get_query_argument("name", None)
+        if self._received > self._limit:
+            self.set_status(413)
+            raise web.Finish(
+                json.dumps({"message": f"A bundle is at most {self._limit >> 20} MiB"})
+            )
+        self._upload.seek(0)
+        env, build = await self.core(
+            import_bundle, self.service, self._upload, scope, name, self.actor
+        )
+        self.accepted(
+            {"environment": env, "build": build.public()}, env["scope"], env["name"], build
+        )
 
 
 _ENV = r"/environments/(?P<scope>[^/]+)/(?P<name>[^/]+)"
@@ -400,4 +475,5 @@ ROUTES = [
     (_ENV + r"/copy", CopyHandler),
     (_ENV + r"/revert", RevertHandler),
     (_ENV + r"/export", ExportHandler),
+    (r"/bundles", BundleImportHandler),
 ]

@@ -204,7 +204,7 @@ describe('ImportFormBody', () => {
 
   it('has a YAML file picker and disables shared without a shared store', async () => {
     const picker = await rendered(body, 'input[type="file"]');
-    expect(picker.getAttribute('accept')).toBe('.yml,.yaml');
+    expect(picker.getAttribute('accept')).toBe('.yml,.yaml,.tar');
     const shared = body.node.querySelector<HTMLInputElement>(
       'input[name="scope"][value="shared"]'
     )!;

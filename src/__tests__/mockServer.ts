@@ -54,7 +54,12 @@ export class MockEnvServer {
     }
     const path = decodeURI(url.pathname.slice(prefix.length));
     const text = await request.text();
-    const body = text ? JSON.parse(text) : undefined;
+    let body: unknown = undefined;
+    try {
+      body = text ? JSON.parse(text) : undefined;
+    } catch {
+      body = text; // not JSON: an upload (a bundle)
+    }
     this.calls.push({
       method: request.method,
       path,

@@ -14,6 +14,7 @@ import {
   GeneralError,
   ScopeField
 } from './Form';
+import { checkEnvForm } from './EnvFormChecks';
 
 /**
  * What the form edits (text areas hold one item per line).
@@ -286,6 +287,10 @@ export class EnvFormBody extends FormBody<IEnvFormValues> {
     }
   ) {
     super(_props);
+  }
+
+  protected check(values: IEnvFormValues): FormErrors {
+    return checkEnvForm(values, this._props.mode, this._props.trans);
   }
 
   protected errorField(field: string | null): string | null {

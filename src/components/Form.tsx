@@ -196,7 +196,13 @@ export abstract class FormBody<V extends FormValues<V>> extends ReactWidget {
    * @returns whether the request succeeded
    */
   async submit(build: boolean): Promise<boolean> {
-    this._errors = {};
+    // Every problem found here is shown at once, each beside its field.
+    this._errors = this.check(this._values);
+    if (Object.keys(this._errors).length > 0) {
+      this._focusRequest++;
+      this.update();
+      return false;
+    }
     this.addClass('jp-mod-busy');
     this.update();
     try {
@@ -220,6 +226,13 @@ export abstract class FormBody<V extends FormValues<V>> extends ReactWidget {
 
   getValue(): IEnv | null {
     return this._result;
+  }
+
+  /**
+   * The problems of `values` the form can see before sending them, by field.
+   */
+  protected check(values: V): FormErrors {
+    return {};
   }
 
   /**

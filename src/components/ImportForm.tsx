@@ -58,6 +58,18 @@ interface IImportFormProps {
   shared: SharedState;
   trans: TranslationBundle;
   onChange: (values: Partial<IImportFormValues>) => void;
+  /**
+   * The bundle picked (a `.tar` file), if any.
+   */
+  bundle?: File | null;
+  onBundle?: (bundle: File | null) => void;
+}
+
+/**
+ * Whether a picked file is a bundle (made by `export --format bundle`).
+ */
+export function isBundle(file: { name: string }): boolean {
+  return file.name.toLowerCase().endsWith('.tar');
 }
 
 /**
@@ -76,7 +88,10 @@ export function ImportForm(props: IImportFormProps): JSX.Element {
   const pick = async (event: React.ChangeEvent<HTMLInputElement>) => {
     const input = event.target;
     const file = input.files?.[0];
-    if (file) {
+    if (file && isBundle(file)) {
+      props.onBundle?.(file);
+    } else if (file) {
+      props.onBundle?.(null);
       props.onChange({ environment_yml: await file.text() });
     }
     // Picking the same file again reads it again.
@@ -98,7 +113,11 @@ export function ImportForm(props: IImportFormProps): JSX.Element {
         <input
           {...control('name')}
           className="jp-mod-styled"
-          placeholder={fileName || trans.__('the name in the file')}
+          placeholder={
+            props.bundle
+              ? trans.__("the bundled environment's name")
+              : fileName || trans.__('the name in the file')
+          }
           autoComplete="off"
           spellCheck={false}
         />
@@ -112,25 +131,37 @@ export function ImportForm(props: IImportFormProps): JSX.Element {
         <input
           id={id('file')}
           type="file"
-          accept=".yml,.yaml"
+          accept=".yml,.yaml,.tar"
           onChange={event => void pick(event)}
         />
+        <div className="jp-EnvManager-Hint">
+          {trans.__(
+            'An environment.yml, or a bundle (.tar, from export --format bundle): a bundle is built at once, exactly, with no network.'
+          )}
+        </div>
+        {errorOf('bundle')}
       </div>
-      <div className="jp-EnvManager-FormRow">
-        <label htmlFor={id('environment_yml')}>
-          {trans.__('environment.yml (pick a file or paste it here)')}
-        </label>
-        <textarea
-          {...control('environment_yml')}
-          className="jp-mod-styled"
-          rows={10}
-          spellCheck={false}
-          placeholder={
-            'name: analysis\ndependencies:\n  - python=3.11\n  - pandas\n  - pip:\n    - requests'
-          }
-        />
-        {errorOf('environment_yml')}
-      </div>
+      {props.bundle ? (
+        <div className="jp-EnvManager-FormRow" data-bundle={props.bundle.name}>
+          {trans.__('Bundle: %1', props.bundle.name)}
+        </div>
+      ) : (
+        <div className="jp-EnvManager-FormRow">
+          <label htmlFor={id('environment_yml')}>
+            {trans.__('environment.yml (pick a file or paste it here)')}
+          </label>
+          <textarea
+            {...control('environment_yml')}
+            className="jp-mod-styled"
+            rows={10}
+            spellCheck={false}
+            placeholder={
+              'name: analysis\ndependencies:\n  - python=3.11\n  - pandas\n  - pip:\n    - requests'
+            }
+          />
+          {errorOf('environment_yml')}
+        </div>
+      )}
     </div>
   );
 }
@@ -151,9 +182,24 @@ export class ImportFormBody extends FormBody<IImportFormValues> {
    * Errors about the name and the store are shown next to their fields;
    * those about the spec (conda, pip, python, channels) come from the file.
    */
+  /**
+   * The bundle picked instead of an environment.yml, or null.
+   */
+  get bundle(): File | null {
+    return this._bundle;
+  }
+
+  set bundle(bundle: File | null) {
+    this._bundle = bundle;
+    this.update();
+  }
+
   protected errorField(field: string | null): string | null {
     if (!field) {
       return null;
+    }
+    if (field === 'bundle') {
+      return field;
     }
     return field === 'name' || field === 'scope' ? field : 'environment_yml';
   }
@@ -169,7 +215,11 @@ export class ImportFormBody extends FormBody<IImportFormValues> {
         values={values}
         errors={errors}
         onChange={onChange}
+        bundle={this._bundle}
+        onBundle={bundle => (this.bundle = bundle)}
       />
     );
   }
+
+  private _bundle: File | null = null;
 }
