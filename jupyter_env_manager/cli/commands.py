@@ -135,7 +135,7 @@ def cmd_create(service, args, progress) -> Result:
         ]
         if clash:
             raise UsageError(f"--file cannot be combined with {', '.join(clash)}")
-        body = {"scope": scope, "name": args.name, "environment_yml": read_text(args.file)}
+        body = {"scope": scope, "name": args.name, **import_source(args.file)}
         if args.display_name:
             body["display_name"] = args.display_name
         return _created(service, *service.envs.import_({**body, "build": args.build}))
@@ -155,7 +155,7 @@ def cmd_create(service, args, progress) -> Result:
 
 
 def cmd_import(service, args, progress) -> Result:
-    body = {"scope": _scope(args), "environment_yml": read_text(args.file)}
+    body = {"scope": _scope(args), **import_source(args.file)}
     if args.name:
         body["name"] = args.name
     if args.display_name:
@@ -368,6 +368,16 @@ def read_text(path: str) -> str:
     except (OSError, UnicodeDecodeError) as err:
         reason = getattr(err, "strerror", None) or str(err)
         raise ValidationError(f"Cannot read {path}: {reason}", field="file", item=path) from None
+
+
+def import_source(path: str) -> dict[str, str]:
+    """The import body's source: ``environment_yml``, or ``requirements_txt`` for a
+    requirements file (by its name, else its content)."""
+    from ..core.requirements import looks_like_requirements
+
+    text = read_text(path)
+    key = "requirements_txt" if looks_like_requirements(path, text) else "environment_yml"
+    return {key: text}
 
 
 def write_text(path: str, text: str) -> None:

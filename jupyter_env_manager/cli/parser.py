@@ -90,8 +90,8 @@ def build_parser(prog: str = PROG) -> Parser:
     p.add_argument("--file", metavar="environment.yml", help="take the packages from this file")
     p.add_argument("--build", action="store_true", help="build it now")
 
-    p = add("import", [scoped], "create an environment from an environment.yml")
-    p.add_argument("file", metavar="FILE", help="the environment.yml")
+    p = add("import", [scoped], "create an environment from environment.yml or requirements.txt")
+    p.add_argument("file", metavar="FILE", help="the environment.yml or requirements.txt")
     p.add_argument("--name", help="environment name (default: the file's name:)")
     p.add_argument("--display-name", metavar="TEXT", help="name shown in the launcher")
     p.add_argument("--build", action="store_true", help="build it now")

@@ -28,7 +28,7 @@ from typing import Any
 from .access import home_mkdir, home_mode, restrict_tree, user_umask
 from .errors import BuildFailed
 from .lockfile import lock_records, pip_distributions, read_lock, site_packages, write_locks
-from .spec import EnvSpec, python_match_spec
+from .spec import EnvSpec, python_match_spec, solver_spec
 from .store import Store, pause_point
 
 PHASES = ("solve", "download", "link", "pip", "verify", "kernel")
@@ -206,6 +206,7 @@ class Builder:
                 pip_pins = [f"{d['name']}=={d['version']}" for d in base_pip]
         await self.install(records, requested)
         pip = await self.pip_layer(pip_reqs, pip_pins)
+        write_variables(self.staging, self.spec.variables, self.log)
         self.log.set_phase("verify")
         await self.verify()
         if self.store.access is not None:  # after verify: its __pycache__ directories too
@@ -266,13 +267,13 @@ class Builder:
         if job.base_build_dir:
             base = EnvSpec.from_dict(job.base_spec or {})
             specs.append(python_match_spec(base.python or job.default_python))
-            specs += base.conda
+            specs += [solver_spec(c) for c in base.conda]
             locked = lock_records(Path(job.base_build_dir))
             self.log.write(f"starting from base environment {self.spec.base}")
         else:
             specs.append(python_match_spec(self.spec.python or job.default_python))
         specs += [p for p in job.kernel_packages if p not in specs]
-        specs += self.spec.conda
+        specs += [solver_spec(c) for c in self.spec.conda]
         self.log.write("specs: " + ", ".join(specs))
         self.log.write("channels: " + ", ".join(self.channels))
         gateway = Gateway(cache_dir=Path(job.pkgs_dir) / "cache" / "repodata")
@@ -443,6 +444,24 @@ def _explanation(tail: list[str]) -> str:
             start = i
     text = " ".join(" ".join(tail[start:]).split())
     return text[:600] + ("…" if len(text) > 600 else "")
+
+
+VARIABLES_FILE = "zz-jupyter-env-manager.json"
+"""The spec's ``variables`` in the prefix's ``etc/conda/env_vars.d`` (conda's format: one JSON
+object of names to values). Named to sort last: conda and rattler read the files in name order,
+so the spec's values win over those a package ships."""
+
+
+def write_variables(prefix: Path, variables: dict[str, str], log: BuildLog | None = None) -> None:
+    """Write (or remove) the spec's variables in ``prefix`` so activation and kernels see them."""
+    path = prefix / "etc" / "conda" / "env_vars.d" / VARIABLES_FILE
+    if not variables:
+        path.unlink(missing_ok=True)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(variables, indent=1, sort_keys=True) + "\n")
+    if log is not None:
+        log.write("variables: " + ", ".join(sorted(variables)))
 
 
 def register_conda_env(prefix: Path) -> None:
