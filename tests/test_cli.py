@@ -24,7 +24,7 @@ from jupyter_env_manager.core.spec import with_packages, without_packages
 COMMANDS = [
     "list", "show", "create", "import", "build", "install", "uninstall", "activate",
     "deactivate", "copy", "versions", "revert", "log", "export", "delete", "adopt",
-    "sync-kernels", "info", "help", "packages", "diff", "search",
+    "sync-kernels", "info", "help", "packages", "diff", "search", "which",
 ]  # fmt: skip
 
 

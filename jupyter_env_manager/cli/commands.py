@@ -175,12 +175,54 @@ def cmd_build(service, args, progress) -> Result:
     return build_result(service, scope, args.name, service.builds.start(scope, args.name))
 
 
+def install_packages(args) -> tuple[list[str], list[str]]:
+    """(conda, pip) of ``install``/``uninstall``: PKG... are pip requirements with a bare
+    ``--pip``, conda specs otherwise; ``--pip REQ...`` and ``--conda PKG...`` add to them."""
+    pip_given = args.pip is not None
+    conda = list(getattr(args, "conda", None) or [])
+    pip = list(args.pip or [])
+    (pip if pip_given and not args.pip else conda).extend(args.packages)
+    if not conda and not pip:
+        raise UsageError("give the packages: PKG ..., --pip REQ ... or --conda PKG ...")
+    return conda, pip
+
+
 def cmd_install(service, args, progress) -> Result:
+    conda, pip = install_packages(args)
+    if getattr(args, "all", False):
+        return install_all(service, args, conda, pip)
+    if conda and pip:
+        raise UsageError("conda and pip packages in one install need --all; run two installs")
     scope, name = target_env(service, args)
     build = service.builds.install(
-        scope, name, args.packages, pip=args.pip, remove=args.command == "uninstall"
+        scope, name, conda or pip, pip=bool(pip), remove=args.command == "uninstall"
     )
     return build_result(service, scope, name, build, f" (the spec of {scope}/{name} is unchanged)")
+
+
+def install_all(service, args, conda: list[str], pip: list[str]) -> Result:
+    from .render import fleet_summary
+
+    if args.env or args.prefix or args.shared:
+        raise UsageError("--all installs into every environment: use --scope, not --env, "
+                         "--prefix or --shared")  # fmt: skip
+    body: dict[str, Any] = {"conda": conda, "pip": pip}
+    if args.scope:
+        body["scope"] = args.scope
+    rows = service.fleet.install_all(body)
+    ok = all(r["outcome"] in ("succeeded", "queued", "skipped") for r in rows)
+    return Result("fleet", {"results": rows}, fleet_summary(rows), ok=ok)
+
+
+def cmd_which(service, args, progress) -> Result:
+    data = service.fleet.which(args.spec, args.scope, args.kind)
+    found = len({(m["scope"], m["name"]) for m in data["matches"]})
+    message = (
+        f"{found} environment(s) hold {args.spec!r}"
+        if found
+        else f"No environment holds {args.spec!r}."
+    )
+    return Result("which", data, message)
 
 
 def cmd_activate(service, args, progress) -> Result:
@@ -329,6 +371,7 @@ COMMANDS = {
     "diff": cmd_diff,
     "search": cmd_search,
     "adopt": cmd_adopt,
+    "which": cmd_which,
     "sync-kernels": cmd_sync_kernels,
     "info": cmd_info,
 }

@@ -75,7 +75,7 @@ class EnvManagerMagics(Magics):
         except ValueError as err:  # shlex: unbalanced quotes
             raise MagicError(str(err)) from None
         before = None
-        if args.command in ("install", "uninstall"):
+        if args.command in ("install", "uninstall") and not getattr(args, "all", False):
             if not args.env and not args.prefix:  # this kernel's environment
                 args.prefix = sys.prefix
                 argv += ["--prefix", sys.prefix]

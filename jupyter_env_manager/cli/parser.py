@@ -100,14 +100,30 @@ def build_parser(prog: str = PROG) -> Parser:
 
     for verb, doing in (("install", "add packages to"), ("uninstall", "remove packages from")):
         p = add(verb, [scoped], f"{doing} the current (or --env) environment's spec and rebuild")
-        p.add_argument("packages", nargs="+", metavar="PKG", help="conda specs, or pip with --pip")
-        p.add_argument("--pip", action="store_true", help="pip requirements, not conda packages")
+        p.add_argument("packages", nargs="*", metavar="PKG", help="conda specs, or pip with --pip")
+        p.add_argument(
+            "--pip",
+            nargs="*",
+            metavar="REQ",
+            help="pip requirements: alone, the PKGs are; followed by requirements, these are",
+        )
         p.add_argument("--env", metavar="NAME", help="the environment (default: see --prefix)")
         p.add_argument(
             "--prefix",
             metavar="PATH",
             help="the environment at PATH (default: $CONDA_PREFIX, else this Python's prefix)",
         )
+        if verb == "install":
+            p.add_argument(
+                "--all",
+                action="store_true",
+                help="into every environment you may change (one build each; see --scope)",
+            )
+            p.add_argument("--conda", nargs="+", action="extend", metavar="PKG",
+                           help="conda specs (with --all, beside --pip REQ ...)")  # fmt: skip
+            p.add_argument(
+                "--scope", choices=("local", "shared"), help="with --all: only this store"
+            )
 
     add("activate", [named], "make the environment's kernel appear in the launcher")
     add("deactivate", [named], "remove the environment's kernel (the environment is kept)")
@@ -145,6 +161,11 @@ def build_parser(prog: str = PROG) -> Parser:
     p = add("search", [scoped], "find packages by the start of their name in the channels")
     p.add_argument("query", metavar="PREFIX", help="the start of a package name")
     p.add_argument("--env", metavar="NAME", help="search the channels of this environment")
+
+    p = add("which", [common], "list the environments whose version in use holds a package")
+    p.add_argument("spec", metavar="SPEC", help="a conda match spec or pip requirement")
+    p.add_argument("--kind", choices=("conda", "pip"), help="only conda or only pip packages")
+    p.add_argument("--scope", choices=("local", "shared"), help="only this store")
 
     add("adopt", [named], "manage an environment made by conda or mamba")
     add("sync-kernels", [common], "re-create missing kernelspecs, remove orphaned ones")

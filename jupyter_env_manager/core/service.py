@@ -7,7 +7,8 @@ callback, the runner that runs builds) and one object per purpose:
 - ``service.builds`` (:mod:`.builds`): build, revert, install/uninstall, versions, logs, ends;
 - ``service.sharing`` (:mod:`.sharing`): copies between stores;
 - ``service.packages`` (:mod:`.packages`): a version's packages, diffs, search;
-- ``service.kernels`` (:class:`.kernels.Kernels`): activate, deactivate, re-sync kernelspecs.
+- ``service.kernels`` (:class:`.kernels.Kernels`): activate, deactivate, re-sync kernelspecs;
+- ``service.fleet`` (:mod:`.fleet`): install into many environments, which hold a package.
 
 Methods are synchronous and quick (metadata reads and writes); the server calls them off its
 event loop. Every method that changes state takes the ``actor`` (who is acting) and records it.
@@ -26,6 +27,7 @@ from typing import Any, Protocol
 from .builds import Builds
 from .environments import Environments
 from .errors import NotFound, ValidationError
+from .fleet import Fleet
 from .kernels import Kernels
 from .packages import Packages
 from .sharing import Sharing
@@ -72,6 +74,7 @@ class EnvService:
         self.sharing = Sharing(self)
         self.kernels = Kernels(self)
         self.packages = Packages(self)
+        self.fleet = Fleet(self)
 
     # -- stores ------------------------------------------------------------------------------
 

@@ -346,6 +346,29 @@ class ExportHandler(BaseHandler):
         self.finish(text, set_content_type=f"{content_type}; charset=utf-8")
 
 
+class InstallAllHandler(BaseHandler):
+    """Install packages into every environment the user may change: one build each (202)."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def post(self):
+        rows = await self.core(self.service.fleet.install_all, self.body(), self.actor)
+        self.set_status(202)
+        self.finish(json.dumps({"results": rows}))
+
+
+class WhichHandler(BaseHandler):
+    """Which environments hold a package matching ``spec`` (a conda or pip spec)."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def get(self):
+        spec = self.get_query_argument("spec", None)
+        scope = self.get_query_argument("scope", None) or None
+        kind = self.get_query_argument("kind", None) or None
+        self.finish(json.dumps(await self.core(self.service.fleet.which, spec, scope, kind)))
+
+
 _ENV = r"/environments/(?P<scope>[^/]+)/(?P<name>[^/]+)"
 _BUILD = _ENV + r"/builds/(?P<version>[^/]+)"
 ROUTES = [
@@ -366,4 +389,6 @@ ROUTES = [
     (_ENV + r"/copy", CopyHandler),
     (_ENV + r"/revert", RevertHandler),
     (_ENV + r"/export", ExportHandler),
+    (r"/install-all", InstallAllHandler),
+    (r"/which", WhichHandler),
 ]
