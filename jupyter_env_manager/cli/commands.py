@@ -188,6 +188,8 @@ def install_packages(args) -> tuple[list[str], list[str]]:
 
 
 def cmd_install(service, args, progress) -> Result:
+    if getattr(args, "wheel", None):
+        return install_wheel(service, args)
     conda, pip = install_packages(args)
     if getattr(args, "all", False):
         return install_all(service, args, conda, pip)
@@ -197,6 +199,26 @@ def cmd_install(service, args, progress) -> Result:
     build = service.builds.install(
         scope, name, conda or pip, pip=bool(pip), remove=args.command == "uninstall"
     )
+    return build_result(service, scope, name, build, f" (the spec of {scope}/{name} is unchanged)")
+
+
+def install_wheel(service, args) -> Result:
+    """``install NAME --wheel FILE`` (or ``--env NAME``/``--prefix``): a private wheel."""
+    from ..core.errors import ValidationError
+
+    if args.all or args.conda or args.pip is not None or len(args.packages) > 1:
+        raise UsageError("--wheel FILE takes one environment: install NAME --wheel FILE")
+    if args.packages and not args.env:
+        args.env = args.packages[0]
+    scope, name = target_env(service, args)
+    path = Path(args.wheel)
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise ValidationError(
+            f"Cannot read {args.wheel}: {err.strerror}", field="wheel", item=args.wheel
+        ) from None
+    build = service.wheels.add(scope, name, path.name, data)
     return build_result(service, scope, name, build, f" (the spec of {scope}/{name} is unchanged)")
 
 

@@ -124,6 +124,12 @@ def build_parser(prog: str = PROG) -> Parser:
             p.add_argument(
                 "--scope", choices=("local", "shared"), help="with --all: only this store"
             )
+            p.add_argument(
+                "--wheel",
+                metavar="FILE",
+                help="a wheel file of your own, stored with the environment (install NAME --wheel "
+                "FILE, or --env NAME)",
+            )
 
     add("activate", [named], "make the environment's kernel appear in the launcher")
     add("deactivate", [named], "remove the environment's kernel (the environment is kept)")

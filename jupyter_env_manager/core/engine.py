@@ -30,6 +30,7 @@ from .errors import BuildFailed
 from .lockfile import lock_records, pip_distributions, read_lock, site_packages, write_locks
 from .spec import EnvSpec, python_match_spec, solver_spec
 from .store import Store, pause_point
+from .wheels import annotate, import_wheels, private_requirements, wheels_dir
 
 PHASES = ("solve", "download", "link", "pip", "verify", "kernel")
 
@@ -178,6 +179,7 @@ class Builder:
         self.build_dir = self.store.build_dir(job.name, job.version)
         self.spec = EnvSpec.from_dict(job.spec)
         self.channels = self.spec.channels or job.channels
+        self.wheels = wheels_dir(self.store.env_dir(job.name))  # private wheels (wheels.py)
         self.child: subprocess.Popen | None = None
         self.build_id = ""  # the worker sets it: the swap checks it is still this build
         self.committed = False  # the new prefix is in use: the build has succeeded
@@ -198,14 +200,17 @@ class Builder:
             records = lock_records(source)
             pip_pins = [f"{d['name']}=={d['version']}" for d in read_lock(source)["pip"]]
             pip_reqs: list[str] = []
+            apply = self.store.access.apply if self.store.access is not None else None
+            for wheel in import_wheels(source.parents[1] / "wheels", self.wheels, apply):
+                self.log.write(f"private wheel {wheel} copied from {source.parents[1].name}")
         else:
             records, requested = await self.solve()
-            pip_reqs = list(self.spec.pip)
+            pip_reqs = private_requirements(self.spec.pip, self.spec.wheels, self.wheels)
             if job.base_build_dir:
                 base_pip = read_lock(Path(job.base_build_dir))["pip"]
                 pip_pins = [f"{d['name']}=={d['version']}" for d in base_pip]
         await self.install(records, requested)
-        pip = await self.pip_layer(pip_reqs, pip_pins)
+        pip = annotate(await self.pip_layer(pip_reqs, pip_pins), self.wheels)
         write_variables(self.staging, self.spec.variables, self.log)
         self.log.set_phase("verify")
         await self.verify()
@@ -329,6 +334,8 @@ class Builder:
             base += ["--find-links", link]
         if self.job.pip_no_index:
             base.append("--no-index")
+        if self.wheels.is_dir():  # this environment's private wheels (a revert's, a copy's pins)
+            base += ["--find-links", str(self.wheels)]
         if pins:
             # The locked layer first, exactly, without resolving anything new.
             await self.run_logged([*base, "--no-deps", "--", *pins], "pip")

@@ -48,6 +48,9 @@ def to_environment_yml(spec: EnvSpec, default_channels: list[str]) -> str:
         header += _comment(spec.description)
     if spec.base:
         header += _comment(f"built on environment {spec.base} (its packages are not listed here)")
+    for dist, wheel in sorted(spec.wheels.items()):
+        if any(package_name(p, "pip") == dist for p in spec.pip):
+            header += _comment(f"{dist}: a private wheel, {wheel} (kept with the environment)")
     return header + yaml.safe_dump(doc, sort_keys=False, default_flow_style=False)
 
 

@@ -8,7 +8,8 @@ callback, the runner that runs builds) and one object per purpose:
 - ``service.sharing`` (:mod:`.sharing`): copies between stores;
 - ``service.packages`` (:mod:`.packages`): a version's packages, diffs, search;
 - ``service.kernels`` (:class:`.kernels.Kernels`): activate, deactivate, re-sync kernelspecs;
-- ``service.fleet`` (:mod:`.fleet`): install into many environments, which hold a package.
+- ``service.fleet`` (:mod:`.fleet`): install into many environments, which hold a package;
+- ``service.wheels`` (:mod:`.wheels`): a private wheel added to an environment.
 
 Methods are synchronous and quick (metadata reads and writes); the server calls them off its
 event loop. Every method that changes state takes the ``actor`` (who is acting) and records it.
@@ -34,6 +35,7 @@ from .sharing import Sharing
 from .spec import validate_name, validate_scope
 from .store import Build, Store, current_user
 from .views import EnvViews
+from .wheels import Wheels
 
 Emit = Callable[[str, dict[str, Any]], None]
 
@@ -75,6 +77,7 @@ class EnvService:
         self.kernels = Kernels(self)
         self.packages = Packages(self)
         self.fleet = Fleet(self)
+        self.wheels = Wheels(self)
 
     # -- stores ------------------------------------------------------------------------------
 

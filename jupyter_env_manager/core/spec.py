@@ -61,6 +61,8 @@ class EnvSpec:
     channels: list[str] = field(default_factory=list)
     base: str | None = None
     variables: dict[str, str] = field(default_factory=dict)
+    # Private wheels (:mod:`.wheels`): normalized pip name -> the stored wheel's file name.
+    wheels: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -78,6 +80,7 @@ class EnvSpec:
             "channels": list(self.channels),
             "base": self.base,
             "variables": dict(self.variables),
+            "wheels": dict(self.wheels),
         }
 
 

@@ -369,6 +369,23 @@ class WhichHandler(BaseHandler):
         self.finish(json.dumps(await self.core(self.service.fleet.which, spec, scope, kind)))
 
 
+class WheelHandler(BaseHandler):
+    """Upload a private wheel (the request body, ``?filename=``): stored with the environment
+    and built into it (202 with the build). Over 64 MiB answers 413."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def post(self, scope: str, name: str):
+        filename = self.get_query_argument("filename", None)
+        if filename is None:
+            self._error(ValidationError("'filename' is required: the wheel's file name",
+                                        field="filename"))  # fmt: skip
+        build = await self.core(
+            self.service.wheels.add, scope, name, filename, self.request.body, self.actor
+        )
+        self.accepted({"build": build.public()}, scope, name, build)
+
+
 _ENV = r"/environments/(?P<scope>[^/]+)/(?P<name>[^/]+)"
 _BUILD = _ENV + r"/builds/(?P<version>[^/]+)"
 ROUTES = [
@@ -391,4 +408,5 @@ ROUTES = [
     (_ENV + r"/export", ExportHandler),
     (r"/install-all", InstallAllHandler),
     (r"/which", WhichHandler),
+    (_ENV + r"/wheels", WheelHandler),
 ]
