@@ -13,6 +13,7 @@ import type { TranslationBundle } from '@jupyterlab/translation';
 import { fileUploadIcon } from '@jupyterlab/ui-components';
 import type { ReadonlyPartialJSONObject } from '@lumino/coreutils';
 import { download, showEnvForm, showImportForm, showVersions } from './dialogs';
+import { addFleetCommands } from './fleet';
 import { envManagerIcon } from './icons';
 import type { EnvManagerModel } from './model';
 import { followBuild } from './notifications';
@@ -632,6 +633,8 @@ export function addCommands(
     }
   });
 
+  addFleetCommands(app, { model, trans });
+
   model.changed.connect(() => commands.notifyCommandChanged());
 
   if (options.palette) {
@@ -641,7 +644,9 @@ export function addCommands(
       CommandIDs.openPanel,
       CommandIDs.buildCurrent,
       CommandIDs.activateCurrent,
-      CommandIDs.refresh
+      CommandIDs.refresh,
+      CommandIDs.installAll,
+      CommandIDs.which
     ]) {
       options.palette.addItem({ command, category });
     }

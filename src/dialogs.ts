@@ -118,7 +118,7 @@ export function showImportForm(options: {
 }): Promise<Dialog.IResult<IEnv | null>> {
   const { model, trans } = options;
   const body = new ImportFormBody({
-    values: { scope: 'local', name: '', environment_yml: '' },
+    values: { scope: 'local', name: '', environment_yml: '', file_name: '' },
     shared: model.sharedState,
     trans,
     submit: (values, build) => model.importYaml(importRequest(values, build))
