@@ -194,6 +194,7 @@ export interface ICreateEnvRequest {
   pip?: string[];
   channels?: string[];
   base?: string | null;
+  variables?: Record<string, string> | null;
   build?: boolean;
 }
 
@@ -268,6 +269,7 @@ export interface IEnvPatch {
   pip?: string[];
   channels?: string[];
   base?: string | null;
+  variables?: Record<string, string> | null;
 }
 
 /**
