@@ -15,7 +15,10 @@ import type {
   IPackageDiff,
   IPackageList,
   ISearchReply,
+  IFleetRow,
+  IInstallAllRequest,
   IServerInfo,
+  IWhichMatch,
   Scope
 } from './tokens';
 
@@ -458,6 +461,49 @@ export class EnvManagerAPI {
     return this._accepted(
       envPath(ref, route),
       json('POST', { packages, pip: !!options.pip })
+    );
+  }
+
+  /**
+   * Install packages into many environments (202): one row per environment.
+   */
+  async installAll(request: IInstallAllRequest): Promise<IFleetRow[]> {
+    const reply = await this._json<{ results: IFleetRow[] }>(
+      'install-all',
+      json('POST', request)
+    );
+    return reply.results;
+  }
+
+  /**
+   * The environments whose version in use holds a package matching `spec`.
+   */
+  async which(spec: string, scope?: Scope): Promise<IWhichMatch[]> {
+    const query = new URLSearchParams({ spec });
+    if (scope) {
+      query.set('scope', scope);
+    }
+    const reply = await this._json<{ matches: IWhichMatch[] }>(
+      `which?${query.toString()}`
+    );
+    return reply.matches;
+  }
+
+  /**
+   * Upload a private wheel and build it into the environment (202).
+   */
+  uploadWheel(
+    ref: IEnvRef,
+    file: Blob,
+    filename: string
+  ): Promise<IAcceptedBuild> {
+    return this._accepted(
+      `${envPath(ref, 'wheels')}?filename=${encodeURIComponent(filename)}`,
+      {
+        method: 'POST',
+        body: file,
+        headers: { 'Content-Type': 'application/octet-stream' }
+      }
     );
   }
 

@@ -13,6 +13,7 @@ import type { TranslationBundle } from '@jupyterlab/translation';
 import { fileUploadIcon } from '@jupyterlab/ui-components';
 import type { ReadonlyPartialJSONObject } from '@lumino/coreutils';
 import { download, showEnvForm, showImportForm, showVersions } from './dialogs';
+import { addFleetCommands } from './fleet';
 import { envManagerIcon } from './icons';
 import type { EnvManagerModel } from './model';
 import { followBuild } from './notifications';
@@ -737,6 +738,7 @@ export function addCommands(
       return widget;
     }
   });
+  addFleetCommands(app, { model, trans });
 
   model.changed.connect(() => commands.notifyCommandChanged());
 
@@ -748,7 +750,9 @@ export function addCommands(
       CommandIDs.buildCurrent,
       CommandIDs.activateCurrent,
       CommandIDs.openPackages,
-      CommandIDs.refresh
+      CommandIDs.refresh,
+      CommandIDs.installAll,
+      CommandIDs.which
     ]) {
       options.palette.addItem({ command, category });
     }

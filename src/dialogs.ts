@@ -122,7 +122,7 @@ export function showImportForm(options: {
 }): Promise<Dialog.IResult<IEnv | null>> {
   const { model, trans, onBundleBuild } = options;
   const body = new ImportFormBody({
-    values: { scope: 'local', name: '', environment_yml: '' },
+    values: { scope: 'local', name: '', environment_yml: '', file_name: '' },
     shared: model.sharedState,
     trans,
     submit: async (values, build) => {

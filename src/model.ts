@@ -139,6 +139,33 @@ export class EnvManagerModel implements IDisposable {
     }
   }
 
+  /**
+   * The `which` filter: only the environments holding a package matching
+   * `spec` are listed (null: no such filter).
+   */
+  get which(): { spec: string; keys: Set<string> } | null {
+    return this._which;
+  }
+
+  /**
+   * Ask the server which environments hold a package matching `spec` and
+   * list only those; `null` clears the filter.
+   */
+  async filterWhich(spec: string | null): Promise<number> {
+    if (spec === null) {
+      this._which = null;
+      this._changed.emit();
+      return 0;
+    }
+    const matches = await this.api.which(spec);
+    this._which = {
+      spec,
+      keys: new Set(matches.map(m => `${m.scope}/${m.name}`))
+    };
+    this._changed.emit();
+    return this._which.keys.size;
+  }
+
   get selected(): IEnvRef | null {
     return this._selected;
   }
@@ -166,7 +193,11 @@ export class EnvManagerModel implements IDisposable {
    */
   filtered(scope: Scope): IEnv[] {
     const words = this._filter.toLowerCase().split(/\s+/).filter(Boolean);
+    const which = this._which;
     return this.environments(scope).filter(env => {
+      if (which && !which.keys.has(`${env.scope}/${env.name}`)) {
+        return false;
+      }
       const haystack = [env.name, env.display_name, env.description, env.status]
         .join(' ')
         .toLowerCase();
@@ -486,6 +517,7 @@ export class EnvManagerModel implements IDisposable {
   private _envs = new Map<Scope, Map<string, IEnv>>();
   private _listErrors = new Map<Scope, string>();
   private _filter = '';
+  private _which: { spec: string; keys: Set<string> } | null = null;
   private _selected: IEnvRef | null = null;
   private _pendingReloads = new Set<string>();
   private _isDisposed = false;

@@ -76,6 +76,14 @@ export interface IEnvSpec {
   pip: string[];
   channels: string[];
   base: string | null;
+  /**
+   * environment.yml `variables:`, set when the environment is activated.
+   */
+  variables?: Record<string, string>;
+  /**
+   * Private wheels: pip name -> the stored wheel's file name.
+   */
+  wheels?: Record<string, string>;
 }
 
 /**
@@ -198,6 +206,7 @@ export interface ICreateEnvRequest {
   pip?: string[];
   channels?: string[];
   base?: string | null;
+  variables?: Record<string, string> | null;
   build?: boolean;
 }
 
@@ -209,8 +218,56 @@ export interface IImportEnvRequest {
   scope?: Scope;
   name?: string | null;
   display_name?: string | null;
-  environment_yml: string;
+  /**
+   * Exactly one of `environment_yml` and `requirements_txt`.
+   */
+  environment_yml?: string;
+  requirements_txt?: string;
   build?: boolean;
+}
+
+/**
+ * The body of POST install-all: packages for many environments.
+ */
+export interface IInstallAllRequest {
+  conda?: string[];
+  pip?: string[];
+  scope?: Scope;
+  /**
+   * `scope/name` of each environment; all of them when absent.
+   */
+  environments?: string[];
+}
+
+/**
+ * One environment's part of an install into many.
+ */
+export interface IFleetRow {
+  scope: Scope;
+  name: string;
+  outcome: string;
+  reason: string | null;
+  version_before: number | null;
+  version_after: number | null;
+  build: number | null;
+  packages: {
+    name: string;
+    kind: 'conda' | 'pip';
+    before: string | null;
+    after: string | null;
+  }[];
+}
+
+/**
+ * One environment holding a package that matches a `which` spec.
+ */
+export interface IWhichMatch {
+  scope: Scope;
+  name: string;
+  version: number | null;
+  package: string;
+  package_version: string;
+  kind: 'conda' | 'pip';
 }
 
 /**
@@ -224,6 +281,7 @@ export interface IEnvPatch {
   pip?: string[];
   channels?: string[];
   base?: string | null;
+  variables?: Record<string, string> | null;
 }
 
 /**
@@ -430,6 +488,9 @@ export namespace CommandIDs {
   export const unpinNotebook = 'env-manager:unpin-notebook';
   export const cleanUp = 'env-manager:clean-up';
   export const openPackages = 'env-manager:open-packages';
+  export const installAll = 'env-manager:install-all';
+  export const which = 'env-manager:which';
+  export const addWheel = 'env-manager:add-wheel';
 }
 
 /**

@@ -25,7 +25,7 @@ COMMANDS = [
     "list", "show", "create", "import", "build", "install", "uninstall", "activate",
     "deactivate", "copy", "versions", "revert", "log", "export", "delete", "adopt",
     "sync-kernels", "info", "help", "packages", "diff", "search", "pin", "unpin", "gc", "du",
-    "clean", "demo",
+    "clean", "demo", "which",
 ]  # fmt: skip
 
 

@@ -135,7 +135,7 @@ def cmd_create(service, args, progress) -> Result:
         ]
         if clash:
             raise UsageError(f"--file cannot be combined with {', '.join(clash)}")
-        body = {"scope": scope, "name": args.name, "environment_yml": read_text(args.file)}
+        body = {"scope": scope, "name": args.name, **import_source(args.file)}
         if args.display_name:
             body["display_name"] = args.display_name
         return _created(service, *service.envs.import_({**body, "build": args.build}))
@@ -159,7 +159,7 @@ def cmd_import(service, args, progress) -> Result:
         from ..core.bundle import import_bundle
 
         return _created(service, *import_bundle(service, args.file, _scope(args), args.name))
-    body = {"scope": _scope(args), "environment_yml": read_text(args.file)}
+    body = {"scope": _scope(args), **import_source(args.file)}
     if args.name:
         body["name"] = args.name
     if args.display_name:
@@ -180,12 +180,76 @@ def cmd_build(service, args, progress) -> Result:
     return build_result(service, scope, args.name, build)
 
 
+def install_packages(args) -> tuple[list[str], list[str]]:
+    """(conda, pip) of ``install``/``uninstall``: PKG... are pip requirements with a bare
+    ``--pip``, conda specs otherwise; ``--pip REQ...`` and ``--conda PKG...`` add to them."""
+    pip_given = args.pip is not None
+    conda = list(getattr(args, "conda", None) or [])
+    pip = list(args.pip or [])
+    (pip if pip_given and not args.pip else conda).extend(args.packages)
+    if not conda and not pip:
+        raise UsageError("give the packages: PKG ..., --pip REQ ... or --conda PKG ...")
+    return conda, pip
+
+
 def cmd_install(service, args, progress) -> Result:
+    if getattr(args, "wheel", None):
+        return install_wheel(service, args)
+    conda, pip = install_packages(args)
+    if getattr(args, "all", False):
+        return install_all(service, args, conda, pip)
+    if conda and pip:
+        raise UsageError("conda and pip packages in one install need --all; run two installs")
     scope, name = target_env(service, args)
     build = service.builds.install(
-        scope, name, args.packages, pip=args.pip, remove=args.command == "uninstall"
+        scope, name, conda or pip, pip=bool(pip), remove=args.command == "uninstall"
     )
     return build_result(service, scope, name, build, f" (the spec of {scope}/{name} is unchanged)")
+
+
+def install_wheel(service, args) -> Result:
+    """``install NAME --wheel FILE`` (or ``--env NAME``/``--prefix``): a private wheel."""
+    from ..core.errors import ValidationError
+
+    if args.all or args.conda or args.pip is not None or len(args.packages) > 1:
+        raise UsageError("--wheel FILE takes one environment: install NAME --wheel FILE")
+    if args.packages and not args.env:
+        args.env = args.packages[0]
+    scope, name = target_env(service, args)
+    path = Path(args.wheel)
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise ValidationError(
+            f"Cannot read {args.wheel}: {err.strerror}", field="wheel", item=args.wheel
+        ) from None
+    build = service.wheels.add(scope, name, path.name, data)
+    return build_result(service, scope, name, build, f" (the spec of {scope}/{name} is unchanged)")
+
+
+def install_all(service, args, conda: list[str], pip: list[str]) -> Result:
+    from .render import fleet_summary
+
+    if args.env or args.prefix or args.shared:
+        raise UsageError("--all installs into every environment: use --scope, not --env, "
+                         "--prefix or --shared")  # fmt: skip
+    body: dict[str, Any] = {"conda": conda, "pip": pip}
+    if args.scope:
+        body["scope"] = args.scope
+    rows = service.fleet.install_all(body)
+    ok = all(r["outcome"] in ("succeeded", "queued", "skipped") for r in rows)
+    return Result("fleet", {"results": rows}, fleet_summary(rows), ok=ok)
+
+
+def cmd_which(service, args, progress) -> Result:
+    data = service.fleet.which(args.spec, args.scope, args.kind)
+    found = len({(m["scope"], m["name"]) for m in data["matches"]})
+    message = (
+        f"{found} environment(s) hold {args.spec!r}"
+        if found
+        else f"No environment holds {args.spec!r}."
+    )
+    return Result("which", data, message)
 
 
 def cmd_activate(service, args, progress) -> Result:
@@ -437,6 +501,7 @@ COMMANDS = {
     "du": cmd_du,
     "clean": cmd_clean,
     "adopt": cmd_adopt,
+    "which": cmd_which,
     "sync-kernels": cmd_sync_kernels,
     "info": cmd_info,
     "demo": lambda service, args, progress: _demo(service, args, progress),
@@ -483,6 +548,16 @@ def read_text(path: str) -> str:
     except (OSError, UnicodeDecodeError) as err:
         reason = getattr(err, "strerror", None) or str(err)
         raise ValidationError(f"Cannot read {path}: {reason}", field="file", item=path) from None
+
+
+def import_source(path: str) -> dict[str, str]:
+    """The import body's source: ``environment_yml``, or ``requirements_txt`` for a
+    requirements file (by its name, else its content)."""
+    from ..core.requirements import looks_like_requirements
+
+    text = read_text(path)
+    key = "requirements_txt" if looks_like_requirements(path, text) else "environment_yml"
+    return {key: text}
 
 
 def write_text(path: str, text: str) -> None:

@@ -80,7 +80,7 @@ class EnvManagerMagics(Magics):
         if args.command in ("pin", "unpin") and not args.notebook and not args.prefix:
             args.prefix = sys.prefix  # this notebook: the frontend applies the answer
             argv += ["--prefix", sys.prefix]
-        if args.command in ("install", "uninstall"):
+        if args.command in ("install", "uninstall") and not getattr(args, "all", False):
             if not args.env and not args.prefix:  # this kernel's environment
                 args.prefix = sys.prefix
                 argv += ["--prefix", sys.prefix]

@@ -90,8 +90,8 @@ def build_parser(prog: str = PROG) -> Parser:
     p.add_argument("--file", metavar="environment.yml", help="take the packages from this file")
     p.add_argument("--build", action="store_true", help="build it now")
 
-    p = add("import", [scoped], "create an environment from an environment.yml or a bundle")
-    p.add_argument("file", metavar="FILE", help="the environment.yml, or a bundle (.tar)")
+    p = add("import", [scoped], "create an environment from an environment.yml, a requirements.txt or a bundle")
+    p.add_argument("file", metavar="FILE", help="the environment.yml, requirements.txt, or a bundle (.tar)")
     p.add_argument("--name", help="environment name (default: the file's name:)")
     p.add_argument("--display-name", metavar="TEXT", help="name shown in the launcher")
     p.add_argument("--build", action="store_true", help="build it now")
@@ -105,14 +105,36 @@ def build_parser(prog: str = PROG) -> Parser:
 
     for verb, doing in (("install", "add packages to"), ("uninstall", "remove packages from")):
         p = add(verb, [scoped], f"{doing} the current (or --env) environment's spec and rebuild")
-        p.add_argument("packages", nargs="+", metavar="PKG", help="conda specs, or pip with --pip")
-        p.add_argument("--pip", action="store_true", help="pip requirements, not conda packages")
+        p.add_argument("packages", nargs="*", metavar="PKG", help="conda specs, or pip with --pip")
+        p.add_argument(
+            "--pip",
+            nargs="*",
+            metavar="REQ",
+            help="pip requirements: alone, the PKGs are; followed by requirements, these are",
+        )
         p.add_argument("--env", metavar="NAME", help="the environment (default: see --prefix)")
         p.add_argument(
             "--prefix",
             metavar="PATH",
             help="the environment at PATH (default: $CONDA_PREFIX, else this Python's prefix)",
         )
+        if verb == "install":
+            p.add_argument(
+                "--all",
+                action="store_true",
+                help="into every environment you may change (one build each; see --scope)",
+            )
+            p.add_argument("--conda", nargs="+", action="extend", metavar="PKG",
+                           help="conda specs (with --all, beside --pip REQ ...)")  # fmt: skip
+            p.add_argument(
+                "--scope", choices=("local", "shared"), help="with --all: only this store"
+            )
+            p.add_argument(
+                "--wheel",
+                metavar="FILE",
+                help="a wheel file of your own, stored with the environment (install NAME --wheel "
+                "FILE, or --env NAME)",
+            )
 
     add("activate", [named], "make the environment's kernel appear in the launcher")
     add("deactivate", [named], "remove the environment's kernel (the environment is kept)")
@@ -179,6 +201,11 @@ def build_parser(prog: str = PROG) -> Parser:
 
     p = add("clean", [common], "remove cached packages no environment of your stores links")
     p.add_argument("--dry-run", action="store_true", help="only list what would be removed")
+
+    p = add("which", [common], "list the environments whose version in use holds a package")
+    p.add_argument("spec", metavar="SPEC", help="a conda match spec or pip requirement")
+    p.add_argument("--kind", choices=("conda", "pip"), help="only conda or only pip packages")
+    p.add_argument("--scope", choices=("local", "shared"), help="only this store")
 
     add("adopt", [named], "manage an environment made by conda or mamba")
     add("sync-kernels", [common], "re-create missing kernelspecs, remove orphaned ones")

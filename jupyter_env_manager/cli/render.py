@@ -153,9 +153,57 @@ def tables(result: Result) -> list[Table]:
             if rows
             else []
         )
+    if result.kind == "fleet":
+        return [_fleet_table(data["results"])] if data["results"] else []
+    if result.kind == "which":
+        headers = ["environment", "version", "package", "package version", "kind"]
+        rows = [
+            [
+                f"{m['scope']}/{m['name']}",
+                f"v{m['version']}" if m["version"] else "(unmanaged)",
+                m["package"],
+                m["package_version"],
+                m["kind"],
+            ]
+            for m in data["matches"]
+        ]
+        return (
+            [Table(rows, headers, title=f"environments holding {data['spec']!r}")] if rows else []
+        )
     if result.kind == "info":
         return [Table([[k, v if isinstance(v, str) else json.dumps(v)] for k, v in data.items()])]
     return []
+
+
+def _fleet_table(rows: list[dict[str, Any]]) -> Table:
+    out = []
+    for r in rows:
+        after = r["version_after"] or (f"(v{r['build']})" if r.get("build") else "-")
+        versions = f"v{r['version_before'] or '-'} → " + (
+            f"v{after}" if isinstance(after, int) else after
+        )
+        packages = ", ".join(
+            f"{p['name']} {p['before'] or '-'} → {p['after'] or '-'}" for p in r["packages"]
+        )
+        out.append(
+            [
+                f"{r['scope']}/{r['name']}",
+                versions,
+                packages or "-",
+                r["outcome"],
+                _one_line(r["reason"] or ""),
+            ]
+        )
+    return Table(out, ["environment", "version", "packages", "outcome", "reason"])
+
+
+def fleet_summary(rows: list[dict[str, Any]]) -> str:
+    """``2 succeeded, 1 skipped`` over the rows of an install into many environments."""
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r["outcome"]] = counts.get(r["outcome"], 0) + 1
+    text = ", ".join(f"{n} {outcome}" for outcome, n in counts.items())
+    return text or "No environments."
 
 
 def _size(size: int | None) -> str:
@@ -216,6 +264,7 @@ def _env_tables(env: dict[str, Any]) -> list[Table]:
         ["spec: conda", _join(spec.get("conda"))],
         ["spec: pip", _join(spec.get("pip"))],
         ["spec: channels", _join(spec.get("channels")) if spec.get("channels") else "(default)"],
+        ["spec: variables", _join([f"{k}={v}" for k, v in (spec.get("variables") or {}).items()])],
         ["created", f"{_when(env['created_at'])} by {env['created_by'] or '-'}"],
         ["updated", _when(env["updated_at"])],
     ]

@@ -39,7 +39,7 @@ VERSION_RE = re.compile(r"[0-9]{1,9}")
 OFFSET_RE = re.compile(r"[0-9]{1,15}")
 
 CREATE_FIELDS = (*SPEC_FIELDS, "scope", "name", "build")
-IMPORT_FIELDS = ("scope", "name", "display_name", "environment_yml", "build")
+IMPORT_FIELDS = ("scope", "name", "display_name", "environment_yml", "build", "requirements_txt")
 COPY_FIELDS = ("to", "name")
 REVERT_FIELDS = ("version",)
 INSTALL_FIELDS = ("packages", "pip")
@@ -136,8 +136,11 @@ def create_request(body: Any, allow_direct_urls: bool = False) -> CreateRequest:
 
 
 def import_request(body: Any, allow_direct_urls: bool = False) -> CreateRequest:
-    """The body of ``POST environments/import``: the spec comes from the environment.yml."""
+    """The body of ``POST environments/import``: the spec comes from the environment.yml, or
+    from a requirements.txt (``requirements_txt``: its requirements become the pip layer)."""
     check_known(body, IMPORT_FIELDS)
+    if "requirements_txt" in body:
+        return _requirements_request(body, allow_direct_urls)
     scope = _scope(body)
     name = body.get("name")
     if name is not None:
@@ -149,6 +152,32 @@ def import_request(body: Any, allow_direct_urls: bool = False) -> CreateRequest:
     if not name:
         raise ValidationError("'name' is required: the environment.yml has no name", field="name")
     name = validate_name(name)
+    if display_name:
+        fields["display_name"] = display_name
+    return CreateRequest(scope, name, fields, build)
+
+
+def _requirements_request(body: dict[str, Any], allow_direct_urls: bool) -> CreateRequest:
+    from .requirements import parse_requirements
+
+    if "environment_yml" in body:
+        raise ValidationError(
+            "Give either 'environment_yml' or 'requirements_txt', not both",
+            field="requirements_txt",
+        )
+    scope = _scope(body)
+    if body.get("name") is None:
+        raise ValidationError(
+            "'name' is required: a requirements file has no environment name", field="name"
+        )
+    name = validate_name(body["name"])
+    build = _boolean(body, "build")
+    display_name = validate_text(body.get("display_name"), "display_name", 128)
+    fields = validate_fields(
+        {"pip": parse_requirements(body["requirements_txt"], allow_direct_urls)},
+        SPEC_FIELDS,
+        allow_direct_urls,
+    )
     if display_name:
         fields["display_name"] = display_name
     return CreateRequest(scope, name, fields, build)

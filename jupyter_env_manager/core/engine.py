@@ -42,8 +42,9 @@ from .diagnose import (
 )
 from .errors import BuildFailed
 from .lockfile import lock_records, pip_distributions, read_lock, site_packages, write_locks
-from .spec import EnvSpec, python_match_spec
+from .spec import EnvSpec, python_match_spec, solver_spec
 from .store import MARKER, Store, pause_point
+from .wheels import annotate, import_wheels, private_requirements, wheels_dir
 
 PHASES = ("solve", "download", "link", "pip", "verify", "kernel")
 
@@ -198,6 +199,7 @@ class Builder:
         self.build_dir = self.store.build_dir(job.name, job.version)
         self.spec = EnvSpec.from_dict(job.spec)
         self.channels = self.spec.channels or job.channels
+        self.wheels = wheels_dir(self.store.env_dir(job.name))  # private wheels (wheels.py)
         self.child: subprocess.Popen | None = None
         self.build_id = ""  # the worker sets it: the swap checks it is still this build
         self.committed = False  # the new prefix is in use: the build has succeeded
@@ -227,14 +229,18 @@ class Builder:
                 self.check_offline(records)
             pip_pins = [f"{d['name']}=={d['version']}" for d in read_lock(source)["pip"]]
             pip_reqs: list[str] = []
+            apply = self.store.access.apply if self.store.access is not None else None
+            for wheel in import_wheels(source.parents[1] / "wheels", self.wheels, apply):
+                self.log.write(f"private wheel {wheel} copied from {source.parents[1].name}")
         else:
             records, requested = await self.solve()
-            pip_reqs = list(self.spec.pip)
+            pip_reqs = private_requirements(self.spec.pip, self.spec.wheels, self.wheels)
             if job.base_build_dir:
                 base_pip = read_lock(Path(job.base_build_dir))["pip"]
                 pip_pins = [f"{d['name']}=={d['version']}" for d in base_pip]
         await self.install(records, requested)
-        pip = await self.pip_layer(pip_reqs, pip_pins)
+        pip = annotate(await self.pip_layer(pip_reqs, pip_pins), self.wheels)
+        write_variables(self.staging, self.spec.variables, self.log)
         self.log.set_phase("verify")
         await self.verify()
         if self.store.access is not None:  # after verify: its __pycache__ directories too
@@ -354,13 +360,13 @@ class Builder:
         if job.base_build_dir:
             base = EnvSpec.from_dict(job.base_spec or {})
             specs.append(python_match_spec(base.python or job.default_python))
-            specs += base.conda
+            specs += [solver_spec(c) for c in base.conda]
             locked = lock_records(Path(job.base_build_dir))
             self.log.write(f"starting from base environment {self.spec.base}")
         else:
             specs.append(python_match_spec(self.spec.python or job.default_python))
         specs += [p for p in job.kernel_packages if p not in specs]
-        specs += self.spec.conda
+        specs += [solver_spec(c) for c in self.spec.conda]
         self.log.write("specs: " + ", ".join(specs))
         self.log.write("channels: " + ", ".join(redact(c) for c in self.channels))
         if job.offline:
@@ -446,6 +452,8 @@ class Builder:
             base.append("--no-index")
         if self.job.offline:
             base.append("--offline")
+        if self.wheels.is_dir():  # this environment's private wheels (a revert's, a copy's pins)
+            base += ["--find-links", str(self.wheels)]
         if pins:
             # The locked layer first, exactly, without resolving anything new.
             await self.run_logged([*base, "--no-deps", "--", *pins], "pip")
@@ -561,6 +569,24 @@ def _explanation(tail: list[str]) -> str:
             start = i
     text = " ".join(" ".join(tail[start:]).split())
     return text[:600] + ("…" if len(text) > 600 else "")
+
+
+VARIABLES_FILE = "zz-jupyter-env-manager.json"
+"""The spec's ``variables`` in the prefix's ``etc/conda/env_vars.d`` (conda's format: one JSON
+object of names to values). Named to sort last: conda and rattler read the files in name order,
+so the spec's values win over those a package ships."""
+
+
+def write_variables(prefix: Path, variables: dict[str, str], log: BuildLog | None = None) -> None:
+    """Write (or remove) the spec's variables in ``prefix`` so activation and kernels see them."""
+    path = prefix / "etc" / "conda" / "env_vars.d" / VARIABLES_FILE
+    if not variables:
+        path.unlink(missing_ok=True)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(variables, indent=1, sort_keys=True) + "\n")
+    if log is not None:
+        log.write("variables: " + ", ".join(sorted(variables)))
 
 
 def register_conda_env(prefix: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .actions import NO_SHARED, env_actions
@@ -11,7 +12,7 @@ from .diagnose import redact
 from .engine import register_conda_env, unregister_conda_env
 from .envyml import to_environment_yml
 from .errors import Conflict, NotFound, ValidationError
-from .lockfile import read_lock, write_locks
+from .lockfile import read_lock, site_packages, write_locks
 from .spec import (
     SPEC_FIELDS,
     EnvSpec,
@@ -204,7 +205,13 @@ class Environments:
                 if not p.stem.startswith("python-")
             ]
         conda = [c for c in conda if not c.split()[0].split("=")[0].split("::")[-1] == "python"]
-        fields = validate_fields({"python": python, "conda": sorted(set(conda))}, SPEC_FIELDS)
+        # What pip (or uv) installed and no conda record owns: the spec's pip layer, at the
+        # installed versions, so the next build keeps it instead of removing it.
+        pip_layer = foreign_pip_distributions(store.prefix(name), records)
+        pip = [f"{d['name']}=={d['version']}" for d in pip_layer]
+        fields = validate_fields(
+            {"python": python, "conda": sorted(set(conda)), "pip": pip}, SPEC_FIELDS
+        )
         spec = make_spec(name, fields)
         stamp = now()
         who = svc.actor(actor)
@@ -221,7 +228,7 @@ class Environments:
         channels = sorted({str(r.channel) for r in records if r.channel}) or list(
             svc.settings.channels
         )
-        write_locks(build_dir, records, [], channels)
+        write_locks(build_dir, records, pip_layer, channels)
         store.new_file(
             store.log_path(name, build.version),
             f"[{stamp[11:19]}] adopted {len(records)} packages from {store.prefix(name)}\n",
@@ -273,6 +280,50 @@ class Environments:
         for dist in lock["pip"]:
             lines.append(f"# pip: {dist['name']}=={dist['version']}")
         return "\n".join(lines) + "\n", content_type, f"{name}-v{version}.explicit.txt"
+
+
+PIP_INSTALLERS = ("pip", "uv")
+
+
+def foreign_pip_distributions(prefix: Path, records: list[Any]) -> list[dict[str, str]]:
+    """The distributions of ``prefix`` that pip or uv installed (their ``INSTALLER``) and no
+    conda record owns (its files do not list the dist-info), sorted by name."""
+    sp = site_packages(prefix)
+    if sp is None:
+        return []
+    owned = {
+        str(Path(f).parent) for rec in records for f in (rec.files or []) if ".dist-info/" in str(f)
+    }
+    out = []
+    for info in sorted(sp.glob("*.dist-info")):
+        if str(info.relative_to(prefix)) in owned:
+            continue
+        try:
+            installer = (info / "INSTALLER").read_text().strip()
+        except OSError:
+            continue
+        if installer not in PIP_INSTALLERS:
+            continue
+        dist = _name_and_version(info)
+        if dist is not None:
+            out.append(dist)
+    return sorted(out, key=lambda d: d["name"].lower())
+
+
+def _name_and_version(info: Path) -> dict[str, str] | None:
+    """Name and Version of a dist-info's METADATA (its header, read up to the first blank)."""
+    found: dict[str, str] = {}
+    try:
+        with open(info / "METADATA", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if not line.strip():
+                    break
+                key, _, value = line.partition(":")
+                if key in ("Name", "Version"):
+                    found[key.lower()] = value.strip()
+    except OSError:
+        return None
+    return found if found.keys() == {"name", "version"} else None
 
 
 def split_base(scope: str, base: str) -> tuple[str, str]:

@@ -41,11 +41,16 @@ def to_environment_yml(spec: EnvSpec, default_channels: list[str]) -> str:
         "channels": list(spec.channels or default_channels),
         "dependencies": deps,
     }
+    if spec.variables:
+        doc["variables"] = dict(spec.variables)
     header = _comment(spec.display_name) if spec.display_name != spec.name else ""
     if spec.description:
         header += _comment(spec.description)
     if spec.base:
         header += _comment(f"built on environment {spec.base} (its packages are not listed here)")
+    for dist, wheel in sorted(spec.wheels.items()):
+        if any(package_name(p, "pip") == dist for p in spec.pip):
+            header += _comment(f"{dist}: a private wheel, {wheel} (kept with the environment)")
     return header + yaml.safe_dump(doc, sort_keys=False, default_flow_style=False)
 
 
@@ -106,7 +111,8 @@ def load_yaml_document(text: Any, field_name: str = "environment_yml") -> Any:
 def from_environment_yml(
     text: Any, allow_direct_urls: bool = False
 ) -> tuple[str | None, dict[str, Any]]:
-    """Parse an environment.yml into (name, validated spec fields). ``pip:`` is understood.
+    """Parse an environment.yml into (name, validated spec fields). ``pip:`` and ``variables:``
+    are understood.
 
     Each key is type-checked and reported under the spec field it feeds (``channels``, ``pip``,
     ``conda``, ``name``), like the same mistake in a create body.
@@ -151,6 +157,8 @@ def from_environment_yml(
     if pip:  # conda needs its pip package to run the pip: section; our pip layer does not
         conda = [c for c in conda if c != "pip"]
     body: dict[str, Any] = {"conda": conda, "pip": pip}
+    if doc.get("variables") is not None:
+        body["variables"] = doc["variables"]
     if python:
         body["python"] = python.removesuffix(".*")
     channels = doc.get("channels")

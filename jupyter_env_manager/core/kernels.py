@@ -43,6 +43,15 @@ from jupyter_core.paths import jupyter_data_dir
 
 from .access import home_mkdir, home_mode
 from .errors import Conflict, EnvManagerError, NotFound, ValidationError
+from .kernel_languages import (
+    extra_kernelspecs,
+    extras_current,
+    isolation_env,
+    remove_extras,
+    split_extra,
+    wants_python_kernel,
+    write_extras,
+)
 from .layout import LOCK_WAIT_S
 from .spec import NAME_RE, validate_name
 from .store import Store, read_json, write_json
@@ -202,6 +211,7 @@ def kernelspec(
                 )
                 / PYLIB
             ),
+            **isolation_env(prefix),  # R's libraries: the environment's only
         }
     )
     env = {key: literal(value) for key, value in env.items()}
@@ -270,15 +280,22 @@ def write_kernelspec(
             f"The kernel of {scope}/{name} cannot be written: {err.message}", item=name
         ) from None
     directory = kernels_dir() / kname
+    # The kernels the environment ships (R, Julia ...): one kernelspec each, beside this one.
+    extras = extra_kernelspecs(spec, prefix, spec["display_name"])
+    python_kernel = wants_python_kernel(prefix)
     try:
-        _link_package(directory / PYLIB)
-        write_json(directory / "kernel.json", spec, home_mode())
+        if python_kernel:
+            _link_package(directory / PYLIB)
+            write_json(directory / "kernel.json", spec, home_mode())
+        else:  # no ipykernel, another kernel: that one is the environment's
+            remove_kernel(kname)
+        written = write_extras(kernels_dir(), kname, extras)
     except OSError as err:
         raise KernelError(
             f"The kernel of {scope}/{name} cannot be written in {directory}: {err.strerror}",
             item=name,
         ) from None
-    return kname
+    return kname if python_kernel or not written else written[0]
 
 
 def write_pinned_kernelspec(
@@ -317,17 +334,28 @@ def is_current(
     with the user's modes."""
     directory = kernels_dir() / kernel_name(scope, name)
     link = directory / PYLIB / "jupyter_env_manager"
-    try:
-        modes = {os.stat(p).st_mode & 0o7777 for p in (directory, directory / PYLIB)}
-        if modes != {home_mode(directory=True)}:
+    python_kernel = wants_python_kernel(prefix)
+    if python_kernel:
+        try:
+            modes = {os.stat(p).st_mode & 0o7777 for p in (directory, directory / PYLIB)}
+            if modes != {home_mode(directory=True)}:
+                return False
+            if os.stat(directory / "kernel.json").st_mode & 0o7777 != home_mode():
+                return False
+        except OSError:
             return False
-        if os.stat(directory / "kernel.json").st_mode & 0o7777 != home_mode():
+        if link.resolve() != PACKAGE_DIR:
             return False
-    except OSError:
+    elif directory.exists():
         return False
-    return link.resolve() == PACKAGE_DIR and read_kernelspec(scope, name) == kernelspec(
-        scope, name, prefix, display_name, version, root
-    )
+    try:
+        main = kernelspec(scope, name, prefix, display_name, version, root)
+    except KernelError:
+        return False
+    if python_kernel and read_kernelspec(scope, name) != main:
+        return False
+    extras = extra_kernelspecs(main, prefix, main["display_name"])
+    return extras_current(kernels_dir(), directory.name, extras)
 
 
 def _link_package(pylib: Path) -> None:
@@ -345,7 +373,9 @@ def _link_package(pylib: Path) -> None:
 
 
 def remove_kernelspec(scope: str, name: str) -> bool:
-    return remove_kernel(kernel_name(scope, name))
+    """Remove the environment's kernelspecs: its Python one and those of the kernels it ships."""
+    extras = remove_extras(kernels_dir(), kernel_name(scope, name))
+    return remove_kernel(kernel_name(scope, name)) or bool(extras)
 
 
 def remove_kernel(kname: str) -> bool:
@@ -526,9 +556,7 @@ class Kernels:
         for kname, (store, name, version, display) in want.items():
             prefix = store.active_prefix(name)
             try:
-                if kname in present and is_current(
-                    store.scope, name, prefix, display, version, store.root
-                ):
+                if is_current(store.scope, name, prefix, display, version, store.root):
                     continue
                 if version is not None and _building(store, name):
                     continue  # its worker writes the kernelspec once the version is in use
@@ -544,4 +572,7 @@ class Kernels:
             if parsed and remove_kernel(kname):
                 removed.append(kname)
                 self._event("deactivated", *parsed, kname)
+            extra = split_extra(kname)  # a shipped kernel's spec whose environment is gone
+            if extra and extra[0] not in want and remove_kernel(kname):
+                removed.append(kname)
         return {"created": created, "updated": updated, "removed": removed, "failed": failed}

@@ -12,6 +12,8 @@ callback, the runner that runs builds) and one object per purpose:
   others, the running kernels of the stores;
 - ``service.pins`` (:mod:`.pins`): notebooks pinned to a version, honouring a pin;
 - ``service.disk`` (:mod:`.diskuse`): disk use (hard links once), cleaning the package cache.
+- ``service.fleet`` (:mod:`.fleet`): install into many environments, which hold a package;
+- ``service.wheels`` (:mod:`.wheels`): a private wheel added to an environment.
 
 Methods are synchronous and quick (metadata reads and writes); the server calls them off its
 event loop. Every method that changes state takes the ``actor`` (who is acting) and records it.
@@ -31,6 +33,7 @@ from .builds import Builds
 from .diskuse import DiskUse
 from .environments import Environments
 from .errors import NotFound, ValidationError
+from .fleet import Fleet
 from .kernels import Kernels
 from .packages import Packages
 from .pins import Pins
@@ -39,6 +42,7 @@ from .sharing import Sharing
 from .spec import validate_name, validate_scope
 from .store import Build, Store, current_user
 from .views import EnvViews
+from .wheels import Wheels
 
 Emit = Callable[[str, dict[str, Any]], None]
 
@@ -83,6 +87,8 @@ class EnvService:
         self.pins = Pins(self)
         self.disk = DiskUse(self)
         self.views.disk = self.disk.cached
+        self.fleet = Fleet(self)
+        self.wheels = Wheels(self)
 
     # -- stores ------------------------------------------------------------------------------
 

@@ -31,7 +31,22 @@ MAX_ITEM_LENGTH = 500
 # environment.yml documents: size and nesting are bounded, aliases refused (no "YAML bomb").
 SCOPES = ("local", "shared")
 
-SPEC_FIELDS = ("display_name", "description", "python", "conda", "pip", "channels", "base")
+SPEC_FIELDS = (
+    "display_name",
+    "description",
+    "python",
+    "conda",
+    "pip",
+    "channels",
+    "base",
+    "variables",
+)
+# environment.yml ``variables:``: written to the prefix's etc/conda/env_vars.d at build.
+VARIABLE_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+MAX_VARIABLES = 100
+MAX_VARIABLE_VALUE = 4096
+# Set by activation and the kernelspec themselves: a spec may not override them.
+RESERVED_VARIABLES = re.compile(r"PATH|PYTHONPATH|CONDA_.*|JUPYTER_ENV_MANAGER_.*")
 
 
 @dataclass
@@ -46,6 +61,9 @@ class EnvSpec:
     pip: list[str] = field(default_factory=list)
     channels: list[str] = field(default_factory=list)
     base: str | None = None
+    variables: dict[str, str] = field(default_factory=dict)
+    # Private wheels (:mod:`.wheels`): normalized pip name -> the stored wheel's file name.
+    wheels: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -62,6 +80,8 @@ class EnvSpec:
             "pip": list(self.pip),
             "channels": list(self.channels),
             "base": self.base,
+            "variables": dict(self.variables),
+            "wheels": dict(self.wheels),
         }
 
 
@@ -169,11 +189,13 @@ def validate_conda_specs(specs: Any, field_name: str = "conda") -> list[str]:
         try:
             match = MatchSpec(item, strict=True)
         except Exception as err:  # rattler raises its own exception types
-            raise ValidationError(
-                f"Invalid conda package spec {shown(item)}: {err}".split("\n")[0][:300],
-                field=field_name,
-                item=item,
-            ) from None
+            match = _conda_form(item)
+            if match is None:
+                raise ValidationError(
+                    f"Invalid conda package spec {shown(item)}: {err}".split("\n")[0][:300],
+                    field=field_name,
+                    item=item,
+                ) from None
         if match.name is None:
             raise ValidationError(
                 f"Invalid conda package spec {shown(item)}: a package name is required",
@@ -181,6 +203,77 @@ def validate_conda_specs(specs: Any, field_name: str = "conda") -> list[str]:
                 item=item,
             )
     return items
+
+
+# conda's ``name=version=build`` (``numpy=1.26=py311*``), which rattler's strict parser refuses
+# and its lenient one reads as conda does (``numpy ==1.26 py311*``).
+CONDA_EQUALS_FORM_RE = re.compile(r"[A-Za-z0-9_.:/-]+=[^=\s\[\]]+=[A-Za-z0-9_.*]+")
+
+
+def _conda_form(item: str) -> Any:
+    """The match spec of a conda form rattler's strict parser refuses but conda accepts, or
+    None. Only ``name=version=build`` is such a form; its lenient reading must itself be a
+    strict spec (what the solver is given, see :func:`solver_spec`)."""
+    from rattler import MatchSpec
+
+    if not CONDA_EQUALS_FORM_RE.fullmatch(item):
+        return None
+    try:
+        match = MatchSpec(item)
+        MatchSpec(str(match), strict=True)
+    except Exception:
+        return None
+    return match
+
+
+def solver_spec(item: str) -> str:
+    """A validated conda spec as the solver (which parses strictly) accepts it: the spec
+    itself, or the strict form of conda's ``name=version=build``."""
+    match = _conda_form(item)
+    return str(match) if match is not None else item
+
+
+def validate_variables(value: Any) -> dict[str, str]:
+    """environment.yml ``variables:``: names as the shell's, values one-line text."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValidationError("'variables' must be a mapping of names to values", field="variables")
+    if len(value) > MAX_VARIABLES:
+        raise ValidationError(
+            f"'variables' has more than {MAX_VARIABLES} entries", field="variables"
+        )
+    out: dict[str, str] = {}
+    for key, raw in value.items():
+        if not isinstance(key, str) or not VARIABLE_NAME_RE.fullmatch(key):
+            raise ValidationError(
+                f"Invalid variable name {shown(key)} in 'variables': use letters, digits and "
+                "'_', not starting with a digit",
+                field="variables",
+                item=str(key)[:MAX_ITEM_LENGTH],
+            )
+        if RESERVED_VARIABLES.fullmatch(key):
+            raise ValidationError(
+                f"Variable {key!r} in 'variables' is set by activation itself",
+                field="variables",
+                item=key,
+            )
+        if isinstance(raw, bool) or not isinstance(raw, (str, int, float)):
+            raise ValidationError(
+                f"Variable {key!r} in 'variables' must have a string or number value",
+                field="variables",
+                item=key,
+            )
+        text = str(raw)
+        if len(text) > MAX_VARIABLE_VALUE or "\0" in text or not text.isprintable():
+            raise ValidationError(
+                f"Variable {key!r} in 'variables': the value must be one line of printable "
+                f"text, at most {MAX_VARIABLE_VALUE} characters",
+                field="variables",
+                item=key,
+            )
+        out[key] = text
+    return out
 
 
 def validate_pip_specs(specs: Any, allow_direct_urls: bool = False) -> list[str]:
@@ -316,6 +409,8 @@ def validate_fields(
         out["channels"] = validate_channels(body["channels"])
     if "base" in body:
         out["base"] = validate_base(body["base"])
+    if "variables" in body:
+        out["variables"] = validate_variables(body["variables"])
     for key in ("conda", "pip"):
         names = [package_name(item, key) for item in out.get(key, [])]
         duplicates = sorted({n for n in names if names.count(n) > 1})

@@ -452,6 +452,46 @@ class BundleImportHandler(BaseHandler):
         )
 
 
+class InstallAllHandler(BaseHandler):
+    """Install packages into every environment the user may change: one build each (202)."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def post(self):
+        rows = await self.core(self.service.fleet.install_all, self.body(), self.actor)
+        self.set_status(202)
+        self.finish(json.dumps({"results": rows}))
+
+
+class WhichHandler(BaseHandler):
+    """Which environments hold a package matching ``spec`` (a conda or pip spec)."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def get(self):
+        spec = self.get_query_argument("spec", None)
+        scope = self.get_query_argument("scope", None) or None
+        kind = self.get_query_argument("kind", None) or None
+        self.finish(json.dumps(await self.core(self.service.fleet.which, spec, scope, kind)))
+
+
+class WheelHandler(BaseHandler):
+    """Upload a private wheel (the request body, ``?filename=``): stored with the environment
+    and built into it (202 with the build). Over 64 MiB answers 413."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def post(self, scope: str, name: str):
+        filename = self.get_query_argument("filename", None)
+        if filename is None:
+            self._error(ValidationError("'filename' is required: the wheel's file name",
+                                        field="filename"))  # fmt: skip
+        build = await self.core(
+            self.service.wheels.add, scope, name, filename, self.request.body, self.actor
+        )
+        self.accepted({"build": build.public()}, scope, name, build)
+
+
 _ENV = r"/environments/(?P<scope>[^/]+)/(?P<name>[^/]+)"
 _BUILD = _ENV + r"/builds/(?P<version>[^/]+)"
 ROUTES = [
@@ -476,4 +516,7 @@ ROUTES = [
     (_ENV + r"/revert", RevertHandler),
     (_ENV + r"/export", ExportHandler),
     (r"/bundles", BundleImportHandler),
+    (r"/install-all", InstallAllHandler),
+    (r"/which", WhichHandler),
+    (_ENV + r"/wheels", WheelHandler),
 ]

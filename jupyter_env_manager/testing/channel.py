@@ -14,6 +14,8 @@ their own: real ``.tar.bz2`` and ``.conda`` archives (``info/index.json``, ``inf
 ``alpha`` 1.0 / 2.0, ``beta``, ``gamma``, ``delta``, ``pytool``, ``badmod``, ``needs-missing``
     Small packages for the tests: a dependency, a prefix placeholder, activation scripts, a
     console entry point, a module whose import fails, a dependency no channel has.
+``envmgr-echo-kernel``
+    Ships a second Jupyter kernel (``share/jupyter/kernels/envmgr-echo``), a tiny echo kernel.
 
 Usage::
 
@@ -396,7 +398,76 @@ def small_packages() -> list[PackageDef]:
             },
         ),
         PackageDef("needs-missing", "1.0", depends=["envmgr-no-such-package >=1"]),
+        echo_kernel_package(),
     ]
+
+
+ECHO_KERNEL = """\
+\"\"\"A second kernel an environment ships (jupyter_env_manager tests): it echoes the code it
+is given, and ``env NAME`` answers the value of the variable NAME in the kernel's environment.
+\"\"\"
+
+import os
+
+from ipykernel.kernelbase import Kernel
+
+
+class EchoKernel(Kernel):
+    implementation = "envmgr-echo"
+    implementation_version = "1.0"
+    banner = "echo kernel (jupyter_env_manager tests)"
+    language_info = {"name": "echo", "mimetype": "text/plain", "file_extension": ".txt"}
+
+    def do_execute(
+        self, code, silent, store_history=True, user_expressions=None, allow_stdin=False, **kw
+    ):
+        words = code.split()
+        if len(words) == 2 and words[0] == "env":
+            text = os.environ.get(words[1], "<unset>")
+        else:
+            text = code
+        if not silent:
+            self.send_response(self.iopub_socket, "stream", {"name": "stdout", "text": text})
+        return {
+            "status": "ok",
+            "execution_count": self.execution_count,
+            "payload": [],
+            "user_expressions": {},
+        }
+"""
+
+
+def echo_kernel_package() -> PackageDef:
+    """``envmgr-echo-kernel``: ships a second Jupyter kernel, as ``r-irkernel`` ships ``ir``.
+
+    Its ``share/jupyter/kernels/envmgr-echo/kernel.json`` runs the prefix's python by absolute
+    path (a prefix placeholder, rewritten at install, as conda-forge's kernels do)."""
+    kernel_json = {
+        "argv": [
+            f"{PREFIX_PLACEHOLDER}/bin/python",
+            "-m",
+            "envmgr_echo_kernel",
+            "-f",
+            "{connection_file}",
+        ],
+        "display_name": "Echo",
+        "language": "echo",
+    }
+    return PackageDef(
+        "envmgr-echo-kernel",
+        "1.0",
+        noarch="python",
+        depends=["python", "ipykernel"],
+        files={
+            "site-packages/envmgr_echo_kernel/__init__.py": ECHO_KERNEL,
+            "site-packages/envmgr_echo_kernel/__main__.py": (
+                "from ipykernel.kernelapp import IPKernelApp\n\n"
+                "from envmgr_echo_kernel import EchoKernel\n\n"
+                "IPKernelApp.launch_instance(kernel_class=EchoKernel)\n"
+            ),
+            "share/jupyter/kernels/envmgr-echo/kernel.json": json.dumps(kernel_json, indent=1),
+        },
+    )
 
 
 def synthetic(n_packages: int, files_per_package: int = 15) -> list[PackageDef]:

@@ -48,7 +48,8 @@ describe('importRequest', () => {
   const values: IImportFormValues = {
     scope: 'shared',
     name: '  ',
-    environment_yml: YML
+    environment_yml: YML,
+    file_name: ''
   };
 
   it('leaves the name to the file when the field is empty', () => {
@@ -87,7 +88,7 @@ describe('ImportFormBody', () => {
     });
     await model.connect();
     body = new ImportFormBody({
-      values: { scope: 'local', name: '', environment_yml: '' },
+      values: { scope: 'local', name: '', environment_yml: '', file_name: '' },
       shared: model.sharedState,
       trans,
       submit: (values, build) => model.importYaml(importRequest(values, build))
@@ -204,7 +205,7 @@ describe('ImportFormBody', () => {
 
   it('has a YAML file picker and disables shared without a shared store', async () => {
     const picker = await rendered(body, 'input[type="file"]');
-    expect(picker.getAttribute('accept')).toBe('.yml,.yaml,.tar');
+    expect(picker.getAttribute('accept')).toBe('.yml,.yaml,.txt,.tar');
     const shared = body.node.querySelector<HTMLInputElement>(
       'input[name="scope"][value="shared"]'
     )!;
@@ -219,7 +220,7 @@ describe('ImportFormBody', () => {
 
   it('disables shared, saying why, when the shared store is read-only', async () => {
     const readOnly = new ImportFormBody({
-      values: { scope: 'local', name: '', environment_yml: '' },
+      values: { scope: 'local', name: '', environment_yml: '', file_name: '' },
       shared: 'read-only',
       trans,
       submit: values => model.importYaml(importRequest(values, false))

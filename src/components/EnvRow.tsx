@@ -166,6 +166,7 @@ export function EnvRow(props: {
         CommandIDs.versions,
         CommandIDs.openPackages,
         CommandIDs.exportEnv,
+        CommandIDs.addWheel,
         CommandIDs.remove
       ]
     : [CommandIDs.adopt, CommandIDs.toggleKernel, CommandIDs.exportEnv];
@@ -237,6 +238,22 @@ export function EnvRow(props: {
                   <>
                     <dt>{trans.__('Pip')}</dt>
                     <dd>{env.spec.pip.join(', ')}</dd>
+                  </>
+                )}
+                {Object.keys(env.spec.variables ?? {}).length > 0 && (
+                  <>
+                    <dt>{trans.__('Variables')}</dt>
+                    <dd className="jp-EnvManager-Variables">
+                      {Object.entries(env.spec.variables ?? {})
+                        .map(([name, value]) => `${name}=${value}`)
+                        .join(', ')}
+                    </dd>
+                  </>
+                )}
+                {Object.keys(env.spec.wheels ?? {}).length > 0 && (
+                  <>
+                    <dt>{trans.__('Private wheels')}</dt>
+                    <dd>{Object.values(env.spec.wheels ?? {}).join(', ')}</dd>
                   </>
                 )}
                 {env.spec.base && (

@@ -18,7 +18,36 @@ export interface IImportFormValues {
    * Empty to use the name in the file.
    */
   name: string;
+  /**
+   * The file's text: an environment.yml or a requirements.txt.
+   */
   environment_yml: string;
+  /**
+   * The name of the picked file, if any (tells a requirements.txt apart).
+   */
+  file_name: string;
+}
+
+/**
+ * Whether the text to import is a requirements.txt rather than an
+ * environment.yml: by the picked file's name, else by its content (an
+ * environment.yml is a YAML mapping: `key:` lines). The server checks it.
+ */
+export function looksLikeRequirements(text: string, fileName = ''): boolean {
+  const lower = fileName.toLowerCase();
+  if (/\.ya?ml$/.test(lower)) {
+    return false;
+  }
+  if (/\.(txt|in)$/.test(lower) || lower.startsWith('requirements')) {
+    return true;
+  }
+  const lines = text
+    .split('\n')
+    .map(line => line.replace(/(^|\s)#.*$/, '').trim())
+    .filter(Boolean);
+  return (
+    lines.length > 0 && !lines.some(line => /^[A-Za-z_]+:(\s|$)/.test(line))
+  );
 }
 
 /**
@@ -41,11 +70,12 @@ export function importRequest(
   values: IImportFormValues,
   build: boolean
 ): IImportEnvRequest {
-  const request: IImportEnvRequest = {
-    scope: values.scope,
-    environment_yml: values.environment_yml,
-    build
-  };
+  const request: IImportEnvRequest = { scope: values.scope, build };
+  if (looksLikeRequirements(values.environment_yml, values.file_name)) {
+    request.requirements_txt = values.environment_yml;
+  } else {
+    request.environment_yml = values.environment_yml;
+  }
   if (values.name.trim()) {
     request.name = values.name.trim();
   }
@@ -92,7 +122,10 @@ export function ImportForm(props: IImportFormProps): JSX.Element {
       props.onBundle?.(file);
     } else if (file) {
       props.onBundle?.(null);
-      props.onChange({ environment_yml: await file.text() });
+      props.onChange({
+        environment_yml: await file.text(),
+        file_name: file.name
+      });
     }
     // Picking the same file again reads it again.
     input.value = '';
@@ -122,7 +155,9 @@ export function ImportForm(props: IImportFormProps): JSX.Element {
           spellCheck={false}
         />
         <div className="jp-EnvManager-Hint">
-          {trans.__('Leave empty to use the name in the file.')}
+          {trans.__(
+            'Leave empty to use the name in the file (a requirements.txt has none).'
+          )}
         </div>
         {errorOf('name')}
       </div>
@@ -131,7 +166,7 @@ export function ImportForm(props: IImportFormProps): JSX.Element {
         <input
           id={id('file')}
           type="file"
-          accept=".yml,.yaml,.tar"
+          accept=".yml,.yaml,.txt,.tar"
           onChange={event => void pick(event)}
         />
         <div className="jp-EnvManager-Hint">
@@ -148,7 +183,9 @@ export function ImportForm(props: IImportFormProps): JSX.Element {
       ) : (
         <div className="jp-EnvManager-FormRow">
           <label htmlFor={id('environment_yml')}>
-            {trans.__('environment.yml (pick a file or paste it here)')}
+            {trans.__(
+              'environment.yml or requirements.txt (pick a file or paste it here)'
+            )}
           </label>
           <textarea
             {...control('environment_yml')}

@@ -1,6 +1,7 @@
 import type { TranslationBundle } from '@jupyterlab/translation';
 import {
   addIcon,
+  addAboveIcon,
   CommandToolbarButton,
   FilterBox,
   fileUploadIcon,
@@ -8,6 +9,7 @@ import {
   PanelWithToolbar,
   ReactWidget,
   refreshIcon,
+  searchIcon,
   SidePanel,
   UseSignal
 } from '@jupyterlab/ui-components';
@@ -15,6 +17,7 @@ import type { CommandRegistry } from '@lumino/commands';
 import { AccordionPanel, Widget } from '@lumino/widgets';
 import * as React from 'react';
 import { ExpandedRows, StoreBody } from '../components/EnvList';
+import { WhichBanner } from '../components/Fleet';
 import { ServerStatus } from '../components/ServerStatus';
 import { envManagerIcon } from '../icons';
 import type { EnvManagerModel } from '../model';
@@ -52,6 +55,18 @@ export class EnvPanel extends SidePanel {
     );
     status.addClass('jp-EnvManager-Status');
     this.header.addWidget(status);
+    const which = ReactWidget.create(
+      <UseSignal signal={model.changed}>
+        {() => (
+          <WhichBanner
+            which={model.which}
+            trans={trans}
+            onClear={() => void model.filterWhich(null)}
+          />
+        )}
+      </UseSignal>
+    );
+    this.header.addWidget(which);
 
     this.toolbar.addClass('jp-EnvManager-Toolbar');
     this.toolbar.addItem('filter', this._filterBox());
@@ -65,7 +80,19 @@ export class EnvPanel extends SidePanel {
         fileUploadIcon,
         trans.__('Import environment.yml')
       ],
-      ['refresh', CommandIDs.refresh, refreshIcon, trans.__('Refresh')]
+      ['refresh', CommandIDs.refresh, refreshIcon, trans.__('Refresh')],
+      [
+        'install-all',
+        CommandIDs.installAll,
+        addAboveIcon,
+        trans.__('Add package to selected environments')
+      ],
+      [
+        'which',
+        CommandIDs.which,
+        searchIcon,
+        trans.__('Find environments with a package')
+      ]
     ];
     for (const [name, id, icon, caption] of buttons) {
       this.toolbar.addItem(
