@@ -90,8 +90,12 @@ def build_parser(prog: str = PROG) -> Parser:
     p.add_argument("--file", metavar="environment.yml", help="take the packages from this file")
     p.add_argument("--build", action="store_true", help="build it now")
 
-    p = add("import", [scoped], "create an environment from an environment.yml, a requirements.txt or a bundle")
-    p.add_argument("file", metavar="FILE", help="the environment.yml, requirements.txt, or a bundle (.tar)")
+    p = add(
+        "import", [scoped], "create an environment from environment.yml, requirements or a bundle"
+    )
+    p.add_argument(
+        "file", metavar="FILE", help="environment.yml, requirements.txt, or a bundle (.tar)"
+    )
     p.add_argument("--name", help="environment name (default: the file's name:)")
     p.add_argument("--display-name", metavar="TEXT", help="name shown in the launcher")
     p.add_argument("--build", action="store_true", help="build it now")
