@@ -7,7 +7,8 @@ callback, the runner that runs builds) and one object per purpose:
 - ``service.builds`` (:mod:`.builds`): build, revert, install/uninstall, versions, logs, ends;
 - ``service.sharing`` (:mod:`.sharing`): copies between stores;
 - ``service.packages`` (:mod:`.packages`): a version's packages, diffs, search;
-- ``service.kernels`` (:class:`.kernels.Kernels`): activate, deactivate, re-sync kernelspecs.
+- ``service.kernels`` (:class:`.kernels.Kernels`): activate, deactivate, re-sync kernelspecs;
+- ``service.publishing`` (:mod:`.publishing`): submit, review, approve, reject, withdraw, audit.
 
 Methods are synchronous and quick (metadata reads and writes); the server calls them off its
 event loop. Every method that changes state takes the ``actor`` (who is acting) and records it.
@@ -28,6 +29,7 @@ from .environments import Environments
 from .errors import NotFound, ValidationError
 from .kernels import Kernels
 from .packages import Packages
+from .publishing import Publishing
 from .sharing import Sharing
 from .spec import validate_name, validate_scope
 from .store import Build, Store, current_user
@@ -61,7 +63,7 @@ class EnvService:
     ):
         self.settings = settings
         self.log = log or logging.getLogger("jupyter_env_manager")
-        self.emit: Emit = emit or (lambda kind, data: None)
+        self._door_emit: Emit = emit or (lambda kind, data: None)
         self.runner: Runner = runner or NoRunner()
         self.local = Store(settings.local_root, "local")
         self.shared = Store(settings.shared_root, "shared") if settings.shared_root else None
@@ -72,6 +74,12 @@ class EnvService:
         self.sharing = Sharing(self)
         self.kernels = Kernels(self)
         self.packages = Packages(self)
+        self.publishing = Publishing(self)
+
+    def emit(self, kind: str, data: dict[str, Any]) -> None:
+        """Tell the door (its events) and the parts that follow builds' ends."""
+        self._door_emit(kind, data)
+        self.publishing.on_event(kind, data)
 
     # -- stores ------------------------------------------------------------------------------
 
@@ -132,6 +140,7 @@ class EnvService:
             "kernel_packages": list(self.settings.kernel_packages),
             "default_python": self.settings.default_python,
             "max_concurrent_builds": self.settings.max_concurrent_builds,
+            **self.publishing.info(),
         }
 
     def recover(self) -> list[str]:

@@ -1,0 +1,210 @@
+"""Publishing with approval: Draft -> Submit -> Review (diff + checks) -> Published / Rejected.
+
+The first tests run as one user (the core, real builds from the tests' channel): the approver
+is narrowed by ``c.EnvManager.approvers``. The last one is the team for real: three Unix users
+(``ENVMGR_TEST_USERS=1``, run under ``flock /work/wt/users.lock``), the approvers' group owning
+a ``2775`` shared root, and each door (CLI, REST) used by the user it belongs to.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from helpers import build
+
+from jupyter_env_manager.core.errors import Conflict, Forbidden, NotFound, ValidationError
+from jupyter_env_manager.cli.commands import Progress
+from jupyter_env_manager.core.runner import ForegroundRunner
+
+
+def _draft(service, name="demo", **spec):
+    service.runner = ForegroundRunner(service, Progress())
+    body = {"scope": "local", "name": name, "conda": ["alpha=1.0"], "pip": ["envmgr-hello==1.0"]}
+    env, started = service.envs.create({**body, **spec, "build": True})
+    assert started.status == "succeeded", service.builds.read_log("local", name, 1)[0]
+    return env
+
+
+def _as_requester(service):
+    service.settings.approvers = ["someone-else"]
+
+
+def _as_approver(service):
+    service.settings.approvers = []
+
+
+def test_submit_review_approve_publishes_the_exact_lock(service):
+    _draft(service)
+    _as_requester(service)
+    user = service.user
+    assert service.info()["can_approve"] is False
+    assert service.info()["can_approve_reason"] == (
+        f"You ({user}) are not listed in c.EnvManager.approvers"
+    )
+    env = service.envs.get("local", "demo")
+    assert env["lifecycle"] == {"status": "draft", "detail": None, "request": None}
+    assert env["actions"]["submit"] == {"allowed": True, "reason": None}
+
+    # A direct copy is refused, naming the approval route; nothing is created.
+    with pytest.raises(Forbidden) as refused:
+        service.sharing.copy("local", "demo", "shared")
+    assert refused.value.message == (
+        f"You ({user}) may not copy 'demo' into the shared store directly: publishing needs an "
+        "approver. Submit it for approval instead: jupyter envmgr submit demo --reason TEXT "
+        "(REST: POST /env-manager/requests)"
+    )
+    assert not service.shared.exists("demo")
+
+    with pytest.raises(ValidationError) as bad:
+        service.publishing.submit("local", "demo", "  ")
+    assert (bad.value.message, bad.value.field) == ("A reason is required ('reason')", "reason")
+    assert not any(service.publishing.inbox().glob("2*"))
+
+    req = service.publishing.submit("local", "demo", "team needs alpha")
+    assert (req["status"], req["kind"], req["version"], req["requester"]) == (
+        "pending",
+        "new",
+        1,
+        user,
+    )
+    env = service.envs.get("local", "demo")
+    assert env["lifecycle"]["status"] == "pending"
+    assert env["actions"]["submit"]["allowed"] is False
+    assert env["actions"]["withdraw"] == {"allowed": True, "reason": None}
+
+    # The review: everything added (nothing published yet), conda and pip apart; checks pass.
+    assert req["diff"]["from"] is None
+    conda_added = {(p["name"], p["version"]) for p in req["diff"]["conda"]["added"]}
+    assert ("alpha", "1.0") in conda_added and ("python", os.environ.get("X", "")) not in conda_added
+    assert req["diff"]["pip"]["added"] == [
+        {"name": "envmgr-hello", "kind": "pip", "version": "1.0", "channel": None}
+    ]
+    assert [(c["check"], c["ok"], c["blocking"]) for c in req["checks"]] == [
+        ("channels", True, False),
+        ("blocked_packages", True, False),
+        ("pip_direct", True, False),
+    ]
+
+    with pytest.raises(Forbidden) as refused:
+        service.publishing.approve(req["id"])
+    assert refused.value.message == (
+        f"You ({user}) may not approve publish requests: You ({user}) are not listed in "
+        "c.EnvManager.approvers"
+    )
+
+    _as_approver(service)
+    done = service.publishing.approve(req["id"])
+    assert (done["status"], done["detail"]) == ("published", "published as v1")
+    published = service.envs.get("shared", "demo")
+    assert published["lifecycle"]["status"] == "published"
+    assert published["version"] == 1
+    mine = json.loads((service.local.build_dir("demo", 1) / "lock.json").read_text())
+    theirs = json.loads((service.shared.build_dir("demo", 1) / "lock.json").read_text())
+    assert mine == theirs
+    with pytest.raises(Conflict) as twice:
+        service.publishing.approve(req["id"])
+    assert twice.value.message == f"Request {req['id']} is already approved (published)"
+    events = [e["event"] for e in service.publishing.events(req["id"])["events"]]
+    assert events == ["submitted", "approved", "published"]
+
+
+def test_update_diff_outdated_reject_and_failed_versions(service):
+    _draft(service)
+    _as_approver(service)
+    first = service.publishing.submit("local", "demo", "v1")
+    service.publishing.approve(first["id"])
+
+    # An update (alpha 2.0), with a failed build after it: the failed one leaves the draft and
+    # its log goes into the request.
+    service.envs.update("local", "demo", {"conda": ["alpha=2.0"]})
+    assert build(service, "local", "demo").status == "succeeded"
+    service.envs.update("local", "demo", {"conda": ["needs-missing"]})
+    assert build(service, "local", "demo").status == "failed"
+    env = service.envs.get("local", "demo")
+    assert (env["lifecycle"]["status"], env["lifecycle"]["detail"]) == ("failed", "in use: v2")
+    assert env["lifecycle"]["request"]["status"] == "published"  # v1's, the last request
+    update = service.publishing.submit("local", "demo", "alpha 2")
+    assert (update["kind"], update["version"], update["published_version"]) == ("update", 2, 1)
+    assert update["removed_versions"][0]["version"] == 3
+    assert update["logs"] == ["v3.txt"]
+    assert service.local.versions("demo") == [1, 2]
+    assert update["diff"]["from"] == {"scope": "shared", "name": "demo", "version": 1}
+    assert update["diff"]["conda"]["upgraded"] == [
+        {"name": "alpha", "kind": "conda", "from": "1.0", "to": "2.0",
+         "channel": update["diff"]["conda"]["upgraded"][0]["channel"]}
+    ]  # fmt: skip
+    assert [p["name"] for p in update["diff"]["conda"]["added"]] == ["beta"]
+    assert update["diff"]["pip"] == {
+        "added": [], "removed": [], "upgraded": [], "downgraded": [], "rebuilt": []
+    }  # fmt: skip
+
+    # Rebuilt after submitting: outdated, cannot be approved.
+    service.envs.update("local", "demo", {"conda": ["alpha=2.0", "gamma"]})
+    assert build(service, "local", "demo").status == "succeeded"
+    got = service.publishing.get(update["id"])
+    assert (got["status"], got["detail"]) == (
+        "outdated",
+        "the draft was rebuilt after submitting (v4 has another lock)",
+    )
+    with pytest.raises(Conflict) as outdated:
+        service.publishing.approve(update["id"])
+    assert "is outdated" in outdated.value.message
+    assert service.shared.active_version("demo") == 1
+
+    # Resubmitted, then rejected with a reason that the draft shows.
+    again = service.publishing.submit("local", "demo", "alpha 2 and gamma")
+    assert service.publishing.get(update["id"])["status"] == "withdrawn"
+    with pytest.raises(ValidationError):
+        service.publishing.reject(again["id"], "")
+    rejected = service.publishing.reject(again["id"], "gamma is not vetted")
+    assert (rejected["status"], rejected["detail"]) == ("rejected", "gamma is not vetted")
+    service.publishing._index = None
+    env = service.envs.get("local", "demo")
+    assert env["lifecycle"]["status"] == "rejected"
+    assert env["lifecycle"]["detail"] == "gamma is not vetted"
+    service.publishing.withdraw(again["id"])  # dismissed
+    service.publishing._index = None
+    assert service.envs.get("local", "demo")["lifecycle"]["status"] == "draft"
+
+    with pytest.raises(NotFound) as unknown:
+        service.publishing.get("20260101T000000-abcdef")
+    assert unknown.value.message == "No publish request '20260101T000000-abcdef'"
+    with pytest.raises(NotFound):
+        service.publishing.approve("../../etc")
+
+
+def test_policy_checks_flag_and_enforce(service):
+    _draft(service, pip=["envmgr-hello==1.0"])
+    _as_approver(service)
+    service.settings.allowed_channels = ["conda-forge"]
+    service.settings.blocked_packages = ["alpha<2"]
+    req = service.publishing.submit("local", "demo", "policy")
+    checks = {c["check"]: c for c in req["checks"]}
+    assert checks["channels"]["ok"] is False and checks["channels"]["blocking"] is False
+    assert checks["blocked_packages"]["items"] == ["alpha 1.0 (matches 'alpha<2')"]
+    service.settings.enforce_policy = True
+    with pytest.raises(Conflict) as refused:
+        service.publishing.approve(req["id"])
+    assert refused.value.message.startswith(f"Request {req['id']} fails the policy")
+    assert "Blocked packages: alpha 1.0 (matches 'alpha<2')" in refused.value.message
+    assert not service.shared.exists("demo")
+
+
+def test_inbox_is_sticky_and_team_writable(service):
+    _draft(service)
+    _as_approver(service)
+    os.makedirs(service.shared.root, exist_ok=True)
+    os.chmod(service.shared.root, 0o2775)
+    service.shared._access = None
+    inbox = service.publishing.ensure()
+    mode = stat.S_IMODE(inbox.stat().st_mode)
+    assert mode & stat.S_ISVTX and mode & 0o777 == 0o777, oct(mode)
+    req = service.publishing.submit("local", "demo", "x")
+    rdir = Path(service.publishing.inbox()) / req["id"]
+    assert stat.S_IMODE(rdir.stat().st_mode) & 0o022 == 0
+    audit_files = list((inbox / ".audit").iterdir())
+    assert all(stat.S_IMODE(p.stat().st_mode) & 0o022 == 0 for p in audit_files)
