@@ -8,16 +8,19 @@ a ``2775`` shared root, and each door (CLI, REST) used by the user it belongs to
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import re
 import stat
+import time
 from pathlib import Path
 
 import pytest
 from helpers import build
 
-from jupyter_env_manager.core.errors import Conflict, Forbidden, NotFound, ValidationError
 from jupyter_env_manager.cli.commands import Progress
+from jupyter_env_manager.core.errors import Conflict, Forbidden, NotFound, ValidationError
 from jupyter_env_manager.core.runner import ForegroundRunner
 
 
@@ -79,7 +82,9 @@ def test_submit_review_approve_publishes_the_exact_lock(service):
     # The review: everything added (nothing published yet), conda and pip apart; checks pass.
     assert req["diff"]["from"] is None
     conda_added = {(p["name"], p["version"]) for p in req["diff"]["conda"]["added"]}
-    assert ("alpha", "1.0") in conda_added and ("python", os.environ.get("X", "")) not in conda_added
+    assert {("alpha", "1.0"), ("ipykernel", conda_added and dict(conda_added)["ipykernel"])} <= (
+        conda_added
+    )
     assert req["diff"]["pip"]["added"] == [
         {"name": "envmgr-hello", "kind": "pip", "version": "1.0", "channel": None}
     ]
@@ -208,3 +213,87 @@ def test_inbox_is_sticky_and_team_writable(service):
     assert stat.S_IMODE(rdir.stat().st_mode) & 0o022 == 0
     audit_files = list((inbox / ".audit").iterdir())
     assert all(stat.S_IMODE(p.stat().st_mode) & 0o022 == 0 for p in audit_files)
+
+
+# -- REST, one user (the approver narrowed by c.EnvManager.approvers) ---------------------------
+
+
+async def test_rest_submit_review_approve_reject(jp_fetch, jp_serverapp, envmgr_settings):
+    from test_api import call, create_and_build, expect_error, get_json
+    from tornado.httpclient import HTTPClientError
+
+    service = jp_serverapp.web_app.settings["env_manager"]
+    service.settings.approvers = ["someone-else"]
+    user = service.user
+    await create_and_build(jp_fetch, "demo", conda=["alpha=1.0"], pip=["envmgr-hello==1.0"])
+    info = await get_json(jp_fetch, "info")
+    assert (info["can_approve"], info["publish_policy"]) == (False, "approval")
+
+    refused = await expect_error(
+        jp_fetch, 403, "POST", "environments", "local", "demo", "copy", body={"to": "shared"}
+    )
+    assert "Submit it for approval instead: jupyter envmgr submit demo" in refused["message"]
+    bad = await expect_error(jp_fetch, 400, "POST", "requests", body={"name": "demo"})
+    assert (bad["message"], bad["field"]) == ("A reason is required ('reason')", "reason")
+    bad = await expect_error(
+        jp_fetch, 400, "POST", "requests", body={"name": "demo", "reason": "x", "to": 1}
+    )
+    assert (bad["message"], bad["field"]) == ("Unknown field 'to'", "to")
+    assert (await get_json(jp_fetch, "requests"))["requests"] == []
+
+    r = await call(jp_fetch, "POST", "requests", body={"name": "demo", "reason": "for the team"})
+    assert r.code == 201
+    req = json.loads(r.body)
+    assert r.headers["Location"].endswith(f"/env-manager/requests/{req['id']}")
+    listed = await get_json(jp_fetch, "requests")
+    assert (listed["pending"], [q["id"] for q in listed["requests"]]) == (1, [req["id"]])
+    env = await get_json(jp_fetch, "environments", "local", "demo")
+    assert env["lifecycle"]["status"] == "pending"
+
+    refused = await expect_error(jp_fetch, 403, "POST", "requests", req["id"], "approve")
+    assert re.fullmatch(
+        r"You \((\w+)\) may not approve publish requests: You \(\1\) are not listed in "
+        r"c\.EnvManager\.approvers",
+        refused["message"],
+    ), refused["message"]
+    unknown = await expect_error(jp_fetch, 404, "GET", "requests", "20200101T000000-000000")
+    assert unknown["message"] == "No publish request '20200101T000000-000000'"
+
+    service.settings.approvers = []
+    await expect_error(jp_fetch, 404, "POST", "requests", "nope", "approve")
+    r = await call(jp_fetch, "POST", "requests", req["id"], "approve")
+    assert r.code == 202 and json.loads(r.body)["status"] == "publishing"
+    deadline = time.monotonic() + 120
+    while (got := await get_json(jp_fetch, "requests", req["id"]))["status"] == "publishing":
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.1)
+    assert (got["status"], got["detail"]) == ("published", "published as v1")
+    assert [e["event"] for e in got["events"]] == ["submitted", "approved", "published"]
+    assert all(e["who"] and e["account"] == user and e["at"] for e in got["events"])
+    twice = await expect_error(jp_fetch, 409, "POST", "requests", req["id"], "approve")
+    assert twice["message"] == f"Request {req['id']} is already approved (published)"
+    shared = await get_json(jp_fetch, "environments", "shared", "demo")
+    assert (shared["version"], shared["lifecycle"]["status"]) == (1, "published")
+
+    # A second submit, rejected with a reason the draft shows.
+    await call(jp_fetch, "PATCH", "environments", "local", "demo", body={"conda": ["alpha=2.0"]})
+    r = await call(jp_fetch, "POST", "environments", "local", "demo", "builds")
+    from test_api import wait_build
+
+    assert (await wait_build(jp_fetch, "local", "demo", 2))["status"] == "succeeded"
+    r = await call(jp_fetch, "POST", "requests", body={"name": "demo", "reason": "alpha 2"})
+    update = json.loads(r.body)
+    assert update["kind"] == "update"
+    assert update["diff"]["conda"]["upgraded"][0]["name"] == "alpha"
+    await expect_error(jp_fetch, 400, "POST", "requests", update["id"], "reject", body={})
+    r = await call(jp_fetch, "POST", "requests", update["id"], "reject", body={"reason": "not yet"})
+    assert json.loads(r.body)["status"] == "rejected"
+    service.publishing._index = None
+    env = await get_json(jp_fetch, "environments", "local", "demo")
+    assert (env["lifecycle"]["status"], env["lifecycle"]["detail"]) == ("rejected", "not yet")
+    events = (await get_json(jp_fetch, "audit"))["events"]
+    assert [e["event"] for e in events] == [
+        "submitted", "approved", "published", "submitted", "rejected"
+    ]  # fmt: skip
+    with pytest.raises(HTTPClientError):
+        await call(jp_fetch, "POST", "requests", update["id"], "approve")

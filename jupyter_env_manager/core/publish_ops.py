@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
+from . import audit
 from .access import open_lock
 from .errors import Conflict, EnvManagerError, NotFound, ValidationError
 from .lockfile import read_lock
@@ -57,12 +58,7 @@ def submit(pub: Publishing, scope: Any, name: Any, reason: Any, actor: str) -> d
                 item=name,
             )
         for req in pub._all():
-            src = req["source"]
-            if (req["requester"], src.get("root"), src.get("name")) != (
-                actor,
-                str(store.root),
-                name,
-            ):
+            if req["source"].get("name") != name or not pub.is_mine(req):
                 continue
             st = pub.status(req)["status"]
             if st in ("pending", "publishing"):
@@ -111,6 +107,7 @@ def submit(pub: Publishing, scope: Any, name: Any, reason: Any, actor: str) -> d
                 "kind": "update" if published else "new",
                 "published_version": published,
                 "requester": actor,
+                "account": audit.account(),
                 "reason": reason,
                 "created_at": now(),
                 "version": version,

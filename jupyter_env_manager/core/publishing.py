@@ -142,9 +142,9 @@ class Publishing:
         shared = self.svc.shared
         if shared is None:
             return False, NO_SHARED
-        if shared.write_denial() is not None:
+        if shared.write_denial() is not None:  # the server's account is what is judged
             return False, (
-                f"You ({actor}) cannot write the shared store {shared.root}: only its "
+                f"{self.svc.user} cannot write the shared store {shared.root}: only its "
                 "approvers (who may write its root) can publish"
             )
         approvers = list(self.svc.settings.approvers)
@@ -165,6 +165,9 @@ class Publishing:
     def check_approver(self, actor: str, groups: list[str] | None = None) -> None:
         allowed, reason = self.can_approve(actor, groups)
         if not allowed:
+            shared = self.svc.shared
+            if shared is not None and shared.write_denial() is not None:
+                actor = self.svc.user  # the account the filesystem refuses, in every door
             raise Forbidden(f"You ({actor}) may not approve publish requests: {reason}")
 
     def policy(self, actor: str | None = None) -> str:
@@ -391,12 +394,21 @@ class Publishing:
 
         return submit(self, scope, name, reason, self.svc.actor(actor))
 
+    def submit_body(self, body: dict[str, Any], actor: str | None = None) -> dict[str, Any]:
+        """Submit from a REST body ``{"scope"?, "name", "reason"}`` (400 for other fields)."""
+        unknown = sorted(set(body) - {"scope", "name", "reason"})
+        if unknown:
+            raise ValidationError(f"Unknown field {unknown[0]!r}", field=unknown[0])
+        if "name" not in body:
+            raise ValidationError("'name' is required: the environment to submit", field="name")
+        return self.submit(body.get("scope", "local"), body["name"], body.get("reason"), actor)
+
     def withdraw(self, rid: Any, actor: str | None = None) -> dict[str, Any]:
         """Withdraw a pending request (or dismiss a rejected one): its requester only."""
         actor = self.svc.actor(actor)
         req = self._read(rid)
         rdir = self.inbox() / req["id"]
-        if req["requester"] != actor or not os.access(rdir, os.W_OK):
+        if not os.access(rdir, os.W_OK) or not (req["requester"] == actor or self.is_mine(req)):
             raise Forbidden(
                 f"You ({actor}) may not withdraw request {req['id']}: only its requester "
                 f"({req['requester']}) may",
@@ -460,12 +472,21 @@ class Publishing:
         mine = []
         try:
             for req in self._all():
-                if req.get("requester") == self.svc.user:
+                if self.is_mine(req):
                     mine.append({**req, "_status": self.status(req)})
         except (OSError, EnvManagerError):
             mine = []
         self._index = (time.monotonic(), mine)
         return mine
+
+    def is_mine(self, req: dict[str, Any]) -> bool:
+        """Whether a request comes from this server's local store (its drafts): by the user's
+        name on JupyterHub (one Unix account may serve everyone), else by the Unix account."""
+        if req.get("source", {}).get("root") != str(self.svc.local.root):
+            return False
+        if os.environ.get("JUPYTERHUB_USER"):
+            return req.get("requester") == self.svc.user
+        return req.get("account") == audit.account() or req.get("requester") == self.svc.user
 
     def decorate(self, view: dict[str, Any]) -> dict[str, Any]:
         """Add ``lifecycle`` {status, detail, request} and the publishing actions to a view."""
@@ -507,7 +528,7 @@ class Publishing:
         try:
             for req in self._all():
                 if data["scope"] == "local" and req["source"].get("name") == data["name"]:
-                    if req.get("requester") == self.svc.user:
+                    if self.is_mine(req):
                         self.status(req)
                 elif data["scope"] == "shared" and req["name"] == data["name"]:
                     decision = self._decision(req["id"])
