@@ -25,6 +25,7 @@ COMMANDS = [
     "list", "show", "create", "import", "build", "install", "uninstall", "activate",
     "deactivate", "copy", "versions", "revert", "log", "export", "delete", "adopt",
     "sync-kernels", "info", "help", "packages", "diff", "search",
+    "submit", "requests", "review", "approve", "reject", "withdraw", "audit",
 ]  # fmt: skip
 
 

@@ -24,6 +24,11 @@ ACTIONS = (
     "deactivate",
     "adopt",
     "export",
+    # publishing with approval (:func:`publish_actions`, added by :mod:`.publishing`)
+    "submit",
+    "withdraw",
+    "approve",
+    "reject",
 )
 
 NOT_MANAGED = "Not managed by the environment manager: adopt it first"
