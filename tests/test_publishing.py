@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
 import stat
+import sys
 import time
 from pathlib import Path
 
@@ -45,9 +45,7 @@ def test_submit_review_approve_publishes_the_exact_lock(service):
     _as_requester(service)
     user = service.user
     assert service.info()["can_approve"] is False
-    assert service.info()["can_approve_reason"] == (
-        f"You ({user}) are not listed in c.EnvManager.approvers"
-    )
+    assert service.info()["can_approve_reason"] == f"{user} is not listed in c.EnvManager.approvers"
     env = service.envs.get("local", "demo")
     assert env["lifecycle"] == {"status": "draft", "detail": None, "request": None}
     assert env["actions"]["submit"] == {"allowed": True, "reason": None}
@@ -97,7 +95,7 @@ def test_submit_review_approve_publishes_the_exact_lock(service):
     with pytest.raises(Forbidden) as refused:
         service.publishing.approve(req["id"])
     assert refused.value.message == (
-        f"You ({user}) may not approve publish requests: You ({user}) are not listed in "
+        f"You ({user}) may not approve publish requests: {user} is not listed in "
         "c.EnvManager.approvers"
     )
 
@@ -251,11 +249,10 @@ async def test_rest_submit_review_approve_reject(jp_fetch, jp_serverapp, envmgr_
     assert env["lifecycle"]["status"] == "pending"
 
     refused = await expect_error(jp_fetch, 403, "POST", "requests", req["id"], "approve")
-    assert re.fullmatch(
-        r"You \((\w+)\) may not approve publish requests: You \(\1\) are not listed in "
-        r"c\.EnvManager\.approvers",
-        refused["message"],
-    ), refused["message"]
+    assert refused["message"] == (
+        f"You ({user}) may not approve publish requests: {user} is not listed in "
+        "c.EnvManager.approvers"
+    )
     unknown = await expect_error(jp_fetch, 404, "GET", "requests", "20200101T000000-000000")
     assert unknown["message"] == "No publish request '20200101T000000-000000'"
 
@@ -297,3 +294,208 @@ async def test_rest_submit_review_approve_reject(jp_fetch, jp_serverapp, envmgr_
     ]  # fmt: skip
     with pytest.raises(HTTPClientError):
         await call(jp_fetch, "POST", "requests", update["id"], "approve")
+
+
+# -- three real users: a requester, an approver, a teammate -------------------------------------
+
+from test_shared_store import (  # noqa: E402
+    ALICE,
+    BOB,
+    CAROL,
+    KERNEL_SCRIPT,
+    as_user,
+    needs_users,
+    server_of,
+    team,  # noqa: F401  (the fixture)
+)
+
+
+def _json(proc) -> dict:
+    return json.loads(proc.stdout)
+
+
+def _error_line(proc) -> str:
+    return proc.stderr.strip().removeprefix("jupyter envmgr: error: ")
+
+
+@needs_users
+def test_a_team_publishes_with_approval(team):  # noqa: F811
+    shared: Path = team["shared"]
+    config = team["config"] / "jupyter_server_config.json"
+    settings = json.loads(config.read_text())
+    settings["EnvManager"]["approvers"] = [ALICE]  # Bob may write the root, but does not approve
+    config.write_text(json.dumps(settings))
+    inbox = shared / ".envmgr" / "requests"
+
+    # Alice, the approver, opens the inbox: sticky and writable by everyone who reads the store.
+    assert _json(as_user(team, ALICE, "info", "--json"))["can_approve"] is True
+    assert _json(as_user(team, ALICE, "requests", "--json")) == {"requests": [], "pending": 0}
+    st = inbox.stat()
+    assert (stat.S_IMODE(st.st_mode), st.st_uid) == (0o3777, _uid(ALICE))
+    carol_info = _json(as_user(team, CAROL, "info", "--json"))
+    assert (carol_info["can_approve"], carol_info["publish_policy"]) == (False, "approval")
+    assert carol_info["can_approve_reason"] == (
+        f"{CAROL} cannot write the shared store {shared}: only its approvers (who may write its "
+        "root) can publish"
+    )
+
+    # Carol, the requester, builds a draft; a direct copy is refused, naming the approval route.
+    as_user(team, CAROL, "create", "demo", "--conda", "alpha=1.0", "--pip", "envmgr-hello==1.0",
+            "--build")  # fmt: skip
+    refused = as_user(team, CAROL, "copy", "demo", "--to", "shared", code=1)
+    assert _error_line(refused) == (
+        f"You ({CAROL}) may not copy 'demo' into the shared store directly: publishing needs an "
+        "approver. Submit it for approval instead: jupyter envmgr submit demo --reason TEXT "
+        "(REST: POST /env-manager/requests)"
+    )
+    req = _json(as_user(team, CAROL, "submit", "demo", "--reason", "the team needs alpha",
+                        "--json"))  # fmt: skip
+    rid = req["id"]
+    assert (req["status"], req["kind"], req["requester"], req["version"]) == (
+        "pending", "new", CAROL, 1,
+    )  # fmt: skip
+    draft = _json(as_user(team, CAROL, "show", "demo", "--json"))
+    assert draft["lifecycle"]["status"] == "pending"
+
+    # Approving as a non-approver: the CLI and REST say the same line.
+    line = (
+        f"You ({CAROL}) may not approve publish requests: {CAROL} cannot write the shared store "
+        f"{shared}: only its approvers (who may write its root) can publish"
+    )
+    assert _error_line(as_user(team, CAROL, "approve", rid, code=1)) == line
+    with server_of(team, CAROL) as call:
+        assert call("POST", f"env-manager/requests/{rid}/approve") == (403, {"message": line})
+        status, env = call("GET", "env-manager/environments/local/demo")
+        assert env["actions"]["approve"] == {
+            "allowed": False,
+            "reason": line.split(": ", 1)[1],
+        }
+
+    # Alice reviews: against nothing published, every locked package is added; checks pass.
+    lock = json.loads((Path(f"/home/{CAROL}/.conda/envs/.envmgr/envs/demo/builds/1/lock.json"))
+                      .read_text())  # fmt: skip
+    review = _json(as_user(team, ALICE, "review", rid, "--json"))
+    assert review["diff"]["from"] is None
+    assert review["diff"]["conda"]["added"] == [
+        {"name": e["name"], "kind": "conda", "version": e["version"],
+         "channel": e["channel"].rstrip("/")}
+        for e in lock["conda"]
+    ]  # fmt: skip
+    assert review["diff"]["pip"]["added"] == [
+        {"name": "envmgr-hello", "kind": "pip", "version": "1.0", "channel": None}
+    ]
+    assert review["checks"] == [
+        {"check": "channels", "ok": True, "items": [], "blocking": False,
+         "message": "No allowed_channels configured: every channel passes"},
+        {"check": "blocked_packages", "ok": True, "items": [], "blocking": False,
+         "message": "No blocked_packages configured"},
+        {"check": "pip_direct", "ok": True, "items": [], "blocking": False,
+         "message": "No pip requirement is a direct URL or a local path"},
+    ]  # fmt: skip
+    done = _json(as_user(team, ALICE, "approve", rid, "--json"))
+    assert (done["status"], done["detail"], done["decided_by"]) == (
+        "published", "published as v1", ALICE,
+    )  # fmt: skip
+
+    # Bob, a teammate, runs the published environment in a kernel, with its pip package.
+    as_user(team, BOB, "sync-kernels")
+    kernel = as_user(team, BOB, program=[sys.executable, "-c", KERNEL_SCRIPT, "envmgr-shared-demo"])
+    assert kernel.stdout.strip().splitlines()[-1:] == [f"1.0 {shared / 'demo'}"], kernel.stderr
+
+    # An update: the diff is against v1; Alice rejects it, Carol sees why on her draft.
+    as_user(team, CAROL, "install", "alpha=2.0", "--env", "demo")
+    update = _json(as_user(team, CAROL, "submit", "demo", "--reason", "alpha 2", "--json"))
+    assert (update["kind"], update["published_version"]) == ("update", 1)
+    review = _json(as_user(team, ALICE, "review", update["id"], "--json"))
+    assert review["diff"]["from"] == {"scope": "shared", "name": "demo", "version": 1}
+    channel = review["diff"]["conda"]["upgraded"][0]["channel"]
+    assert review["diff"]["conda"] == {
+        "added": [{"name": "beta", "kind": "conda", "version": "1.0", "channel": channel}],
+        "removed": [],
+        "upgraded": [{"name": "alpha", "kind": "conda", "from": "1.0", "to": "2.0",
+                      "channel": channel}],
+        "downgraded": [],
+        "rebuilt": [],
+    }  # fmt: skip
+    assert review["diff"]["pip"] == dict.fromkeys(
+        ("added", "removed", "upgraded", "downgraded", "rebuilt"), []
+    )
+    as_user(team, ALICE, "reject", update["id"], "--reason", "beta is not vetted")
+    draft = _json(as_user(team, CAROL, "show", "demo", "--json"))
+    assert draft["lifecycle"] == {
+        "status": "rejected",
+        "detail": "beta is not vetted",
+        "request": {"id": update["id"], "status": "rejected", "detail": "beta is not vetted",
+                    "error": None, "version": 2},
+    }  # fmt: skip
+
+    # Resubmitted, then rebuilt with another lock: outdated, it cannot be approved.
+    third = _json(as_user(team, CAROL, "submit", "demo", "--reason", "vetted now", "--json"))
+    as_user(team, CAROL, "install", "gamma", "--env", "demo")
+    refused = as_user(team, ALICE, "approve", third["id"], code=1)
+    assert _error_line(refused) == (
+        f"Request {third['id']} is outdated (the draft was rebuilt after submitting (v3 has "
+        "another lock)): the requester resubmits it"
+    )
+
+    # Bob cannot remove (nor withdraw) Carol's request: the inbox is sticky.
+    removed = as_user(team, BOB, program=["rm", "-rf", str(inbox / third["id"])], code=1)
+    assert "Permission denied" in removed.stderr  # its files: the directory is Carol's
+    moved = as_user(team, BOB, program=["mv", str(inbox / third["id"]), str(inbox / "x")], code=1)
+    assert "Operation not permitted" in moved.stderr  # the directory itself: the sticky bit
+    assert (inbox / third["id"] / "request.json").exists()
+    assert _error_line(as_user(team, BOB, "withdraw", third["id"], code=1)) == (
+        f"You ({BOB}) may not withdraw request {third['id']}: only its requester ({CAROL}) may"
+    )
+
+    # Locked packages gone from the channel: the approve names them, nothing is published.
+    fourth = _json(as_user(team, CAROL, "submit", "demo", "--reason", "with gamma", "--json"))
+    gamma = next(e for e in json.loads(
+        Path(f"/home/{CAROL}/.conda/envs/.envmgr/envs/demo/builds/3/lock.json").read_text()
+    )["conda"] if e["name"] == "gamma")  # fmt: skip
+    Path(gamma["url"].removeprefix("file://")).unlink()
+    refused = as_user(team, ALICE, "approve", fourth["id"], code=1)
+    assert _error_line(refused) == (
+        f"The locked packages gamma {gamma['version']} {gamma['build']} are no longer in their "
+        "channels: nothing was published"
+    )
+    assert _json(as_user(team, BOB, "show", "demo", "--shared", "--json"))["version"] == 1
+    assert sorted(os.listdir(shared / ".envmgr" / "envs" / "demo" / "builds")) == ["1"]
+    still = _json(as_user(team, CAROL, "review", fourth["id"], "--json"))
+    assert (still["status"], still["error"]) == ("pending", _error_line(refused))
+
+    # Bad input over REST: an unknown id, approving twice.
+    with server_of(team, ALICE) as call:
+        assert call("GET", "env-manager/requests/20200101T000000-000000") == (
+            404, {"message": "No publish request '20200101T000000-000000'"},
+        )  # fmt: skip
+        assert call("POST", f"env-manager/requests/{rid}/approve") == (
+            409, {"message": f"Request {rid} is already approved (published)", "item": rid},
+        )  # fmt: skip
+    assert _error_line(as_user(team, ALICE, "approve", rid, code=1)) == (
+        f"Request {rid} is already approved (published)"
+    )
+
+    # The audit log has every event, with who and when; the team reads it.
+    events = _json(as_user(team, BOB, "audit", "--json"))["events"]
+    assert [(e["event"], e["who"], e["request"]) for e in events] == [
+        ("submitted", CAROL, rid),
+        ("approved", ALICE, rid),
+        ("published", ALICE, rid),
+        ("submitted", CAROL, update["id"]),
+        ("rejected", ALICE, update["id"]),
+        ("submitted", CAROL, third["id"]),
+        ("outdated", CAROL, third["id"]),
+        ("withdrawn", CAROL, third["id"]),
+        ("submitted", CAROL, fourth["id"]),
+        ("publish_failed", ALICE, fourth["id"]),
+    ]
+    assert all(e["at"] and e["account"] == e["who"] for e in events)
+    for path in (inbox / ".audit").iterdir():
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644, path
+
+
+def _uid(user: str) -> int:
+    import pwd
+
+    return pwd.getpwnam(user).pw_uid

@@ -67,11 +67,13 @@ def submit(pub: Publishing, scope: Any, name: Any, reason: Any, actor: str) -> d
                     item=req["id"],
                 )
             if st == "outdated" and os.access(inbox / req["id"], os.W_OK):
+                note = "superseded by a resubmission"
                 write_json(
                     inbox / req["id"] / "withdrawn.json",
-                    {"by": actor, "at": now(), "note": "superseded by a resubmission"},
+                    {"by": actor, "at": now(), "note": note},
                     pub._file_mode(),
                 )
+                pub._record("withdrawn", actor, req, note=note)
         source_dir = store.build_dir(name, version)
         removed = []
         for v in store.versions(name):

@@ -137,38 +137,37 @@ class Publishing:
     # -- who may approve ---------------------------------------------------------------------
 
     def can_approve(self, actor: str | None = None, groups: list[str] | None = None):
-        """(allowed, reason): can write the shared root, narrowed by ``approvers``."""
-        actor = self.svc.actor(actor)
+        """(allowed, reason): this server may write the shared root, narrowed by ``approvers``.
+
+        The server's user is who is judged (its permissions publish; on JupyterHub it is the
+        hub user); the door's identity (``actor``) and its ``groups`` count too when listed."""
+        user = self.svc.user
         shared = self.svc.shared
         if shared is None:
             return False, NO_SHARED
-        if shared.write_denial() is not None:  # the server's account is what is judged
+        if shared.write_denial() is not None:
             return False, (
-                f"{self.svc.user} cannot write the shared store {shared.root}: only its "
-                "approvers (who may write its root) can publish"
+                f"{user} cannot write the shared store {shared.root}: only its approvers (who "
+                "may write its root) can publish"
             )
         approvers = list(self.svc.settings.approvers)
         if not approvers:
             return True, f"You can write the shared store {shared.root}"
-        if actor in approvers:
+        if user in approvers or (actor and actor in approvers):
             return True, "c.EnvManager.approvers lists you"
-        mine = set(groups or [])
-        if actor == self.svc.user:
-            mine |= {_group_name(g) for g in os.getgroups()}
+        mine = set(groups or []) | {_group_name(g) for g in os.getgroups()}
         for entry in approvers:
             if entry.startswith("@"):
                 group = entry[1:]
-                if group in mine or actor in _members(group):
+                if group in mine or user in _members(group):
                     return True, f"You are in {entry}, listed in c.EnvManager.approvers"
-        return False, f"You ({actor}) are not listed in c.EnvManager.approvers"
+        return False, f"{user} is not listed in c.EnvManager.approvers"
 
     def check_approver(self, actor: str, groups: list[str] | None = None) -> None:
+        """403 with one line, the same in every door (it names the server's user)."""
         allowed, reason = self.can_approve(actor, groups)
         if not allowed:
-            shared = self.svc.shared
-            if shared is not None and shared.write_denial() is not None:
-                actor = self.svc.user  # the account the filesystem refuses, in every door
-            raise Forbidden(f"You ({actor}) may not approve publish requests: {reason}")
+            raise Forbidden(f"You ({self.svc.user}) may not approve publish requests: {reason}")
 
     def policy(self, actor: str | None = None) -> str:
         configured = self.svc.settings.publish_policy
@@ -216,10 +215,11 @@ class Publishing:
         except FileNotFoundError:
             return []
         out = []
-        for rid in sorted(entries, reverse=True):
+        for rid in entries:
             data = read_json(self.inbox() / rid / "request.json")
             if isinstance(data, dict):
                 out.append(data)
+        out.sort(key=lambda r: (str(r.get("created_at")), r["id"]), reverse=True)  # newest first
         return out
 
     def _decision(self, rid: str) -> dict[str, Any] | None:
