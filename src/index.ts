@@ -13,6 +13,12 @@ import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { IStatusBar } from '@jupyterlab/statusbar';
 import { ITranslator, nullTranslator } from '@jupyterlab/translation';
 import { addCommands } from './commands';
+import {
+  addPublishingCommands,
+  PublishCommandIDs,
+  RequestsModel,
+  RequestsSection
+} from './components/RequestsSection';
 import { kernelEnvironment } from './kernelspec';
 import { EnvManagerModel } from './model';
 import { CommandIDs, IEnvManager, IEnvRef } from './tokens';
@@ -112,6 +118,19 @@ const plugin: JupyterFrontEndPlugin<IEnvManager> = {
         return `${ref.scope}/${ref.name}/${requestedVersion ?? 'latest'}`;
       }
     });
+
+    // Publishing with approval: the Requests section (approvers) and commands.
+    const requests = new RequestsModel(model, app.serviceManager.events.stream);
+    addPublishingCommands(app, { model, requests, trans });
+    panel.addSection(
+      new RequestsSection({
+        requests,
+        trans,
+        onReview: id =>
+          void app.commands.execute(PublishCommandIDs.review, { id })
+      }),
+      { rank: 300 }
+    );
 
     void model.connect();
     return {

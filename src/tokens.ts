@@ -261,6 +261,8 @@ export namespace EventSchemas {
     'https://events.jupyter.org/jupyter_env_manager/build/v1';
   export const kernel =
     'https://events.jupyter.org/jupyter_env_manager/kernel/v1';
+  export const request =
+    'https://events.jupyter.org/jupyter_env_manager/request/v1';
 }
 
 /**

@@ -5,6 +5,11 @@ import * as React from 'react';
 import { CommandIDs } from '../tokens';
 import type { IEnv } from '../tokens';
 import { fullTime, humanTime } from '../time';
+import {
+  LifecycleBadge,
+  LifecycleNote,
+  PublishCommandIDs
+} from './RequestsSection';
 
 /**
  * A button running a command; when the command does not apply it stays
@@ -110,7 +115,10 @@ export function EnvRow(props: {
         CommandIDs.copy,
         CommandIDs.versions,
         CommandIDs.exportEnv,
-        CommandIDs.remove
+        CommandIDs.remove,
+        ...(env.scope === 'local'
+          ? [PublishCommandIDs.submit, PublishCommandIDs.withdraw]
+          : [])
       ]
     : [CommandIDs.adopt, CommandIDs.toggleKernel, CommandIDs.exportEnv];
   const classes = [
@@ -135,6 +143,7 @@ export function EnvRow(props: {
           <span className="jp-EnvManager-EnvName">{env.name}</span>
         </span>
         <StatusBadge env={env} trans={trans} />
+        <LifecycleBadge env={env} trans={trans} />
       </button>
       <div className="jp-EnvManager-EnvMeta">
         <span title={trans.__('Active version')}>
@@ -201,6 +210,7 @@ export function EnvRow(props: {
                 </dd>
               </>
             )}
+            <LifecycleNote env={env} trans={trans} />
             {env.status === 'failed' && env.latest_build?.error && (
               <>
                 <dt>{trans.__('Error')}</dt>
