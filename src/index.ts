@@ -12,6 +12,7 @@ import { INotebookTracker } from '@jupyterlab/notebook';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { IStatusBar } from '@jupyterlab/statusbar';
 import { ITranslator, nullTranslator } from '@jupyterlab/translation';
+import type { AccordionPanel } from '@lumino/widgets';
 import { addCommands } from './commands';
 import {
   addPublishingCommands,
@@ -122,15 +123,16 @@ const plugin: JupyterFrontEndPlugin<IEnvManager> = {
     // Publishing with approval: the Requests section (approvers) and commands.
     const requests = new RequestsModel(model, app.serviceManager.events.stream);
     addPublishingCommands(app, { model, requests, trans });
-    panel.addSection(
-      new RequestsSection({
-        requests,
-        trans,
-        onReview: id =>
-          void app.commands.execute(PublishCommandIDs.review, { id })
-      }),
-      { rank: 300 }
-    );
+    const requestsSection = new RequestsSection({
+      requests,
+      trans,
+      onReview: id =>
+        void app.commands.execute(PublishCommandIDs.review, { id })
+    });
+    panel.addSection(requestsSection, { rank: 300 });
+    // Collapsed: its title shows the pending count; the stores keep the room.
+    const accordion = panel.content as AccordionPanel;
+    accordion.collapse(accordion.widgets.indexOf(requestsSection));
 
     void model.connect();
     return {

@@ -50,7 +50,10 @@ export class RequestsModel {
   ) {
     events?.connect(this._onEvent, this);
     model.changed.connect(() => {
-      const canApprove = !!model.info?.can_approve;
+      if (!model.info) {
+        return; // reconnecting: keep what the server said last
+      }
+      const canApprove = !!model.info.can_approve;
       if (canApprove !== this._canApprove) {
         this._canApprove = canApprove;
         void this.refresh();
@@ -402,7 +405,7 @@ export function LifecycleBadge(props: {
   }
   return (
     <span
-      className={`jp-EnvManager-Badge jp-EnvManager-Lifecycle jp-mod-${lifecycle.status}`}
+      className={`jp-EnvManager-Lifecycle jp-mod-${lifecycle.status}`}
       title={lifecycle.detail ?? lifecycle.status}
     >
       {trans.__(lifecycle.status)}
