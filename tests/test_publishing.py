@@ -499,3 +499,26 @@ def _uid(user: str) -> int:
     import pwd
 
     return pwd.getpwnam(user).pw_uid
+
+
+def test_packages_gone_from_the_channel_publish_nothing(service, test_channel, tmp_path):
+    import shutil
+
+    channel = shutil.copytree(Path(test_channel.removeprefix("file://")), tmp_path / "chan")
+    service.settings.channels = [channel.as_uri()]
+    _draft(service)
+    _as_approver(service)
+    req = service.publishing.submit("local", "demo", "alpha")
+    lock = json.loads((service.local.build_dir("demo", 1) / "lock.json").read_text())
+    alpha = next(e for e in lock["conda"] if e["name"] == "alpha")
+    Path(alpha["url"].removeprefix("file://")).unlink()
+    with pytest.raises(Conflict) as gone:
+        service.publishing.approve(req["id"])
+    assert gone.value.message == (
+        f"The locked packages alpha 1.0 {alpha['build']} are no longer in their channels: "
+        "nothing was published"
+    )
+    assert not service.shared.exists("demo")
+    got = service.publishing.get(req["id"])
+    assert (got["status"], got["error"]) == ("pending", gone.value.message)
+    assert [e["event"] for e in got["events"]] == ["submitted", "publish_failed"]
