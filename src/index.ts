@@ -129,10 +129,19 @@ const plugin: JupyterFrontEndPlugin<IEnvManager> = {
       onReview: id =>
         void app.commands.execute(PublishCommandIDs.review, { id })
     });
-    panel.addSection(requestsSection, { rank: 300 });
-    // Collapsed: its title shows the pending count; the stores keep the room.
-    const accordion = panel.content as AccordionPanel;
-    accordion.collapse(accordion.widgets.indexOf(requestsSection));
+    // In the panel only while something waits for this approver's review;
+    // collapsed when it comes: its title has the count.
+    const placeRequests = () => {
+      const wanted = requests.canApprove && requests.open > 0;
+      if (wanted && !requestsSection.parent) {
+        panel.addSection(requestsSection, { rank: 300 });
+        const accordion = panel.content as AccordionPanel;
+        accordion.collapse(accordion.widgets.indexOf(requestsSection));
+      } else if (!wanted && requestsSection.parent) {
+        requestsSection.parent = null;
+      }
+    };
+    requests.changed.connect(placeRequests);
 
     void model.connect();
     return {

@@ -8,7 +8,7 @@ import { fullTime, humanTime } from '../time';
 import {
   LifecycleBadge,
   LifecycleNote,
-  PublishCommandIDs
+  publishingButtons
 } from './RequestsSection';
 
 /**
@@ -116,9 +116,7 @@ export function EnvRow(props: {
         CommandIDs.versions,
         CommandIDs.exportEnv,
         CommandIDs.remove,
-        ...(env.scope === 'local'
-          ? [PublishCommandIDs.submit, PublishCommandIDs.withdraw]
-          : [])
+        ...publishingButtons(env)
       ]
     : [CommandIDs.adopt, CommandIDs.toggleKernel, CommandIDs.exportEnv];
   const classes = [

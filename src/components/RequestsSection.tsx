@@ -40,6 +40,11 @@ export namespace PublishCommandIDs {
 }
 
 /**
+ * This user's publish policy, as the server said last (`info`).
+ */
+let currentPolicy: string | null = null;
+
+/**
  * The publish requests the server lists, refreshed on the server's
  * `request` events (and the environments they come from with them).
  */
@@ -53,6 +58,7 @@ export class RequestsModel {
       if (!model.info) {
         return; // reconnecting: keep what the server said last
       }
+      currentPolicy = model.info.publish_policy ?? null;
       const canApprove = !!model.info.can_approve;
       if (canApprove !== this._canApprove) {
         this._canApprove = canApprove;
@@ -69,6 +75,15 @@ export class RequestsModel {
 
   get pending(): number {
     return this._requests.filter(r => r.status === 'pending').length;
+  }
+
+  /**
+   * Requests waiting for review or being published.
+   */
+  get open(): number {
+    return this._requests.filter(
+      r => r.status === 'pending' || r.status === 'publishing'
+    ).length;
   }
 
   get canApprove(): boolean {
@@ -169,7 +184,7 @@ export class RequestsSection extends PanelWithToolbar {
     super();
     const { requests, trans } = options;
     this.id = 'jp-EnvManager-section-requests';
-    this.addClass('jp-EnvManager-Section');
+    this.addClass('jp-EnvManager-RequestsSection');
     this.addClass('jp-mod-requests');
     const body = ReactWidget.create(
       <UseSignal signal={requests.changed}>
@@ -193,7 +208,6 @@ export class RequestsSection extends PanelWithToolbar {
         count
       );
       this.node.dataset.pending = String(count);
-      this.setHidden(!requests.canApprove);
     };
     requests.changed.connect(sync);
     sync();
@@ -395,7 +409,8 @@ export function LifecycleBadge(props: {
   if (!lifecycle || !env.managed) {
     return null;
   }
-  const shown = ['draft', 'pending', 'published', 'rejected'];
+  // Only what differs from the usual (a draft here, published there).
+  const shown = ['pending', 'rejected'];
   if (!shown.includes(lifecycle.status)) {
     return lifecycle.detail ? (
       <span className="jp-EnvManager-InUse" title={lifecycle.detail}>
@@ -438,4 +453,28 @@ export function LifecycleNote(props: {
       <dd className="jp-EnvManager-LifecycleNote">{lifecycle.detail}</dd>
     </>
   );
+}
+
+/**
+ * The publishing buttons of a row: Submit where the server's policy routes
+ * the user through a review (or to resubmit a rejected draft), Withdraw
+ * while a request can be withdrawn.
+ */
+export function publishingButtons(env: IEnv): string[] {
+  const policy = currentPolicy;
+  const allowed = (action: string) =>
+    !!(env.actions as Record<string, { allowed: boolean }> | undefined)?.[
+      action
+    ]?.allowed;
+  const buttons: string[] = [];
+  if (
+    allowed('submit') &&
+    (policy === 'approval' || env.lifecycle?.status === 'rejected')
+  ) {
+    buttons.push(PublishCommandIDs.submit);
+  }
+  if (allowed('withdraw')) {
+    buttons.push(PublishCommandIDs.withdraw);
+  }
+  return buttons;
 }
