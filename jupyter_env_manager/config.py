@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 from jupyter_core.paths import jupyter_config_path
-from traitlets import Bool, Float, Int, List, Unicode, default, validate
+from traitlets import Bool, Enum, Float, Int, List, Unicode, default, validate
 from traitlets.config import Config, LoggingConfigurable
 from traitlets.config.loader import JSONFileConfigLoader, PyFileConfigLoader
 
@@ -222,6 +222,63 @@ class EnvManager(LoggingConfigurable):
         ),
     ).tag(config=True)
 
+    # -- publishing with approval (core/publishing.py) ----------------------------------------
+
+    publish_policy = Enum(
+        ["direct", "approval"],
+        None,
+        allow_none=True,
+        help=(
+            "How environments reach the shared store. 'direct': copy-to-shared as anyone whose "
+            "file permissions allow it. 'approval': a user who is not an approver submits a "
+            "request that an approver reviews and publishes (copy-to-shared answers 403 naming "
+            "that route). None (default): 'direct' for approvers, 'approval' for everyone else."
+        ),
+    ).tag(config=True)
+
+    approvers = List(
+        Unicode(),
+        help=(
+            "Who may approve publish requests, among those who can write the shared root: user "
+            "names and '@group' names (JupyterHub groups from the server's identity, else Unix "
+            "groups). Empty: everyone who can write the shared root. The filesystem still "
+            "decides who can publish; this only narrows it."
+        ),
+    ).tag(config=True)
+
+    requests_root = Unicode(
+        None,
+        allow_none=True,
+        help=(
+            "The inbox of publish requests, writable by every team member and sticky (like "
+            "/tmp): one directory per request. Default: <shared_root>/.envmgr/requests."
+        ),
+    ).tag(config=True)
+
+    allowed_channels = List(
+        Unicode(),
+        help=(
+            "Channels a published environment may take conda packages from (names or URLs). "
+            "A request with packages from other channels is flagged. Empty: any channel."
+        ),
+    ).tag(config=True)
+
+    blocked_packages = List(
+        Unicode(),
+        help=(
+            "Conda match specs (e.g. 'openssl<3', 'pycrypto') that a published environment "
+            "may not contain; a bare name also matches a pip distribution. Flagged on review."
+        ),
+    ).tag(config=True)
+
+    enforce_policy = Bool(
+        False,
+        help=(
+            "Refuse to approve a request that fails a policy check (allowed_channels, "
+            "blocked_packages, pip direct URLs or local paths) instead of flagging it."
+        ),
+    ).tag(config=True)
+
     @validate("max_concurrent_builds")
     def _validate_max_builds(self, proposal):
         value = proposal["value"]
@@ -229,7 +286,7 @@ class EnvManager(LoggingConfigurable):
             raise ValueError("max_concurrent_builds must be at least 1")
         return value
 
-    @validate("local_root", "shared_root", "pkgs_dir")
+    @validate("local_root", "shared_root", "pkgs_dir", "requests_root")
     def _expand_path(self, proposal):
         value = proposal["value"]
         return None if value is None else str(Path(value).expanduser().absolute())

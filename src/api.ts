@@ -7,11 +7,14 @@ import type {
   IEnv,
   IEnvPatch,
   IEnvRef,
+  IAuditEvent,
   IGcResult,
   IImportEnvRequest,
   IPinMetadata,
   IPinRequest,
   IPinResult,
+  IPublishRequest,
+  IPublishReview,
   IPackageDiff,
   IPackageList,
   ISearchReply,
@@ -505,6 +508,46 @@ export class EnvManagerAPI {
         headers: { 'Content-Type': 'application/octet-stream' }
       }
     );
+  }
+
+  // -- publishing with approval ---------------------------------------------
+
+  listRequests(): Promise<{ requests: IPublishRequest[]; pending: number }> {
+    return this._json('requests');
+  }
+
+  getRequest(id: string): Promise<IPublishReview> {
+    return this._json(`requests/${encodeURIComponent(id)}`);
+  }
+
+  /**
+   * Submit a draft's latest successful version for publishing.
+   */
+  submitRequest(ref: IEnvRef, reason: string): Promise<IPublishReview> {
+    return this._json(
+      'requests',
+      json('POST', { scope: ref.scope, name: ref.name, reason })
+    );
+  }
+
+  /**
+   * Approve (202 while it publishes), reject (a reason) or withdraw.
+   */
+  decideRequest(
+    id: string,
+    action: 'approve' | 'reject' | 'withdraw',
+    reason?: string
+  ): Promise<IPublishReview> {
+    return this._json(
+      `requests/${encodeURIComponent(id)}/${action}`,
+      json('POST', reason === undefined ? {} : { reason })
+    );
+  }
+
+  async audit(request?: string): Promise<IAuditEvent[]> {
+    const query = request ? `?request=${encodeURIComponent(request)}` : '';
+    return (await this._json<{ events: IAuditEvent[] }>(`audit${query}`))
+      .events;
   }
 
   private async _accepted(

@@ -19,7 +19,14 @@ import { IStatusBar } from '@jupyterlab/statusbar';
 import { ITranslator, nullTranslator } from '@jupyterlab/translation';
 import { cleaningIcon, CommandToolbarButton } from '@jupyterlab/ui-components';
 import { EnvManagerAPI } from './api';
+import type { AccordionPanel } from '@lumino/widgets';
 import { addCommands } from './commands';
+import {
+  addPublishingCommands,
+  PublishCommandIDs,
+  RequestsModel,
+  RequestsSection
+} from './components/RequestsSection';
 import { kernelEnvironment } from './kernelspec';
 import { EnvManagerModel } from './model';
 import { CommandIDs, IEnvManager, IEnvRef } from './tokens';
@@ -153,6 +160,28 @@ const plugin: JupyterFrontEndPlugin<IEnvManager> = {
         caption: trans.__('Clean up old versions')
       })
     );
+    // Publishing with approval: the Requests section (approvers) and commands.
+    const requests = new RequestsModel(model, app.serviceManager.events.stream);
+    addPublishingCommands(app, { model, requests, trans });
+    const requestsSection = new RequestsSection({
+      requests,
+      trans,
+      onReview: id =>
+        void app.commands.execute(PublishCommandIDs.review, { id })
+    });
+    // In the panel only while something waits for this approver's review;
+    // collapsed when it comes: its title has the count.
+    const placeRequests = () => {
+      const wanted = requests.canApprove && requests.open > 0;
+      if (wanted && !requestsSection.parent) {
+        panel.addSection(requestsSection, { rank: 300 });
+        const accordion = panel.content as AccordionPanel;
+        accordion.collapse(accordion.widgets.indexOf(requestsSection));
+      } else if (!wanted && requestsSection.parent) {
+        requestsSection.parent = null;
+      }
+    };
+    requests.changed.connect(placeRequests);
 
     void model.connect();
     return {

@@ -55,7 +55,22 @@ export interface IServerInfo {
   shared_access?: SharedAccess | null;
   channels: string[];
   engine: { name: string; version: string };
+  /**
+   * Whether this user may approve publish requests, and why (not).
+   */
+  can_approve?: boolean;
+  can_approve_reason?: string;
+  /**
+   * How this user's environments reach the shared store (null: none).
+   */
+  publish_policy?: PublishPolicy | null;
+  requests_root?: string | null;
 }
+
+/**
+ * `direct`: copy into the shared store; `approval`: submit a request.
+ */
+export type PublishPolicy = 'direct' | 'approval';
 
 /**
  * `write`: use and change; `read`: use only; `none`: not even list it.
@@ -119,7 +134,11 @@ export const ENV_ACTIONS = [
   'activate',
   'deactivate',
   'adopt',
-  'export'
+  'export',
+  'submit',
+  'withdraw',
+  'approve',
+  'reject'
 ] as const;
 
 /**
@@ -171,6 +190,11 @@ export interface IEnv {
   managed: boolean;
   phase: string | null;
   latest_build: IBuild | null;
+  /**
+   * Draft, pending, published, rejected...: where it is on its way to the
+   * team (computed by the server).
+   */
+  lifecycle?: ILifecycle;
   /**
    * What the user may do with it now, and why not.
    */
@@ -394,6 +418,8 @@ export namespace EventSchemas {
     'https://events.jupyter.org/jupyter_env_manager/build/v1';
   export const kernel =
     'https://events.jupyter.org/jupyter_env_manager/kernel/v1';
+  export const request =
+    'https://events.jupyter.org/jupyter_env_manager/request/v1';
 }
 
 /**
@@ -545,3 +571,136 @@ export const IEnvManager = new Token<IEnvManager>(
   'jupyter-env-manager:IEnvManager',
   'The environment manager: the environments of both stores with their state and allowed actions, and sections of the Environments panel.'
 );
+
+/**
+ * Where an environment is on its way to the team.
+ */
+export type LifecycleStatus =
+  | 'saved'
+  | 'building'
+  | 'draft'
+  | 'failed'
+  | 'pending'
+  | 'published'
+  | 'rejected';
+
+/**
+ * A publish request's status.
+ */
+export type RequestStatus =
+  | 'pending'
+  | 'outdated'
+  | 'publishing'
+  | 'published'
+  | 'rejected'
+  | 'withdrawn';
+
+/**
+ * An environment's lifecycle: its status, a detail ("in use: v2", the
+ * rejection's reason) and its latest publish request.
+ */
+export interface ILifecycle {
+  status: LifecycleStatus;
+  detail: string | null;
+  request: {
+    id: string;
+    status: RequestStatus;
+    detail: string | null;
+    error: string | null;
+    version: number;
+  } | null;
+}
+
+/**
+ * A publish request (GET requests).
+ */
+export interface IPublishRequest {
+  id: string;
+  name: string;
+  kind: 'new' | 'update';
+  requester: string;
+  reason: string;
+  created_at: string;
+  version: number;
+  lock_sha256?: string;
+  published_version?: number | null;
+  source?: { scope: Scope; name: string; version: number };
+  status: RequestStatus;
+  detail?: string | null;
+  error?: string | null;
+  dismissed?: boolean;
+  decided_by?: string | null;
+  decided_at?: string | null;
+}
+
+/**
+ * One package change of a review's diff.
+ */
+export interface IRequestChange {
+  name: string;
+  kind: 'conda' | 'pip';
+  version?: string;
+  from?: string;
+  to?: string;
+  channel?: string | null;
+}
+
+/**
+ * The changes of one kind (conda or pip).
+ */
+export interface IRequestChanges {
+  added: IRequestChange[];
+  removed: IRequestChange[];
+  upgraded: IRequestChange[];
+  downgraded: IRequestChange[];
+  rebuilt: IRequestChange[];
+}
+
+/**
+ * A policy check of a review.
+ */
+export interface IPolicyCheck {
+  check: 'channels' | 'blocked_packages' | 'pip_direct';
+  ok: boolean;
+  items: string[];
+  message: string;
+  blocking: boolean;
+}
+
+/**
+ * One event of the publishing audit log.
+ */
+export interface IAuditEvent {
+  event:
+    | 'submitted'
+    | 'withdrawn'
+    | 'approved'
+    | 'rejected'
+    | 'published'
+    | 'publish_failed'
+    | 'outdated';
+  at: string;
+  who: string;
+  account?: string;
+  host?: string;
+  request?: string;
+  name?: string;
+  requester?: string;
+}
+
+/**
+ * A request for review (GET requests/{id}).
+ */
+export interface IPublishReview extends IPublishRequest {
+  diff?: {
+    from: { scope: Scope; name: string; version: number } | null;
+    to: Record<string, any>;
+    conda: IRequestChanges;
+    pip: IRequestChanges;
+  };
+  checks?: IPolicyCheck[];
+  size?: number | null;
+  removed_versions?: Record<string, any>[];
+  logs?: string[];
+  events?: IAuditEvent[];
+}

@@ -38,7 +38,8 @@ def test_actions_follow_the_environments_state(service):
     assert build(service, "local", "demo").status == "succeeded"
     ready = service.envs.get("local", "demo")
     assert allowed(ready) == {
-        "build", "edit", "revert", "delete", "copy_local", "copy_shared", "deactivate", "export"
+        "build", "edit", "revert", "delete", "copy_local", "copy_shared", "deactivate", "export",
+        "submit",
     }  # fmt: skip
     assert ready["version"] == 2  # v1 was cancelled: the versions table offers only good rows
     assert ready["actions"]["activate"]["reason"] == "Its kernel is already in the launcher"

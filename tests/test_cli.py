@@ -26,6 +26,7 @@ COMMANDS = [
     "deactivate", "copy", "versions", "revert", "log", "export", "delete", "adopt",
     "sync-kernels", "info", "help", "packages", "diff", "search", "pin", "unpin", "gc", "du",
     "clean", "demo", "which",
+    "submit", "requests", "review", "approve", "reject", "withdraw", "audit",
 ]  # fmt: skip
 
 

@@ -476,6 +476,51 @@ def cmd_info(service, args, progress) -> Result:
     return Result("info", service.info())
 
 
+# -- publishing with approval ----------------------------------------------------------------------
+
+
+def cmd_submit(service, args, progress) -> Result:
+    req = service.publishing.submit(_scope(args), args.name, args.reason)
+    return Result(
+        "review", req, f"✓ submitted {args.name} v{req['version']} as request {req['id']}"
+    )
+
+
+def cmd_requests(service, args, progress) -> Result:
+    data = service.publishing.list_requests(args.status)
+    return Result("requests", data, "" if data["requests"] else "No publish requests.")
+
+
+def cmd_review(service, args, progress) -> Result:
+    return Result("review", service.publishing.get(args.id))
+
+
+def cmd_approve(service, args, progress) -> Result:
+    req = service.publishing.approve(args.id)
+    ok = req["status"] == "published"
+    message = (
+        f"✓ request {req['id']} published as shared/{req['name']} ({req['detail']})"
+        if ok
+        else f"✗ request {req['id']} was not published: {req.get('error') or req['status']}"
+    )
+    return Result("review", req, message, ok=ok)
+
+
+def cmd_reject(service, args, progress) -> Result:
+    req = service.publishing.reject(args.id, args.reason)
+    return Result("review", req, f"✓ request {req['id']} rejected: {args.reason}")
+
+
+def cmd_withdraw(service, args, progress) -> Result:
+    req = service.publishing.withdraw(args.id)
+    return Result("review", req, f"✓ request {req['id']} {req['status']}")
+
+
+def cmd_audit(service, args, progress) -> Result:
+    data = service.publishing.events(args.request)
+    return Result("audit", data, "" if data["events"] else "No events yet.")
+
+
 COMMANDS = {
     "list": cmd_list,
     "show": cmd_show,
@@ -505,6 +550,13 @@ COMMANDS = {
     "sync-kernels": cmd_sync_kernels,
     "info": cmd_info,
     "demo": lambda service, args, progress: _demo(service, args, progress),
+    "submit": cmd_submit,
+    "requests": cmd_requests,
+    "review": cmd_review,
+    "approve": cmd_approve,
+    "reject": cmd_reject,
+    "withdraw": cmd_withdraw,
+    "audit": cmd_audit,
 }
 
 

@@ -223,6 +223,26 @@ def build_parser(prog: str = PROG) -> Parser:
         action="store_true",
         help="point the extension at it in your jupyter_server_config.json (other settings kept)",
     )
+
+
+    # Publishing with approval (core/publishing.py).
+    p = add("submit", [named], "submit a draft's latest successful version for publishing")
+    p.add_argument("--reason", required=True, metavar="TEXT", help="why the team needs it")
+    p = add("requests", [common], "list the publish requests (newest first)")
+    p.add_argument(
+        "--status",
+        choices=("pending", "outdated", "publishing", "published", "rejected", "withdrawn"),
+        help="only requests with this status",
+    )
+    request_id = Parser(add_help=False, parents=[common])
+    request_id.add_argument("id", metavar="ID", help="a request id (see 'requests')")
+    add("review", [request_id], "show a request: its diff against the published version, checks")
+    add("approve", [request_id], "publish a request's exact lock into the shared store")
+    p = add("reject", [request_id], "reject a request, with a reason the requester sees")
+    p.add_argument("--reason", required=True, metavar="TEXT", help="why it is rejected")
+    add("withdraw", [request_id], "withdraw your pending request (or dismiss a rejected one)")
+    p = add("audit", [common], "list the publishing audit log (who did what, when)")
+    p.add_argument("--request", metavar="ID", help="only this request's events")
     p = add("help", [], "show help for a command")
     p.add_argument("topic", metavar="COMMAND", nargs="?", help="a command")
     parser.commands = sub.choices

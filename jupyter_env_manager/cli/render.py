@@ -170,6 +170,8 @@ def tables(result: Result) -> list[Table]:
         return (
             [Table(rows, headers, title=f"environments holding {data['spec']!r}")] if rows else []
         )
+    if result.kind in ("requests", "review", "audit"):
+        return publishing_tables(result.kind, data)
     if result.kind == "info":
         return [Table([[k, v if isinstance(v, str) else json.dumps(v)] for k, v in data.items()])]
     return []
@@ -356,3 +358,87 @@ def table_html(table: Table) -> str:
 def render_html(result: Result) -> str:
     """A result's tables as HTML (the message is printed, not rendered)."""
     return "\n".join(table_html(t) for t in tables(result))
+
+
+# -- publishing -----------------------------------------------------------------------------------
+
+
+def _request_status(r: dict[str, Any]) -> str:
+    detail = r.get("detail") or r.get("error")
+    return r["status"] + (f": {_one_line(detail, 60)}" if detail else "")
+
+
+def publishing_tables(kind: str, data: dict[str, Any]) -> list[Table]:
+    """Requests, a review (summary, conda and pip diffs, checks, events), the audit log."""
+    if kind == "requests":
+        headers = ["id", "name", "kind", "version", "requester", "reason", "submitted", "status"]
+        rows = [
+            [
+                r["id"],
+                r["name"],
+                r["kind"],
+                f"v{r['version']}",
+                r["requester"],
+                _one_line(r["reason"], 60),
+                _when(r["created_at"]),
+                _request_status(r),
+            ]
+            for r in data["requests"]
+        ]
+        return [Table(rows, headers, title=f"{data['pending']} pending")] if rows else []
+    if kind == "audit":
+        headers = ["when", "event", "who", "account", "request", "name", "detail"]
+        rows = [
+            [
+                _when(e.get("at")),
+                e["event"],
+                e.get("who", "-"),
+                e.get("account", "-"),
+                e.get("request", "-"),
+                e.get("name", "-"),
+                _one_line(str(e.get("reason") or e.get("error") or e.get("version") or ""), 60),
+            ]
+            for e in data["events"]
+        ]
+        return [Table(rows, headers)] if rows else []
+    summary = [
+        ["request", data["id"]],
+        ["name", f"{data['name']} ({data['kind']})"],
+        ["version", f"v{data['version']} of {data['source']['scope']}/{data['source']['name']}"],
+        ["requester", data["requester"]],
+        ["reason", data["reason"]],
+        ["submitted", _when(data["created_at"])],
+        ["status", _request_status(data)],
+        ["size", _size(data.get("size"))],
+    ]
+    if data.get("decided_by"):
+        summary.append(["decided", f"{data['decided_by']} at {_when(data.get('decided_at'))}"])
+    out = [Table(summary, title=f"request {data['id']}")]
+    diff = data.get("diff")
+    if diff:
+        base = diff["from"]
+        against = f"shared/{base['name']} v{base['version']}" if base else "nothing published"
+        for what in ("conda", "pip"):
+            part = diff[what]
+            rows = [["+", p["name"], p["version"], p.get("channel") or "-"] for p in part["added"]]
+            rows += [
+                ["-", p["name"], p["version"], p.get("channel") or "-"] for p in part["removed"]
+            ]
+            for change in ("upgraded", "downgraded", "rebuilt"):
+                rows += [
+                    [change[0], p["name"], f"{p['from']} → {p['to']}", p.get("channel") or "-"]
+                    for p in part[change]
+                ]
+            title = f"{what} against {against}: {diff_summary(part)}"
+            out.append(Table(rows, ["", "name", "version", "channel"], title=title))
+    if data.get("checks"):
+        rows = [
+            [
+                c["check"],
+                "ok" if c["ok"] else ("BLOCKS" if c["blocking"] else "flagged"),
+                c["message"],
+            ]
+            for c in data["checks"]
+        ]
+        out.append(Table(rows, ["check", "result", "detail"], title="policy checks"))
+    return out

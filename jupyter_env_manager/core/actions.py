@@ -24,6 +24,11 @@ ACTIONS = (
     "deactivate",
     "adopt",
     "export",
+    # publishing with approval (:func:`publish_actions`, added by :mod:`.publishing`)
+    "submit",
+    "withdraw",
+    "approve",
+    "reject",
 )
 
 NOT_MANAGED = "Not managed by the environment manager: adopt it first"
@@ -97,3 +102,52 @@ def env_actions(
     return {
         action: {"allowed": reason is None, "reason": reason} for action, reason in reasons.items()
     }
+
+
+PUBLISH_ACTIONS = ("submit", "withdraw", "approve", "reject")
+NO_REQUEST = "It has no open publish request"
+
+
+def publish_actions(
+    view: dict[str, Any],
+    request: dict[str, Any] | None,
+    shared: bool,
+    approver_denial: str | None,
+) -> dict[str, dict[str, Any]]:
+    """Submit, withdraw, approve, reject for one environment view (see :mod:`.publishing`).
+
+    ``request``: the latest request from this draft (``{"id", "status", ...}``) or None;
+    ``approver_denial``: why the user may not approve (None: they may)."""
+    status = (request or {}).get("status")
+    local = view.get("scope") == "local"
+    open_ = status in ("pending", "outdated")
+    reasons: dict[str, str | None] = {
+        "submit": _first(
+            (not shared, NO_SHARED),
+            (not local, "Only a draft of the local store is submitted for publishing"),
+            (not view.get("managed", True), NOT_MANAGED),
+            (view.get("status") == "building", BUSY),
+            (view.get("version") is None, NOT_BUILT),
+            (
+                status in ("pending", "publishing"),
+                f"Request {(request or {}).get('id')} is already {status}",
+            ),
+        ),
+        "withdraw": _first((not (open_ or status == "rejected"), NO_REQUEST)),
+        "approve": _first(
+            (status != "pending", NO_REQUEST),
+            (approver_denial is not None, approver_denial or ""),
+        ),
+        "reject": _first(
+            (not open_, NO_REQUEST),
+            (approver_denial is not None, approver_denial or ""),
+        ),
+    }
+    return {a: {"allowed": r is None, "reason": r} for a, r in reasons.items()}
+
+
+def _first(*checks: tuple[bool, str]) -> str | None:
+    for failed, reason in checks:
+        if failed:
+            return reason
+    return None

@@ -79,12 +79,11 @@ class Environments:
         shared = self.svc.shared
         return NO_SHARED if shared is None else shared.write_denial()
 
-    @staticmethod
     def _with_actions(
-        view: dict[str, Any], denial: str | None, shared_denial: str | None
+        self, view: dict[str, Any], denial: str | None, shared_denial: str | None
     ) -> dict[str, Any]:
         view["actions"] = env_actions(view, denial, shared_denial)
-        return view
+        return self.svc.publishing.decorate(view)
 
     # -- create / import / edit / delete -----------------------------------------------------
 

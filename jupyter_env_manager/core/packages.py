@@ -74,35 +74,7 @@ class Packages:
     def installed(self, scope: str, name: str, version: Any = None) -> dict[str, Any]:
         """The packages of a version (default: the one in use), from its lock."""
         number, directory = self._version_dir(scope, name, version)
-        lock = read_lock(directory)
-        spec = EnvSpec.from_dict(read_json(directory / "spec.json") or {"name": name})
-        wanted_conda = {package_name(s, "conda") for s in spec.conda} | {"python"}
-        wanted_pip = {package_name(s, "pip") for s in spec.pip}
-        packages = [
-            {
-                "name": entry["name"],
-                "version": entry["version"],
-                "build": entry.get("build"),
-                "channel": _channel_name(entry.get("channel")),
-                "kind": "conda",
-                "size": entry.get("size"),
-                "requested": entry["name"] in wanted_conda,
-            }
-            for entry in lock.get("conda", [])
-        ]
-        packages += [
-            {
-                "name": dist["name"],
-                "version": dist["version"],
-                "build": None,
-                "channel": None,
-                "kind": "pip",
-                "size": None,
-                "requested": _pep503(dist["name"]) in wanted_pip,
-            }
-            for dist in lock.get("pip", [])
-        ]
-        packages.sort(key=lambda p: (p["name"].lower(), p["kind"]))
+        packages = lock_packages(directory, name)
         return {"scope": scope, "name": name, "version": number, "packages": packages}
 
     # -- diff --------------------------------------------------------------------------------
@@ -123,40 +95,11 @@ class Packages:
         to_scope, to_name = other or (scope, name)
         before = self.installed(scope, name, version_from)
         after = self.installed(to_scope, to_name, version_to)
-        old = {(p["kind"], _key(p)): p for p in before["packages"]}
-        new = {(p["kind"], _key(p)): p for p in after["packages"]}
-        out: dict[str, Any] = {
+        return {
             "from": {k: before[k] for k in ("scope", "name", "version")},
             "to": {k: after[k] for k in ("scope", "name", "version")},
-            "added": [],
-            "removed": [],
-            "upgraded": [],
-            "downgraded": [],
-            "rebuilt": [],
+            **diff_packages(before["packages"], after["packages"]),
         }
-        for key in sorted(new.keys() - old.keys(), key=lambda k: k[1]):
-            p = new[key]
-            out["added"].append({"name": p["name"], "kind": p["kind"], "version": p["version"]})
-        for key in sorted(old.keys() - new.keys(), key=lambda k: k[1]):
-            p = old[key]
-            out["removed"].append({"name": p["name"], "kind": p["kind"], "version": p["version"]})
-        for key in sorted(old.keys() & new.keys(), key=lambda k: k[1]):
-            a, b = old[key], new[key]
-            if (a["version"], a["build"]) == (b["version"], b["build"]):
-                continue
-            change = {
-                "name": b["name"],
-                "kind": b["kind"],
-                "from": a["version"],
-                "to": b["version"],
-            }
-            order = _compare(a["kind"], a["version"], b["version"])
-            what = "upgraded" if order < 0 else "downgraded" if order > 0 else "rebuilt"
-            if what == "rebuilt":
-                change["from"] = f"{a['version']} {a['build']}"
-                change["to"] = f"{b['version']} {b['build']}"
-            out[what].append(change)
-        return out
 
     # -- search ------------------------------------------------------------------------------
 
@@ -270,6 +213,74 @@ def _python_allows(record: Any, python: Any, version_spec: Any) -> bool:
         except Exception:
             continue  # a constraint we cannot read does not hide the package
     return True
+def lock_packages(directory: Path, name: str) -> list[dict[str, Any]]:
+    """The packages of a build directory's lock (``lock.json``, ``spec.json``), sorted."""
+    lock = read_lock(directory)
+    spec = EnvSpec.from_dict(read_json(directory / "spec.json") or {"name": name})
+    wanted_conda = {package_name(s, "conda") for s in spec.conda} | {"python"}
+    wanted_pip = {package_name(s, "pip") for s in spec.pip}
+    packages = [
+        {
+            "name": entry["name"],
+            "version": entry["version"],
+            "build": entry.get("build"),
+            "channel": _channel_name(entry.get("channel")),
+            "kind": "conda",
+            "size": entry.get("size"),
+            "requested": entry["name"] in wanted_conda,
+        }
+        for entry in lock.get("conda", [])
+    ]
+    packages += [
+        {
+            "name": dist["name"],
+            "version": dist["version"],
+            "build": None,
+            "channel": None,
+            "kind": "pip",
+            "size": None,
+            "requested": _pep503(dist["name"]) in wanted_pip,
+        }
+        for dist in lock.get("pip", [])
+    ]
+    packages.sort(key=lambda p: (p["name"].lower(), p["kind"]))
+    return packages
+
+
+def diff_packages(old_list: list[dict[str, Any]], new_list: list[dict[str, Any]]) -> dict:
+    """``added``, ``removed``, ``upgraded``, ``downgraded`` and ``rebuilt`` packages."""
+    old = {(p["kind"], _key(p)): p for p in old_list}
+    new = {(p["kind"], _key(p)): p for p in new_list}
+    out: dict[str, Any] = {
+        "added": [],
+        "removed": [],
+        "upgraded": [],
+        "downgraded": [],
+        "rebuilt": [],
+    }
+    for key in sorted(new.keys() - old.keys(), key=lambda k: k[1]):
+        p = new[key]
+        out["added"].append({"name": p["name"], "kind": p["kind"], "version": p["version"]})
+    for key in sorted(old.keys() - new.keys(), key=lambda k: k[1]):
+        p = old[key]
+        out["removed"].append({"name": p["name"], "kind": p["kind"], "version": p["version"]})
+    for key in sorted(old.keys() & new.keys(), key=lambda k: k[1]):
+        a, b = old[key], new[key]
+        if (a["version"], a["build"]) == (b["version"], b["build"]):
+            continue
+        change = {
+            "name": b["name"],
+            "kind": b["kind"],
+            "from": a["version"],
+            "to": b["version"],
+        }
+        order = _compare(a["kind"], a["version"], b["version"])
+        what = "upgraded" if order < 0 else "downgraded" if order > 0 else "rebuilt"
+        if what == "rebuilt":
+            change["from"] = f"{a['version']} {a['build']}"
+            change["to"] = f"{b['version']} {b['build']}"
+        out[what].append(change)
+    return out
 
 
 def _channel_name(url: str | None) -> str | None:

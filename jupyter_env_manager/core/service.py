@@ -14,6 +14,7 @@ callback, the runner that runs builds) and one object per purpose:
 - ``service.disk`` (:mod:`.diskuse`): disk use (hard links once), cleaning the package cache.
 - ``service.fleet`` (:mod:`.fleet`): install into many environments, which hold a package;
 - ``service.wheels`` (:mod:`.wheels`): a private wheel added to an environment.
+- ``service.publishing`` (:mod:`.publishing`): submit, review, approve, reject, withdraw, audit.
 
 Methods are synchronous and quick (metadata reads and writes); the server calls them off its
 event loop. Every method that changes state takes the ``actor`` (who is acting) and records it.
@@ -37,6 +38,7 @@ from .fleet import Fleet
 from .kernels import Kernels
 from .packages import Packages
 from .pins import Pins
+from .publishing import Publishing
 from .retention import Retention
 from .sharing import Sharing
 from .spec import validate_name, validate_scope
@@ -72,7 +74,7 @@ class EnvService:
     ):
         self.settings = settings
         self.log = log or logging.getLogger("jupyter_env_manager")
-        self.emit: Emit = emit or (lambda kind, data: None)
+        self._door_emit: Emit = emit or (lambda kind, data: None)
         self.runner: Runner = runner or NoRunner()
         self.local = Store(settings.local_root, "local")
         self.shared = Store(settings.shared_root, "shared") if settings.shared_root else None
@@ -89,6 +91,12 @@ class EnvService:
         self.views.disk = self.disk.cached
         self.fleet = Fleet(self)
         self.wheels = Wheels(self)
+        self.publishing = Publishing(self)
+
+    def emit(self, kind: str, data: dict[str, Any]) -> None:
+        """Tell the door (its events) and the parts that follow builds' ends."""
+        self._door_emit(kind, data)
+        self.publishing.on_event(kind, data)
 
     # -- stores ------------------------------------------------------------------------------
 
@@ -149,6 +157,7 @@ class EnvService:
             "kernel_packages": list(self.settings.kernel_packages),
             "default_python": self.settings.default_python,
             "max_concurrent_builds": self.settings.max_concurrent_builds,
+            **self.publishing.info(),
         }
 
     def recover(self) -> list[str]:

@@ -1,8 +1,8 @@
 """Sharing: copies of an environment between the local and the shared store.
 
 A copy relinks exactly the source's lock in use (no solve) and reinstalls its pip layer at the
-locked versions, so the copy is independent of its source. Publishing with approval will live
-beside it.
+locked versions, so the copy is independent of its source. Publishing with approval
+(:mod:`.publishing`) uses the same lock-exact copy, from a request's record.
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ class Sharing:
         source_store = svc.managed(scope, name)
         to = validate_scope(to, "to")
         target_store = svc.store(to)
+        if to == "shared":  # under "approval", a non-approver submits a request instead
+            svc.publishing.check_direct_copy(name, actor)
         new_name = validate_name(new_name) if new_name not in (None, "") else name
         if to == scope and new_name == name:
             raise ValidationError(

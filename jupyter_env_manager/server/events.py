@@ -10,7 +10,7 @@ from typing import Any
 EVENT_SCHEMAS = Path(__file__).parent / "events"
 EVENT_IDS = {
     kind: f"https://events.jupyter.org/jupyter_env_manager/{kind}/v1"
-    for kind in ("environment", "build", "kernel")
+    for kind in ("environment", "build", "kernel", "request")
 }
 
 

@@ -492,6 +492,61 @@ class WheelHandler(BaseHandler):
         self.accepted({"build": build.public()}, scope, name, build)
 
 
+class RequestsHandler(BaseHandler):
+    """Publish requests: the list (``status=`` filters), and submitting one."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def get(self):
+        status = self.get_query_argument("status", None) or None
+        pub = self.service.publishing
+        self.finish(json.dumps(await self.core(pub.list_requests, status, self.actor)))
+
+    @tornado.web.authenticated
+    @authorized
+    async def post(self):
+        req = await self.core(self.service.publishing.submit_body, self.body(), self.actor)
+        self.created(req, url_path_join(self.base_url, NAMESPACE, "requests", req["id"]))
+
+
+class RequestHandler(BaseHandler):
+    """One request, for review: its diff against the published version and its checks."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def get(self, rid: str):
+        self.finish(json.dumps(await self.core(self.service.publishing.get, rid, self.actor)))
+
+
+class RequestActionHandler(BaseHandler):
+    """Approve (202: the publish goes on in the background), reject (a reason), withdraw."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def post(self, rid: str, action: str):
+        pub = self.service.publishing
+        groups = getattr(self.current_user, "groups", None)
+        if action == "approve":
+            req = await self.core(pub.approve, rid, self.actor, groups)
+            self.set_status(202 if req["status"] == "publishing" else 200)
+        elif action == "reject":
+            reason = self.body().get("reason")
+            req = await self.core(pub.reject, rid, reason, self.actor, groups)
+        else:
+            req = await self.core(pub.withdraw, rid, self.actor)
+        self.finish(json.dumps(req))
+
+
+class AuditHandler(BaseHandler):
+    """The audit log of publishing (``request=ID``: one request's events)."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def get(self):
+        rid = self.get_query_argument("request", None) or None
+        self.finish(json.dumps(await self.core(self.service.publishing.events, rid)))
+
+
 _ENV = r"/environments/(?P<scope>[^/]+)/(?P<name>[^/]+)"
 _BUILD = _ENV + r"/builds/(?P<version>[^/]+)"
 ROUTES = [
@@ -519,4 +574,8 @@ ROUTES = [
     (r"/install-all", InstallAllHandler),
     (r"/which", WhichHandler),
     (_ENV + r"/wheels", WheelHandler),
+    (r"/requests", RequestsHandler),
+    (r"/requests/(?P<rid>[^/]+)", RequestHandler),
+    (r"/requests/(?P<rid>[^/]+)/(?P<action>approve|reject|withdraw)", RequestActionHandler),
+    (r"/audit", AuditHandler),
 ]

@@ -6,6 +6,11 @@ import { CommandIDs } from '../tokens';
 import type { IEnv } from '../tokens';
 import { formatBytes } from '../pins';
 import { fullTime, humanTime } from '../time';
+import {
+  LifecycleBadge,
+  LifecycleNote,
+  publishingButtons
+} from './RequestsSection';
 
 /**
  * A button running a command; when the command does not apply it stays
@@ -167,7 +172,8 @@ export function EnvRow(props: {
         CommandIDs.openPackages,
         CommandIDs.exportEnv,
         CommandIDs.addWheel,
-        CommandIDs.remove
+        CommandIDs.remove,
+        ...publishingButtons(env)
       ]
     : [CommandIDs.adopt, CommandIDs.toggleKernel, CommandIDs.exportEnv];
   const classes = [
@@ -192,6 +198,7 @@ export function EnvRow(props: {
           <span className="jp-EnvManager-EnvName">{env.name}</span>
         </span>
         <StatusBadge env={env} trans={trans} />
+        <LifecycleBadge env={env} trans={trans} />
       </button>
       <div className="jp-EnvManager-EnvMeta">
         <span title={trans.__('Active version')}>
@@ -275,6 +282,7 @@ export function EnvRow(props: {
                 </dd>
               </>
             )}
+            <LifecycleNote env={env} trans={trans} />
             {env.status === 'failed' && env.latest_build?.error && (
               <>
                 <dt>{trans.__('Error')}</dt>
