@@ -224,7 +224,6 @@ def build_parser(prog: str = PROG) -> Parser:
         help="point the extension at it in your jupyter_server_config.json (other settings kept)",
     )
 
-
     # Publishing with approval (core/publishing.py).
     p = add("submit", [named], "submit a draft's latest successful version for publishing")
     p.add_argument("--reason", required=True, metavar="TEXT", help="why the team needs it")

@@ -213,6 +213,8 @@ def _python_allows(record: Any, python: Any, version_spec: Any) -> bool:
         except Exception:
             continue  # a constraint we cannot read does not hide the package
     return True
+
+
 def lock_packages(directory: Path, name: str) -> list[dict[str, Any]]:
     """The packages of a build directory's lock (``lock.json``, ``spec.json``), sorted."""
     lock = read_lock(directory)
