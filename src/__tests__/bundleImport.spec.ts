@@ -26,7 +26,7 @@ describe('Importing a bundle from the panel', () => {
     });
     await model.connect();
     body = new ImportFormBody({
-      values: { scope: 'local', name: '', environment_yml: '' },
+      values: { scope: 'local', name: '', environment_yml: '', file_name: '' },
       shared: 'writable',
       trans,
       submit: async values => {
