@@ -34,14 +34,14 @@ test.describe('New environment dialog', () => {
     await expect(dialog.getByRole('button', { name: 'Create and build' })).toBeVisible();
   });
 
-  test("shows the server's 400 message next to the name field", async ({ page }) => {
+  test('shows the name\'s error next to the name field', async ({ page }) => {
     const dialog = await openCreateDialog(page);
     const name = dialog.locator('[name="name"]');
     await name.fill('Bad Name!');
     await dialog.getByRole('button', { name: 'Create', exact: true }).click();
     const error = dialog.locator('.jp-EnvManager-FieldError[data-field="name"]');
     await expect(error).toBeVisible();
-    await expect(error).toContainText('Invalid environment name');
+    await expect(error).toContainText('Invalid name "Bad Name!"');
     await expect(name).toHaveAttribute('aria-invalid', 'true');
     // Focus moves to the field in error.
     await expect(name).toBeFocused();
