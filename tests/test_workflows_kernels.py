@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -28,12 +29,15 @@ def polyglot(service):
 
 
 def test_a_shipped_kernel_gets_its_own_kernelspec_started_activated(polyglot):
-    prefix = Path(polyglot["prefix"])
+    prefix = Path(polyglot["prefix"]).resolve()  # the version's own directory
     specs = KernelSpecManager().find_kernel_specs()
     assert {"envmgr-polyglot", ECHO} <= set(specs)
     spec = json.loads((kernels.kernels_dir() / ECHO / "kernel.json").read_text())
     assert spec["display_name"] == "Echo (echo) in polyglot" and spec["language"] == "echo"
-    assert spec["argv"][0] == shutil.which("bash")  # the activation launcher, as the Python one
+    # the version launcher, then the activation launcher, as for the Python kernel
+    argv = spec["argv"]
+    assert argv[:3] == [sys.executable, "-m", "jupyter_env_manager.core.launch"]
+    assert argv[argv.index("--") + 1] == shutil.which("bash")
     assert spec["argv"][-5:] == [
         str(prefix / "bin" / "python"),
         "-m",
@@ -60,7 +64,7 @@ def test_r_libraries_never_come_from_the_home(polyglot, monkeypatch):
     monkeypatch.setenv("R_LIBS_SITE", "/usr/local/lib/R/site-library")
     code = "import os; print(os.environ['R_LIBS_USER'], os.environ['R_LIBS_SITE'])"
     out, _ = run_in_kernel("envmgr-polyglot", code)
-    library = str(Path(polyglot["prefix"]) / "lib" / "R" / "library")
+    library = str(Path(polyglot["prefix"]).resolve() / "lib" / "R" / "library")
     assert out.split() == [library, library]
 
 
@@ -91,7 +95,8 @@ def test_shipped_kernels_follow_the_environment(service, polyglot):
 def test_a_python_environment_without_ipykernel_gets_only_its_other_kernel(service, polyglot):
     store = service.local
     prefix = store.root / "noipy"
-    os.rename(store.prefix("polyglot"), prefix)
+    os.rename(store.active_prefix("polyglot"), prefix)  # a plain prefix, as conda makes
+    os.unlink(store.prefix("polyglot"))
     service.envs.delete("local", "polyglot")
     for path in prefix.glob("lib/python3*/site-packages/ipykernel"):
         shutil.rmtree(path)

@@ -39,6 +39,7 @@ IPYKERNEL_NAMES = {"python3", "python2", "python"}  # what ipykernel installs: o
 MAX_SHIPPED = 20
 MAX_KERNEL_JSON = 64 * 1024
 SHIPPED_NAME_RE = re.compile(r"[a-z0-9_-]{1,64}")
+PINNED_SUFFIX_RE = re.compile(r"v[1-9][0-9]{0,8}")  # kernels.pinned_kernel_name's suffix
 LOGO_RE = re.compile(r"logo-(32x32|64x64|svg)\.(png|svg)")
 # Variables of the main kernelspec that only its Python needs (the magics' package).
 PYTHON_ONLY = ("PYTHONPATH", "JUPYTER_ENV_MANAGER_PYTHON")
@@ -53,8 +54,8 @@ def isolation_env(prefix: Path) -> dict[str, str]:
 
 def _safe_name(raw: str) -> str | None:
     name = re.sub(r"[^a-z0-9_-]", "-", raw.lower())
-    if name.startswith("shared-"):
-        name = "k-" + name
+    if name.startswith("shared-") or PINNED_SUFFIX_RE.fullmatch(name):
+        name = "k-" + name  # never mistaken for a local "shared-" name or a pinned version
     return name if SHIPPED_NAME_RE.fullmatch(name) else None
 
 
@@ -109,6 +110,8 @@ def split_extra(kname: str) -> tuple[str, str] | None:
     """(Python kernel name, shipped name) of one of our extra kernel names, else None."""
     main, dot, shipped = kname.rpartition(".")
     if not dot or shipped.startswith("shared-") or not SHIPPED_NAME_RE.fullmatch(shipped):
+        return None
+    if PINNED_SUFFIX_RE.fullmatch(shipped):  # envmgr-NAME.vN: a pinned version's kernel
         return None
     from .kernels import parse_kernel_name
 

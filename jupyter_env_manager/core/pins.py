@@ -228,25 +228,18 @@ class Pins:
 
     def materialize(self, store: Store, name: str, version: int) -> Path:
         """Version ``version``'s own directory, made again from its lock (no solve)."""
-        from .engine import Builder, BuildJob, BuildLog
+        from .engine import Builder, BuildLog
+        from .spec import EnvSpec
 
         build = store.read_build(name, version)
-        s = self.svc.settings
-        job = BuildJob(
-            scope=store.scope,
-            root=str(store.root),
-            name=name,
-            version=version,
+        spec_file = store.build_dir(name, version) / "spec.json"
+        spec = EnvSpec.from_dict(json.loads(spec_file.read_text()))
+        job = self.svc.builds.job(
+            store,
+            name,
+            build,
+            spec,
             kind="materialize",
-            spec=json.loads((store.build_dir(name, version) / "spec.json").read_text()),
-            channels=list(s.channels),
-            pkgs_dir=s.pkgs_dir,
-            kernel_packages=list(s.kernel_packages),
-            default_python=s.default_python,
-            pip_index_url=s.pip_index_url,
-            pip_find_links=list(s.pip_find_links),
-            pip_no_index=s.pip_no_index,
-            offline=s.offline,
             source_build_dir=str(store.build_dir(name, version)),
         )
         log = BuildLog(store.build_dir(name, version) / "materialize.log", lambda phase: None)
