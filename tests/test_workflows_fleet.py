@@ -55,7 +55,9 @@ def fleet(service):
     for name, spec in specs.items():
         service.envs.create({"name": name, **spec})
         assert build(service, "local", name).status == "succeeded"
-    os.rename(service.local.prefix("made"), service.local.root / "byconda")
+    # a plain prefix, as conda makes
+    os.rename(service.local.active_prefix("made"), service.local.root / "byconda")
+    os.unlink(service.local.prefix("made"))
     service.envs.delete("local", "made")
     service.envs.create({"name": "broken", "conda": ["needs-missing"]})
     service.envs.create({"scope": "shared", "name": "s", "conda": ["alpha=2.0"]})

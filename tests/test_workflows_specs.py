@@ -224,7 +224,8 @@ def test_adopt_keeps_the_pip_layer(service, wheelhouse):
     assert build(service, "local", "demo").status == "succeeded"
     store = service.local
     prefix = store.root / "byconda"
-    os.rename(store.prefix("demo"), prefix)
+    os.rename(store.active_prefix("demo"), prefix)  # a plain prefix, as conda makes
+    os.unlink(store.prefix("demo"))
     service.envs.delete("local", "demo")
     # pip-installed by hand, as `pip install` in a conda env does: INSTALLER says pip
     from uv import find_uv_bin
