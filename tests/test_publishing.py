@@ -522,3 +522,12 @@ def test_packages_gone_from_the_channel_publish_nothing(service, test_channel, t
     got = service.publishing.get(req["id"])
     assert (got["status"], got["error"]) == ("pending", gone.value.message)
     assert [e["event"] for e in got["events"]] == ["submitted", "publish_failed"]
+
+
+def test_an_unknown_status_filter_is_a_400(service):
+    """Found by the fuzz: ``GET requests?status=...`` with a status outside the enum was a 200."""
+    from jupyter_env_manager.core.errors import ValidationError as Invalid
+
+    with pytest.raises(Invalid) as refused:
+        service.publishing.list_requests("nonsense")
+    assert refused.value.field == "status" and "nonsense" in refused.value.message

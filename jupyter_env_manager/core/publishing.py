@@ -66,6 +66,9 @@ def check_reason(reason: Any, field: str = "reason") -> str:
     return reason.strip()
 
 
+REQUEST_STATUSES = ("pending", "outdated", "publishing", "published", "rejected", "withdrawn")
+
+
 class Publishing:
     def __init__(self, service: EnvService):
         self.svc = service
@@ -328,6 +331,12 @@ class Publishing:
             raise ValidationError(NO_SHARED, field="scope", item="shared")
         if self.can_approve(actor)[0]:
             self.ensure()
+        if status is not None and status not in REQUEST_STATUSES:
+            raise ValidationError(
+                f"Unknown request status {status!r}: one of {', '.join(REQUEST_STATUSES)}",
+                field="status",
+                item=status,
+            )
         items = [self.summary(r) for r in self._all()]
         if status:
             items = [i for i in items if i["status"] == status]
