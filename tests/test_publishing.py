@@ -400,7 +400,8 @@ def test_a_team_publishes_with_approval(team):  # noqa: F811
     # Bob, a teammate, runs the published environment in a kernel, with its pip package.
     as_user(team, BOB, "sync-kernels")
     kernel = as_user(team, BOB, program=[sys.executable, "-c", KERNEL_SCRIPT, "envmgr-shared-demo"])
-    assert kernel.stdout.strip().splitlines()[-1:] == [f"1.0 {shared / 'demo'}"], kernel.stderr
+    in_use = os.path.realpath(shared / "demo")  # the version's own directory
+    assert kernel.stdout.strip().splitlines()[-1:] == [f"1.0 {in_use}"], kernel.stderr
 
     # An update: the diff is against v1; Alice rejects it, Carol sees why on her draft.
     as_user(team, CAROL, "install", "alpha=2.0", "--env", "demo")

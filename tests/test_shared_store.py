@@ -363,7 +363,8 @@ def test_a_team_shares_one_store(team):
     assert "build succeeded" in as_user(team, BOB, "log", "demo", "--shared").stdout
     as_user(team, BOB, "sync-kernels")
     kernel = as_user(team, BOB, program=[sys.executable, "-c", KERNEL_SCRIPT, "envmgr-shared-demo"])
-    assert kernel.stdout.strip().splitlines()[-1:] == [f"2.0 {shared / 'demo'}"], kernel.stderr
+    in_use = os.path.realpath(shared / "demo")  # the version's own directory
+    assert kernel.stdout.strip().splitlines()[-1:] == [f"2.0 {in_use}"], kernel.stderr
 
     # Bob rebuilds Alice's environment (a new version in her directories, her prefix swapped).
     as_user(team, BOB, "build", "demo", "--shared")
@@ -428,9 +429,9 @@ def test_a_team_shares_one_store(team):
 
     as_user(team, CAROL, "sync-kernels")  # usable, if not changeable: it has her kernel
     kernelspec = Path(f"/home/{CAROL}/.local/share/jupyter/kernels/envmgr-shared-demo")
-    assert json.loads((kernelspec / "kernel.json").read_text())["env"]["CONDA_PREFIX"] == str(
-        shared / "demo"
-    )
+    assert json.loads((kernelspec / "kernel.json").read_text())["env"][
+        "CONDA_PREFIX"
+    ] == os.path.realpath(shared / "demo")  # the version's own directory
 
     # A store for the team only (2770): Carol lists her own environments, is told why the
     # shared ones are not listed, and loses their kernels.

@@ -214,6 +214,10 @@ def kernelspec(
             **isolation_env(prefix),  # R's libraries: the environment's only
         }
     )
+    if scope == "shared":
+        # Bytecode goes to this user's cache, never into the team's version directory (a
+        # __pycache__ made with this user's umask would be one no teammate can remove).
+        env["PYTHONPYCACHEPREFIX"] = str(Path.home() / ".cache" / "jupyter-env-manager" / "pycache")
     env = {key: literal(value) for key, value in env.items()}
     # The one value jupyter_client expands on purpose: the kernel's PATH extends the server's.
     env["PATH"] = f"{literal(str(prefix / 'bin'))}{os.pathsep}${{PATH}}"
