@@ -498,7 +498,7 @@ class RequestsHandler(BaseHandler):
     @tornado.web.authenticated
     @authorized
     async def get(self):
-        status = self.get_query_argument("status", None) or None
+        status = self.get_query_argument("status", None)  # "" too is checked by the core
         pub = self.service.publishing
         self.finish(json.dumps(await self.core(pub.list_requests, status, self.actor)))
 
