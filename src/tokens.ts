@@ -671,6 +671,10 @@ export interface IPolicyCheck {
  * One event of the publishing audit log.
  */
 export interface IAuditEvent {
+  /**
+   * The event's own id (its file name in the audit directory).
+   */
+  id?: string;
   event:
     | 'submitted'
     | 'withdrawn'
@@ -686,6 +690,10 @@ export interface IAuditEvent {
   request?: string;
   name?: string;
   requester?: string;
+  /**
+   * The draft (in the requester's store) the request came from.
+   */
+  draft?: string;
 }
 
 /**

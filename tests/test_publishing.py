@@ -296,6 +296,67 @@ async def test_rest_submit_review_approve_reject(jp_fetch, jp_serverapp, envmgr_
         await call(jp_fetch, "POST", "requests", update["id"], "approve")
 
 
+async def test_the_watcher_relays_requests_changed_elsewhere(jp_fetch, jp_serverapp):
+    """A request submitted, withdrawn or rejected by another process (a teammate's server, the
+    CLI) reaches this server's clients as the same ``request`` event, from the audit log; what
+    this server did itself is emitted once, not relayed again."""
+    from test_api import call, get_json
+
+    from jupyter_env_manager.config import EnvManager
+    from jupyter_env_manager.core.service import EnvService
+    from jupyter_env_manager.server.events import EVENT_IDS
+
+    events: list[dict] = []
+
+    async def listener(logger, schema_id, data):
+        events.append(dict(data))
+
+    jp_serverapp.event_logger.add_listener(schema_id=EVENT_IDS["request"], listener=listener)
+    server = jp_serverapp.web_app.settings["env_manager"]
+    server.settings.approvers = ["someone-else"]
+    await get_json(jp_fetch, "info")
+    other = EnvService(EnvManager(config=jp_serverapp.config))  # as the CLI would
+    other.settings.approvers = ["someone-else"]
+    await asyncio.to_thread(_draft, other, "mine")
+
+    async def seen(action, rid=None):
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            found = [e for e in events if e["action"] == action and rid in (None, e["id"])]
+            if found:
+                return found
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"no {action!r} event in {events}")
+
+    # What is in the audit log when the watcher starts is history: act once it has looked.
+    extension = next(iter(jp_serverapp.extension_manager.extension_apps["jupyter_env_manager"]))
+    while extension.watcher.requests._seen is None:
+        await asyncio.sleep(0.05)
+    first = other.publishing.submit("local", "mine", "from the CLI")
+    (relayed,) = await seen("submitted", first["id"])
+    assert relayed == {
+        "action": "submitted",
+        "id": first["id"],
+        "name": "mine",
+        "requester": server.user,
+        "draft": "mine",
+    }
+    other.publishing.withdraw(first["id"])
+    await seen("withdrawn", first["id"])
+
+    # This server's own submit: one event, and the watcher's later rounds do not repeat it.
+    r = await call(jp_fetch, "POST", "requests", body={"name": "mine", "reason": "from the panel"})
+    own = json.loads(r.body)["id"]
+    other.settings.approvers = []
+    other.publishing.reject(own, "not now")
+    await seen("rejected", own)
+    assert [e["action"] for e in events if e["id"] == own] == ["submitted", "rejected"]
+    assert [e["action"] for e in events if e["id"] == first["id"]] == ["submitted", "withdrawn"]
+    # and the panel's next listing shows the rejection at once (no stale request cache)
+    env = await get_json(jp_fetch, "environments", "local", "mine")
+    assert (env["lifecycle"]["status"], env["lifecycle"]["detail"]) == ("rejected", "not now")
+
+
 # -- three real users: a requester, an approver, a teammate -------------------------------------
 
 from test_shared_store import (  # noqa: E402

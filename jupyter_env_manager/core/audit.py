@@ -55,6 +55,7 @@ def record(
     }
     compact = stamp.replace("-", "").replace(":", "").replace(".", "")[:18]
     name = key or f"{compact}-{event}-{secrets.token_hex(4)}"
+    entry["id"] = name
     path = directory / f"{name}.json"
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

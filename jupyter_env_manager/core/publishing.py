@@ -73,6 +73,7 @@ class Publishing:
     def __init__(self, service: EnvService):
         self.svc = service
         self._index: tuple[float, list[dict[str, Any]]] | None = None
+        self.emitted: set[str] = set()  # ids of the audit events this process wrote
 
     # -- places ------------------------------------------------------------------------------
 
@@ -121,21 +122,31 @@ class Publishing:
             ) from None
         return inbox
 
+    def forget(self) -> None:
+        """Drop what is cached of the requests (another process changed them)."""
+        self._index = None
+
     def _file_mode(self) -> int:
         access = self._shared().access
         return access.file_mode() if access else 0o644
 
     def _record(self, event: str, who: str, req: dict[str, Any], key: str | None = None, **more):
         data = {"request": req["id"], "name": req["name"], "requester": req["requester"], **more}
+        draft = (req.get("source") or {}).get("name")
+        if isinstance(draft, str):
+            data["draft"] = draft
         try:
-            audit.record(self.inbox() / ".audit", event, who, self._file_mode(), key, **data)
+            directory = self.inbox() / ".audit"
+            entry = audit.record(directory, event, who, self._file_mode(), key, **data)
         except OSError as err:  # the action happened: a missing audit line is logged loudly
             self.svc.log.error("jupyter_env_manager: audit event %s not written: %s", event, err)
+        else:
+            # Emitted here and now: the store watcher must not relay it a second time.
+            written = entry["id"] if entry is not None else key
+            if written:
+                self.emitted.add(written)
         self._index = None
-        self.svc.emit(
-            "request",
-            {"action": event, "id": req["id"], "name": req["name"], "requester": req["requester"]},
-        )
+        self.svc.emit("request", request_event(data | {"event": event}))
 
     # -- who may approve ---------------------------------------------------------------------
 
@@ -545,6 +556,29 @@ class Publishing:
                         self.settle(req, decision)
         except (OSError, EnvManagerError) as err:
             self.svc.log.warning("jupyter_env_manager: requests not updated: %s", err)
+
+
+# The request event's fields, and the audit entry's fields they come from ("draft" is optional).
+REQUEST_EVENT_FIELDS = {
+    "action": "event",
+    "id": "request",
+    "name": "name",
+    "requester": "requester",
+    "draft": "draft",
+}
+
+
+def request_event(entry: dict[str, Any]) -> dict[str, Any]:
+    """The ``request`` event of an audit entry (``event``, ``request``, ``name``, ``requester``,
+    and ``draft``, the name of the draft it came from, where known)."""
+    event = {k: entry[f] for k, f in REQUEST_EVENT_FIELDS.items() if f in entry}
+    if (
+        event.get("action") not in audit.EVENTS
+        or not REQUEST_EVENT_FIELDS.keys() - {"draft"} <= event.keys()
+        or not all(isinstance(v, str) for v in event.values())
+    ):
+        raise ValueError(f"not a request event: {entry!r:.200}")
+    return event
 
 
 def _base_lifecycle(view: dict[str, Any]) -> str:

@@ -4,7 +4,8 @@ The CLI, the magics and other users' servers (on a shared store) change environm
 without going through this server; their events stay in their own process. The watcher polls
 the stores' metadata directories (a few ``stat`` calls per environment, off the event loop) and
 emits the same ``environment`` and ``build`` events the server emits for its own actions, so
-the panel stays current without polling the REST API.
+the panel stays current without polling the REST API. Publish requests changed elsewhere come
+from the audit log (:mod:`.request_watch`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import contextlib
 import os
 from typing import Any
 
+from .request_watch import RequestWatch
 from .store import LIVE, Store
 
 Snapshot = dict[tuple[str, str], tuple[int, int, int, int]]
@@ -34,6 +36,7 @@ class StoreWatcher:
         self._latest: dict[tuple[str, str], tuple[int, str, str | None]] = {}
         self._task: asyncio.Task | None = None
         self._stopping = asyncio.Event()
+        self.requests = RequestWatch(service)
 
     def snapshot(self) -> Snapshot:
         """(scope, name) -> mtimes of the env's metadata, its builds, its latest build, its
@@ -76,7 +79,7 @@ class StoreWatcher:
                 events.append(("build", event))
         # Latest versions may have moved: take their stamps now so the next round compares.
         self._snapshot = self.snapshot() if events else after
-        return events
+        return events + self.requests.changes()
 
     def _build_change(self, scope: str, name: str) -> dict[str, Any] | None:
         store: Store = self.service.store(scope)
@@ -106,6 +109,7 @@ class StoreWatcher:
                 if build:
                     self._latest[(store.scope, name)] = (build.version, build.status, build.phase)
         self._snapshot = self.snapshot()
+        self.requests.prime()
 
     async def run(self) -> None:
         try:
@@ -121,7 +125,7 @@ class StoreWatcher:
                 return
             try:
                 events = await asyncio.to_thread(self.changes)
-                if events:
+                if any(kind != "request" for kind, _ in events):
                     # A teammate's new shared environment gets this user's kernelspec now,
                     # not at the next server start; before the events, so that clients that
                     # refresh their kernelspecs on them find it.

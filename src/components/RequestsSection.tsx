@@ -107,13 +107,19 @@ export class RequestsModel {
     if (emission.schema_id !== EventSchemas.request) {
       return;
     }
-    const name = (emission as unknown as { name?: string }).name;
+    const { name, draft } = emission as unknown as {
+      name?: string;
+      draft?: string;
+    };
     void this.refresh();
-    if (name) {
-      for (const scope of ['local', 'shared'] as Scope[]) {
-        if (this.model.get({ scope, name })) {
-          void this.model.reload({ scope, name });
-        }
+    // The published environment and the draft the request came from show its status.
+    for (const [scope, envName] of [
+      ['local', draft],
+      ['local', name],
+      ['shared', name]
+    ] as [Scope, string | undefined][]) {
+      if (envName && this.model.get({ scope, name: envName })) {
+        void this.model.reload({ scope, name: envName });
       }
     }
   }
