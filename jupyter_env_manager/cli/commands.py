@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from .parser import PROG, HelpShown, Parser, UsageError, build_parser, help_text
+from .publish import PUBLISH_COMMANDS
 from .render import Result, build_message, render_text
+from .targets import env_of_prefix, import_source, read_text, scope_of, target_env, write_text
+from .versions import VERSION_COMMANDS
 
 __all__ = [
     "HelpShown",
@@ -29,7 +31,12 @@ __all__ = [
     "UsageError",
     "build_parser",
     "help_text",
+    "env_of_prefix",
+    "import_source",
     "main",
+    "read_text",
+    "target_env",
+    "write_text",
 ]  # one import for doors
 
 # -- progress -------------------------------------------------------------------------------------
@@ -111,10 +118,6 @@ def dispatch(service, args: argparse.Namespace, progress: Progress | None = None
     return handler(service, args, progress or Progress())
 
 
-def _scope(args) -> str:
-    return "shared" if getattr(args, "shared", False) else "local"
-
-
 def cmd_list(service, args, progress) -> Result:
     scope = "shared" if args.shared else "local" if args.local else None
     envs = service.envs.list(scope)
@@ -122,11 +125,11 @@ def cmd_list(service, args, progress) -> Result:
 
 
 def cmd_show(service, args, progress) -> Result:
-    return Result("env", service.envs.get(_scope(args), args.name))
+    return Result("env", service.envs.get(scope_of(args), args.name))
 
 
 def cmd_create(service, args, progress) -> Result:
-    scope = _scope(args)
+    scope = scope_of(args)
     if args.file:
         clash = [
             f"--{opt.replace('_', '-')}"
@@ -158,8 +161,8 @@ def cmd_import(service, args, progress) -> Result:
     if args.file.endswith(".tar"):  # a bundle: its exact lock, built with no network
         from ..core.bundle import import_bundle
 
-        return _created(service, *import_bundle(service, args.file, _scope(args), args.name))
-    body = {"scope": _scope(args), **import_source(args.file)}
+        return _created(service, *import_bundle(service, args.file, scope_of(args), args.name))
+    body = {"scope": scope_of(args), **import_source(args.file)}
     if args.name:
         body["name"] = args.name
     if args.display_name:
@@ -175,7 +178,7 @@ def _created(service, env: dict[str, Any], build) -> Result:
 
 
 def cmd_build(service, args, progress) -> Result:
-    scope = _scope(args)
+    scope = scope_of(args)
     build = service.builds.start(scope, args.name, offline=args.offline)
     return build_result(service, scope, args.name, build)
 
@@ -253,31 +256,31 @@ def cmd_which(service, args, progress) -> Result:
 
 
 def cmd_activate(service, args, progress) -> Result:
-    env = service.kernels.activate(_scope(args), args.name)
+    env = service.kernels.activate(scope_of(args), args.name)
     kernel = env["kernel"]
     message = f"✓ kernel {kernel['name']} ({kernel['display_name']}) is in the launcher"
     return Result("message", env, message)
 
 
 def cmd_deactivate(service, args, progress) -> Result:
-    scope = _scope(args)
+    scope = scope_of(args)
     env = service.kernels.deactivate(scope, args.name)
     kname = (env["kernel"] or {}).get("name") or args.name
     return Result("message", env, f"✓ kernel {kname} removed; {scope}/{args.name} is kept")
 
 
 def cmd_copy(service, args, progress) -> Result:
-    env, build = service.sharing.copy(_scope(args), args.name, args.to, args.new_name)
+    env, build = service.sharing.copy(scope_of(args), args.name, args.to, args.new_name)
     return build_result(service, env["scope"], env["name"], build)
 
 
 def cmd_versions(service, args, progress) -> Result:
-    env = service.envs.get(_scope(args), args.name)
+    env = service.envs.get(scope_of(args), args.name)
     return Result("builds", {"builds": env["versions"], "active_version": env["version"]})
 
 
 def cmd_revert(service, args, progress) -> Result:
-    scope = _scope(args)
+    scope = scope_of(args)
     return build_result(
         service, scope, args.name, service.builds.revert(scope, args.name, args.version)
     )
@@ -287,7 +290,7 @@ def cmd_log(service, args, progress) -> Result:
     from ..core.bodies import parse_version
     from ..core.errors import ValidationError
 
-    scope = _scope(args)
+    scope = scope_of(args)
     if args.version is None:
         builds = service.builds.list(scope, args.name)
         if not builds:
@@ -307,7 +310,7 @@ def cmd_log(service, args, progress) -> Result:
 
 
 def cmd_export(service, args, progress) -> Result:
-    scope = _scope(args)
+    scope = scope_of(args)
     if args.format == "bundle":
         from ..core.bundle import export_bundle
 
@@ -328,7 +331,7 @@ def cmd_export(service, args, progress) -> Result:
 
 
 def cmd_delete(service, args, progress) -> Result:
-    scope = _scope(args)
+    scope = scope_of(args)
     if not args.yes:
         raise UsageError(
             f"delete removes {scope}/{args.name}, all its versions and its kernel: "
@@ -343,7 +346,7 @@ def cmd_delete(service, args, progress) -> Result:
 
 
 def cmd_packages(service, args, progress) -> Result:
-    return Result("packages", service.packages.installed(_scope(args), args.name, args.version))
+    return Result("packages", service.packages.installed(scope_of(args), args.name, args.version))
 
 
 def cmd_diff(service, args, progress) -> Result:
@@ -353,110 +356,23 @@ def cmd_diff(service, args, progress) -> Result:
     other = None
     if args.other:
         scope, _, name = str(validate_base(args.other)).rpartition("/")
-        other = (scope or _scope(args), name)
+        other = (scope or scope_of(args), name)
     data = service.packages.diff(
-        _scope(args), args.name, args.version_from, args.version_to, other=other
+        scope_of(args), args.name, args.version_from, args.version_to, other=other
     )
     return Result("diff", data, diff_summary(data))
 
 
 def cmd_search(service, args, progress) -> Result:
-    env = (_scope(args), args.env) if args.env else (None, None)
+    env = (scope_of(args), args.env) if args.env else (None, None)
     data = service.packages.search(args.query, *env)
     return Result(
         "search", data, "" if data["packages"] else f"No package starts with {args.query!r}."
     )
 
 
-def cmd_pin(service, args, progress) -> Result:
-    from ..core.bodies import parse_version
-
-    version = parse_version(args.version) if args.version else None
-    if args.notebook and args.check:
-        info = service.pins.check_notebook(args.notebook)
-        return Result("pin", info, f"✓ {args.notebook} runs on {_pinned(info)}")
-    if args.notebook:
-        scope = _scope(args) if args.env else None
-        info = service.pins.pin_notebook(args.notebook, scope, args.env, version)
-        return Result("pin", info, f"✓ pinned {args.notebook} to {_pinned(info)}")
-    if not args.prefix and not args.env:
-        raise _usage("name the notebook to pin (NOTEBOOK)")
-    scope, name = (_scope(args), args.env) if args.env else target_env(service, args)
-    if version is None and args.prefix:  # %envmgr pin: the version this kernel runs
-        version = service.store(scope).version_at(args.prefix)
-    info = service.pins.pin(scope, name, version)
-    return Result("pin", info, f"✓ this notebook is pinned to {_pinned(info)} (save it to keep)")
-
-
-def cmd_unpin(service, args, progress) -> Result:
-    if args.notebook:
-        info = service.pins.unpin_notebook(args.notebook)
-        return Result("pin", info, f"✓ unpinned {args.notebook}: it runs on {info['kernel_name']}")
-    from ..core.errors import ValidationError
-    from ..core.kernels import kernel_name
-
-    found = env_of_prefix(service, args.prefix) if args.prefix else None
-    if found is None:
-        raise ValidationError("name the notebook to unpin (NOTEBOOK)", field="notebook")
-    scope, name = found
-    info = {"scope": scope, "name": name, "kernel_name": kernel_name(scope, name), "unpin": True}
-    return Result("pin", info, f"✓ this notebook runs on {scope}/{name}'s version in use again")
-
-
-def _pinned(info: dict) -> str:
-    return f"{info['scope']}/{info['name']} v{info['version']} (kernel {info['kernel_name']})"
-
-
-def _usage(message: str):
-    from ..core.errors import ValidationError
-
-    return ValidationError(message, field="notebook")
-
-
-def cmd_gc(service, args, progress) -> Result:
-    scope = "shared" if args.shared else "local" if args.local else None
-    done = service.retention.collect(scope, dry_run=args.dry_run)
-    data = {"removed": done.removed, "kept_for_kernels": done.kept_for_kernels}
-    count = sum(len(v) for v in done.removed.values())
-    verb = "would remove" if args.dry_run else "removed"
-    lines = [f"{key} {', '.join(names)}" for key, names in sorted(done.removed.items())]
-    lines += [
-        f"{key} {', '.join(names)} (kept: running kernels use them)"
-        for key, names in sorted(done.kept_for_kernels.items())
-    ]
-    message = f"✓ {verb} {count} version director{'y' if count == 1 else 'ies'}"
-    return Result("message", data, "\n".join([message, *lines]))
-
-
-def cmd_du(service, args, progress) -> Result:
-    from .render import size_text
-
-    scope = "shared" if args.shared else "local" if args.local else None
-    data = service.disk.report(scope)
-    lines = []
-    for store in data["stores"]:
-        lines.append(f"{store['scope']} store {store['root']}: {size_text(store['bytes'])}")
-        for name, size in sorted(store["environments"].items()):
-            lines.append(f"  {name}: {size_text(size)}")
-    return Result("message", data, "\n".join(lines))
-
-
-def cmd_clean(service, args, progress) -> Result:
-    from .render import size_text
-
-    data = service.disk.clean(dry_run=args.dry_run)
-    verb = "would remove" if args.dry_run else "removed"
-    count = len(data["removed"])
-    lines = [
-        f"✓ {verb} {count} cached package entr{'y' if count == 1 else 'ies'} from "
-        f"{data['pkgs_dir']}, freeing {size_text(data['freed_bytes'])}",
-        *(f"  {entry}" for entry in data["removed"]),
-    ]
-    return Result("message", data, "\n".join(lines))
-
-
 def cmd_adopt(service, args, progress) -> Result:
-    env = service.envs.adopt(_scope(args), args.name)
+    env = service.envs.adopt(scope_of(args), args.name)
     message = (
         f"✓ adopted {env['scope']}/{env['name']} as v{env['version']} ({env['packages']} packages)"
     )
@@ -474,51 +390,6 @@ def cmd_sync_kernels(service, args, progress) -> Result:
 
 def cmd_info(service, args, progress) -> Result:
     return Result("info", service.info())
-
-
-# -- publishing with approval ----------------------------------------------------------------------
-
-
-def cmd_submit(service, args, progress) -> Result:
-    req = service.publishing.submit(_scope(args), args.name, args.reason)
-    return Result(
-        "review", req, f"✓ submitted {args.name} v{req['version']} as request {req['id']}"
-    )
-
-
-def cmd_requests(service, args, progress) -> Result:
-    data = service.publishing.list_requests(args.status)
-    return Result("requests", data, "" if data["requests"] else "No publish requests.")
-
-
-def cmd_review(service, args, progress) -> Result:
-    return Result("review", service.publishing.get(args.id))
-
-
-def cmd_approve(service, args, progress) -> Result:
-    req = service.publishing.approve(args.id)
-    ok = req["status"] == "published"
-    message = (
-        f"✓ request {req['id']} published as shared/{req['name']} ({req['detail']})"
-        if ok
-        else f"✗ request {req['id']} was not published: {req.get('error') or req['status']}"
-    )
-    return Result("review", req, message, ok=ok)
-
-
-def cmd_reject(service, args, progress) -> Result:
-    req = service.publishing.reject(args.id, args.reason)
-    return Result("review", req, f"✓ request {req['id']} rejected: {args.reason}")
-
-
-def cmd_withdraw(service, args, progress) -> Result:
-    req = service.publishing.withdraw(args.id)
-    return Result("review", req, f"✓ request {req['id']} {req['status']}")
-
-
-def cmd_audit(service, args, progress) -> Result:
-    data = service.publishing.events(args.request)
-    return Result("audit", data, "" if data["events"] else "No events yet.")
 
 
 COMMANDS = {
@@ -540,23 +411,13 @@ COMMANDS = {
     "packages": cmd_packages,
     "diff": cmd_diff,
     "search": cmd_search,
-    "pin": cmd_pin,
-    "unpin": cmd_unpin,
-    "gc": cmd_gc,
-    "du": cmd_du,
-    "clean": cmd_clean,
     "adopt": cmd_adopt,
     "which": cmd_which,
     "sync-kernels": cmd_sync_kernels,
     "info": cmd_info,
     "demo": lambda service, args, progress: _demo(service, args, progress),
-    "submit": cmd_submit,
-    "requests": cmd_requests,
-    "review": cmd_review,
-    "approve": cmd_approve,
-    "reject": cmd_reject,
-    "withdraw": cmd_withdraw,
-    "audit": cmd_audit,
+    **VERSION_COMMANDS,
+    **PUBLISH_COMMANDS,
 }
 
 
@@ -587,66 +448,6 @@ def _elapsed(build: dict[str, Any]) -> float:
     except (KeyError, TypeError, ValueError):
         return 0.0
     return max(0.0, (end - start).total_seconds())
-
-
-# -- small pure helpers ---------------------------------------------------------------------------
-
-
-def read_text(path: str) -> str:
-    from ..core.errors import ValidationError
-
-    try:
-        return Path(path).read_text()
-    except (OSError, UnicodeDecodeError) as err:
-        reason = getattr(err, "strerror", None) or str(err)
-        raise ValidationError(f"Cannot read {path}: {reason}", field="file", item=path) from None
-
-
-def import_source(path: str) -> dict[str, str]:
-    """The import body's source: ``environment_yml``, or ``requirements_txt`` for a
-    requirements file (by its name, else its content)."""
-    from ..core.requirements import looks_like_requirements
-
-    text = read_text(path)
-    key = "requirements_txt" if looks_like_requirements(path, text) else "environment_yml"
-    return {key: text}
-
-
-def write_text(path: str, text: str) -> None:
-    from ..core.errors import ValidationError
-
-    try:
-        Path(path).write_text(text)
-    except OSError as err:
-        reason = err.strerror or str(err)
-        raise ValidationError(f"Cannot write {path}: {reason}", field="output", item=path) from None
-
-
-def env_of_prefix(service, prefix: str | os.PathLike[str]) -> tuple[str, str] | None:
-    """(scope, name) of the store environment at ``prefix`` (its usual path or one of its
-    version directories), or None."""
-    for store in service.stores():
-        name = store.name_at(prefix)
-        if name is not None:
-            return store.scope, name
-    return None
-
-
-def target_env(service, args) -> tuple[str, str]:
-    """The environment ``install``/``uninstall`` change: --env, else the one at --prefix."""
-    from ..core.errors import ValidationError
-
-    if args.env:
-        return _scope(args), args.env
-    prefix = args.prefix or os.environ.get("CONDA_PREFIX") or sys.prefix
-    found = env_of_prefix(service, prefix)
-    if found is None:
-        raise ValidationError(
-            f"{prefix} is not an environment of the local or shared store: name one with --env",
-            field="env",
-            item=str(prefix),
-        )
-    return found
 
 
 # -- main -----------------------------------------------------------------------------------------
