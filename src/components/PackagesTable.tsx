@@ -2,6 +2,7 @@ import type { TranslationBundle } from '@jupyterlab/translation';
 import * as React from 'react';
 import type { IPackage } from '../tokens';
 import { humanSize, shortChannel } from '../widgets/PackagesLogic';
+import { TableHead } from './TableHead';
 
 /**
  * What the user may do with one installed package, each with the reason
@@ -30,23 +31,17 @@ export function PackagesTable(props: {
   const { packages, trans } = props;
   return (
     <table className="jp-EnvManager-PackagesTable">
-      <thead>
-        <tr>
-          <th scope="col">{trans.__('Name')}</th>
-          <th scope="col">{trans.__('Version')}</th>
-          <th scope="col">{trans.__('Build')}</th>
-          <th scope="col">{trans.__('Channel')}</th>
-          <th scope="col">{trans.__('Type')}</th>
-          <th scope="col" className="jp-EnvManager-PackagesSize">
-            {trans.__('Size')}
-          </th>
-          <th scope="col">
-            <span className="jp-EnvManager-VisuallyHidden">
-              {trans.__('Actions')}
-            </span>
-          </th>
-        </tr>
-      </thead>
+      <TableHead
+        columns={[
+          trans.__('Name'),
+          trans.__('Version'),
+          trans.__('Build'),
+          trans.__('Channel'),
+          trans.__('Type'),
+          { label: trans.__('Size'), className: 'jp-EnvManager-PackagesSize' }
+        ]}
+        actionsLabel={trans.__('Actions')}
+      />
       <tbody>
         {packages.map(pkg => {
           const why = props.actionsOf(pkg);

@@ -4,6 +4,7 @@ import * as React from 'react';
 import type { IPackage, ISearchResult } from '../tokens';
 import { shortChannel } from '../widgets/PackagesLogic';
 import { ActionButton } from './PackagesTable';
+import { TableHead } from './TableHead';
 
 /**
  * How many versions a result lists before "+N more".
@@ -99,19 +100,15 @@ export function SearchPane(props: {
       )}
       {results && results.length > 0 && (
         <table className="jp-EnvManager-SearchResults">
-          <thead>
-            <tr>
-              <th scope="col">{trans.__('Name')}</th>
-              <th scope="col">{trans.__('Versions')}</th>
-              <th scope="col">{trans.__('Channels')}</th>
-              <th scope="col">{trans.__('Version to ask for')}</th>
-              <th scope="col">
-                <span className="jp-EnvManager-VisuallyHidden">
-                  {trans.__('Actions')}
-                </span>
-              </th>
-            </tr>
-          </thead>
+          <TableHead
+            columns={[
+              trans.__('Name'),
+              trans.__('Versions'),
+              trans.__('Channels'),
+              trans.__('Version to ask for')
+            ]}
+            actionsLabel={trans.__('Actions')}
+          />
           <tbody>
             {results.map(result => {
               const have = installed.get(result.name);

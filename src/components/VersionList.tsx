@@ -3,6 +3,7 @@ import * as React from 'react';
 import type { IBuild, IEnv } from '../tokens';
 import { statusLabel } from '../labels';
 import { fullTime, humanTime } from '../time';
+import { TableHead } from './TableHead';
 
 /**
  * The versions (builds) of an environment, newest first, each with its log
@@ -35,19 +36,15 @@ export function VersionList(props: {
   }
   return (
     <table className="jp-EnvManager-Versions">
-      <thead>
-        <tr>
-          <th scope="col">{trans.__('Version')}</th>
-          <th scope="col">{trans.__('Status')}</th>
-          <th scope="col">{trans.__('Kind')}</th>
-          <th scope="col">{trans.__('Finished')}</th>
-          <th scope="col">
-            <span className="jp-EnvManager-VisuallyHidden">
-              {trans.__('Actions')}
-            </span>
-          </th>
-        </tr>
-      </thead>
+      <TableHead
+        columns={[
+          trans.__('Version'),
+          trans.__('Status'),
+          trans.__('Kind'),
+          trans.__('Finished')
+        ]}
+        actionsLabel={trans.__('Actions')}
+      />
       <tbody>
         {versions.map(build => {
           const active = build.version === env.version;
