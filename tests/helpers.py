@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import time
+import urllib.request
 from pathlib import Path
 
 from jupyter_client.manager import start_new_kernel
@@ -54,3 +58,19 @@ def files_containing(root: Path, needle: str) -> list[str]:
             except OSError:
                 continue
     return found
+
+
+def get_when_up(server: subprocess.Popen, port: int, path: str, token: str) -> dict:
+    """GET ``path`` of a server being started, as JSON, once it answers (the server must not
+    exit meanwhile; a minute at most)."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/{path}", headers={"Authorization": f"token {token}"}
+    )
+    for _ in range(300):
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                return json.loads(response.read())
+        except OSError:
+            assert server.poll() is None, f"the server exited ({server.returncode})"
+            time.sleep(0.2)
+    raise AssertionError(f"the server never answered GET /{path}")

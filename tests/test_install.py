@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from importlib import metadata
 from pathlib import Path
 
 import pytest
+from helpers import get_when_up
 
 pytestmark = pytest.mark.skipif(
     not any(d.metadata["Name"] == "jupyter_env_manager" for d in metadata.distributions()),
@@ -89,21 +88,10 @@ def test_readme_quick_start_in_a_fresh_virtualenv(tmp_path):
         stderr=subprocess.DEVNULL,
     )
     try:
-        info = None
-        for _ in range(300):
-            request = urllib.request.Request(
-                f"http://127.0.0.1:{port}/env-manager/info", headers={"Authorization": "token qs"}
-            )
-            try:
-                with urllib.request.urlopen(request, timeout=5) as response:
-                    info = json.loads(response.read())
-                    break
-            except OSError:
-                assert lab.poll() is None, "jupyter lab exited"
-                time.sleep(0.2)
+        info = get_when_up(lab, port, "env-manager/info", "qs")
         from jupyter_env_manager import __version__
 
-        assert info is not None and info["version"] == __version__
+        assert info["version"] == __version__
         page = urllib.request.urlopen(f"http://127.0.0.1:{port}/lab?token=qs", timeout=30).read()
         assert b"jupyter-env-manager" in page  # the labextension is in the page's federated list
     finally:

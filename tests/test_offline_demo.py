@@ -14,12 +14,10 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
-from helpers import run_in_kernel
+from helpers import get_when_up, run_in_kernel
 from test_offline import needs_netns
 
 SOURCE = Path(__file__).resolve().parents[1]
@@ -147,19 +145,8 @@ def test_readme_offline_block_in_a_fresh_virtualenv(tmp_path):
         stderr=subprocess.DEVNULL,
     )
     try:
-        specs = None
-        for _ in range(300):
-            request = urllib.request.Request(
-                f"http://127.0.0.1:{port}/api/kernelspecs", headers={"Authorization": "token qs"}
-            )
-            try:
-                with urllib.request.urlopen(request, timeout=5) as response:
-                    specs = json.loads(response.read())["kernelspecs"]
-                    break
-            except OSError:
-                assert lab.poll() is None, "jupyter lab exited"
-                time.sleep(0.2)
-        assert specs is not None and "envmgr-demo" in specs
+        specs = get_when_up(lab, port, "api/kernelspecs", "qs")["kernelspecs"]
+        assert "envmgr-demo" in specs
     finally:
         lab.terminate()
         lab.wait(timeout=30)
