@@ -279,3 +279,27 @@ def test_a_deactivate_during_a_sync_is_not_undone(service, monkeypatch):
     deactivate.join(60)
     assert "envmgr-race" not in kernels.installed()
     assert service.envs.get("local", "race")["kernel"]["active"] is False
+
+
+def test_a_servers_kernelspecs_stay_where_they_were_when_it_started(
+    service, envmgr_settings, monkeypatch, tmp_path
+):
+    """A sync or a request still running in a thread when the server stops (the test harness
+    restores HOME and JUPYTER_DATA_DIR meanwhile) writes into the server's own kernelspec
+    directory, never into whatever the environment names by then (CI found an ``envmgr-pk`` in
+    the real user's directory)."""
+    prefix(envmgr_settings["local_root"], "late")
+    started = kernels.kernels_dir()
+    assert service.kernels.dir == started
+    moved = tmp_path / "moved-data"
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(moved))
+    assert kernels.kernels_dir() == moved / "kernels"  # what the environment says now
+    service.kernels.activate("local", "late")
+    assert (started / "envmgr-late" / "kernel.json").is_file()
+    shutil.rmtree(started / "envmgr-late")  # lost: the next sync writes it again
+    assert service.kernels.sync()["created"] == ["envmgr-late"]
+    assert (started / "envmgr-late" / "kernel.json").is_file()
+    assert service.envs.get("local", "late")["kernel"]["active"] is True
+    assert not moved.exists()
+    service.kernels.deactivate("local", "late")
+    assert not (started / "envmgr-late").exists()

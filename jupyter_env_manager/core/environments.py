@@ -63,13 +63,13 @@ class Environments:
         validate_name(name)
         if not store.exists(name):
             if name in store.unmanaged_names():
-                view = svc.views.unmanaged(store, name)
+                view = svc.views.unmanaged(store, name, svc.kernels.installed())
                 view = self._with_actions(view, store.write_denial(), self._shared_denial())
                 if versions:
                     view["versions"] = []
                 return view
             raise NotFound(f"No environment {name!r} in the {scope} store")
-        view = svc.views.view(store, name)
+        view = svc.views.view(store, name, svc.kernels.installed())
         view = self._with_actions(view, store.write_denial(name), self._shared_denial())
         if versions:
             view["versions"] = [b.public() for b in svc.builds.history(store, name)]

@@ -117,8 +117,10 @@ def parse_kernel_name(kernel: str) -> tuple[str, str] | None:
     return scope, name
 
 
-def kernels_dir() -> Path:
-    return Path(jupyter_data_dir()) / "kernels"
+def kernels_dir(top: Path | None = None) -> Path:
+    """Where this user's kernelspecs go: ``top`` when given (a server fixes its own at start,
+    :class:`Kernels`), else Jupyter's data directory as the process's environment says now."""
+    return top if top is not None else Path(jupyter_data_dir()) / "kernels"
 
 
 @dataclass
@@ -184,6 +186,7 @@ def kernelspec(
     version: int | None,
     root: Path | None = None,
     pinned: bool = False,
+    top: Path | None = None,
 ) -> dict[str, Any]:
     """The kernelspec of an environment whose version in use lives in ``prefix``.
 
@@ -203,7 +206,7 @@ def kernelspec(
             # Only this package (its light modules need nothing but IPython), so that
             # `%load_ext jupyter_env_manager` works in the kernel; no host package leaks in.
             "PYTHONPATH": str(
-                kernels_dir()
+                kernels_dir(top)
                 / (
                     pinned_kernel_name(scope, name, version)
                     if pinned and version
@@ -273,27 +276,30 @@ def write_kernelspec(
     display_name: str,
     version: int | None,
     root: Path | None = None,
+    top: Path | None = None,
 ) -> str:
-    """Write (or replace) the environment's kernelspec; :class:`KernelError` names the reason
-    when this environment's cannot be written (nothing of another environment is touched)."""
+    """Write (or replace) the environment's kernelspec in ``top`` (see :func:`kernels_dir`);
+    :class:`KernelError` names the reason when this environment's cannot be written (nothing
+    of another environment is touched)."""
     kname = kernel_name(scope, name)
+    top = kernels_dir(top)
     try:
-        spec = kernelspec(scope, name, prefix, display_name, version, root)
+        spec = kernelspec(scope, name, prefix, display_name, version, root, top=top)
     except KernelError as err:
         raise KernelError(
             f"The kernel of {scope}/{name} cannot be written: {err.message}", item=name
         ) from None
-    directory = kernels_dir() / kname
+    directory = top / kname
     # The kernels the environment ships (R, Julia ...): one kernelspec each, beside this one.
     extras = extra_kernelspecs(spec, prefix, spec["display_name"])
     python_kernel = wants_python_kernel(prefix)
     try:
         if python_kernel:
-            _link_package(directory / PYLIB)
+            _link_package(directory / PYLIB, top)
             write_json(directory / "kernel.json", spec, home_mode())
         else:  # no ipykernel, another kernel: that one is the environment's
-            remove_kernel(kname)
-        written = write_extras(kernels_dir(), kname, extras)
+            remove_kernel(kname, top)
+        written = write_extras(top, kname, extras)
     except OSError as err:
         raise KernelError(
             f"The kernel of {scope}/{name} cannot be written in {directory}: {err.strerror}",
@@ -303,19 +309,26 @@ def write_kernelspec(
 
 
 def write_pinned_kernelspec(
-    scope: str, name: str, prefix: Path, display_name: str, version: int, root: Path
+    scope: str,
+    name: str,
+    prefix: Path,
+    display_name: str,
+    version: int,
+    root: Path,
+    top: Path | None = None,
 ) -> str:
     """Write the kernelspec of a pinned version (``prefix``: that version's directory)."""
     kname = pinned_kernel_name(scope, name, version)
+    top = kernels_dir(top)
     try:
-        spec = kernelspec(scope, name, prefix, display_name, version, root, pinned=True)
+        spec = kernelspec(scope, name, prefix, display_name, version, root, pinned=True, top=top)
     except KernelError as err:
         raise KernelError(
             f"The kernel of {scope}/{name} v{version} cannot be written: {err.message}", item=name
         ) from None
-    directory = kernels_dir() / kname
+    directory = top / kname
     try:
-        _link_package(directory / PYLIB)
+        _link_package(directory / PYLIB, top)
         write_json(directory / "kernel.json", spec, home_mode())
     except OSError as err:
         raise KernelError(
@@ -333,10 +346,12 @@ def is_current(
     display_name: str,
     version: int | None,
     root: Path | None = None,
+    top: Path | None = None,
 ) -> bool:
     """Whether the installed kernelspec is exactly what :func:`write_kernelspec` would write,
     with the user's modes."""
-    directory = kernels_dir() / kernel_name(scope, name)
+    top = kernels_dir(top)
+    directory = top / kernel_name(scope, name)
     link = directory / PYLIB / "jupyter_env_manager"
     python_kernel = wants_python_kernel(prefix)
     if python_kernel:
@@ -353,17 +368,17 @@ def is_current(
     elif directory.exists():
         return False
     try:
-        main = kernelspec(scope, name, prefix, display_name, version, root)
+        main = kernelspec(scope, name, prefix, display_name, version, root, top=top)
     except KernelError:
         return False
-    if python_kernel and read_kernelspec(scope, name) != main:
+    if python_kernel and read_kernelspec(scope, name, top) != main:
         return False
     extras = extra_kernelspecs(main, prefix, main["display_name"])
-    return extras_current(kernels_dir(), directory.name, extras)
+    return extras_current(top, directory.name, extras)
 
 
-def _link_package(pylib: Path) -> None:
-    home_mkdir(pylib, top=kernels_dir())
+def _link_package(pylib: Path, top: Path) -> None:
+    home_mkdir(pylib, top=top)
     for directory in (pylib.parent, pylib):  # ours: exactly the user's modes, also when it existed
         os.chmod(directory, home_mode(directory=True))
     link = pylib / "jupyter_env_manager"
@@ -376,33 +391,34 @@ def _link_package(pylib: Path) -> None:
     os.replace(tmp, link)
 
 
-def remove_kernelspec(scope: str, name: str) -> bool:
+def remove_kernelspec(scope: str, name: str, top: Path | None = None) -> bool:
     """Remove the environment's kernelspecs: its Python one and those of the kernels it ships."""
-    extras = remove_extras(kernels_dir(), kernel_name(scope, name))
-    return remove_kernel(kernel_name(scope, name)) or bool(extras)
+    extras = remove_extras(kernels_dir(top), kernel_name(scope, name))
+    return remove_kernel(kernel_name(scope, name), top) or bool(extras)
 
 
-def remove_kernel(kname: str) -> bool:
+def remove_kernel(kname: str, top: Path | None = None) -> bool:
     """Remove one of our kernelspecs by its name."""
-    directory = kernels_dir() / kname
+    directory = kernels_dir(top) / kname
     if kname.startswith(KERNEL_PREFIX) and directory.exists():
         shutil.rmtree(directory, ignore_errors=True)
         return True
     return False
 
 
-def read_kernelspec(scope: str, name: str) -> dict[str, Any] | None:
+def read_kernelspec(scope: str, name: str, top: Path | None = None) -> dict[str, Any] | None:
+    path = kernels_dir(top) / kernel_name(scope, name) / "kernel.json"
     try:
-        return json.loads((kernels_dir() / kernel_name(scope, name) / "kernel.json").read_text())
+        return json.loads(path.read_text())
     except (OSError, ValueError):
         return None
 
 
-def installed() -> set[str]:
+def installed(top: Path | None = None) -> set[str]:
     try:
         return {
             e.name
-            for e in os.scandir(kernels_dir())
+            for e in os.scandir(kernels_dir(top))
             if e.name.startswith(KERNEL_PREFIX)
             and os.path.exists(os.path.join(e.path, "kernel.json"))
         }
@@ -431,6 +447,9 @@ class Kernels:
     def __init__(self, service: EnvService):
         self.svc = service
         self._thread_lock = threading.RLock()
+        # Fixed for the service's life: work still running in a thread when the server stops
+        # (a sync, a request) must not follow a later change of the environment variables.
+        self.dir = kernels_dir()
 
     @contextlib.contextmanager
     def _serialized(self) -> Iterator[None]:
@@ -476,9 +495,8 @@ class Kernels:
         intents = self._intents() if intents is None else intents
         return intents.get(f"{scope}/{name}", managed)
 
-    @staticmethod
-    def installed() -> set[str]:
-        return installed()
+    def installed(self) -> set[str]:
+        return installed(self.dir)
 
     def activate(self, scope: str, name: str, actor: str | None = None) -> dict[str, Any]:
         svc = self.svc
@@ -499,7 +517,7 @@ class Kernels:
             raise NotFound(f"No environment {name!r} in the {scope} store")
         with self._serialized():
             kname = write_kernelspec(
-                scope, name, store.active_prefix(name), display, version, store.root
+                scope, name, store.active_prefix(name), display, version, store.root, self.dir
             )
             self._set_intent(scope, name, True)
         self._event("activated", scope, name, kname)
@@ -509,7 +527,7 @@ class Kernels:
         svc = self.svc
         view = svc.envs.get(scope, name, versions=False)
         with self._serialized():
-            remove_kernelspec(scope, name)
+            remove_kernelspec(scope, name, self.dir)
             self._set_intent(scope, name, False if view["managed"] else None)
         self._event("deactivated", scope, name, kernel_name(scope, name))
         return svc.envs.get(scope, name, versions=False)
@@ -522,7 +540,7 @@ class Kernels:
     def forget(self, scope: str, name: str) -> None:
         """An environment is being deleted: its kernelspec and the user's intent go."""
         with self._serialized():
-            remove_kernelspec(scope, name)
+            remove_kernelspec(scope, name, self.dir)
             self._set_intent(scope, name, None)
 
     def sync(self) -> dict[str, list[str]]:
@@ -538,7 +556,7 @@ class Kernels:
 
     def _sync(self) -> dict[str, list[str]]:
         intents = self._intents()
-        present = installed()
+        present = installed(self.dir)
         want: dict[str, tuple[Store, str, int | None, str]] = {}
         for store in self.svc.stores():
             managed = store.managed_names()
@@ -560,11 +578,11 @@ class Kernels:
         for kname, (store, name, version, display) in want.items():
             prefix = store.active_prefix(name)
             try:
-                if is_current(store.scope, name, prefix, display, version, store.root):
+                if is_current(store.scope, name, prefix, display, version, store.root, self.dir):
                     continue
                 if version is not None and _building(store, name):
                     continue  # its worker writes the kernelspec once the version is in use
-                write_kernelspec(store.scope, name, prefix, display, version, store.root)
+                write_kernelspec(store.scope, name, prefix, display, version, store.root, self.dir)
             except KernelError as err:
                 self.svc.log.warning("jupyter_env_manager: %s", err.message)
                 failed.append(f"{kname}: {err.message}")
@@ -573,10 +591,10 @@ class Kernels:
             self._event("activated", store.scope, name, kname)
         for kname in present - set(want):
             parsed = parse_kernel_name(kname)
-            if parsed and remove_kernel(kname):
+            if parsed and remove_kernel(kname, self.dir):
                 removed.append(kname)
                 self._event("deactivated", *parsed, kname)
             extra = split_extra(kname)  # a shipped kernel's spec whose environment is gone
-            if extra and extra[0] not in want and remove_kernel(kname):
+            if extra and extra[0] not in want and remove_kernel(kname, self.dir):
                 removed.append(kname)
         return {"created": created, "updated": updated, "removed": removed, "failed": failed}

@@ -127,7 +127,9 @@ class Pins:
         display = (store.read_env(name).spec.display_name or name) + f" v{version} (pinned)"
         if scope == "shared":
             display = display.replace(" (pinned)", " (shared, pinned)")
-        kname = write_pinned_kernelspec(scope, name, directory, display, version, store.root)
+        kname = write_pinned_kernelspec(
+            scope, name, directory, display, version, store.root, self.svc.kernels.dir
+        )
         self.record_use(store, name, version)
         return {
             "scope": scope,

@@ -72,7 +72,7 @@ class EnvViews:
             return None  # changed within the clock's granularity: a second change could hide
         return tuple(stamps)
 
-    def view(self, store: Store, name: str, installed=None) -> dict[str, Any]:
+    def view(self, store: Store, name: str, installed: set[str]) -> dict[str, Any]:
         key = (store.scope, name)
         cached = self._cache.get(key)
         if cached is not None:
@@ -88,11 +88,12 @@ class EnvViews:
             self._cache.pop(key, None)
         return self._with_kernel(store, dict(view), installed)
 
-    def _with_kernel(self, store: Store, view: dict[str, Any], installed=None) -> dict[str, Any]:
+    def _with_kernel(
+        self, store: Store, view: dict[str, Any], installed: set[str]
+    ) -> dict[str, Any]:
         view["disk_bytes"] = self.disk(store, view["name"])
         if view["version"]:
             kname = kernels.kernel_name(store.scope, view["name"])
-            installed = kernels.installed() if installed is None else installed
             view["kernel"] = {
                 "name": kname,
                 "display_name": view["display_name"]
@@ -144,11 +145,10 @@ class EnvViews:
             "pinned": sorted(pinned_versions(store, name, self.pin_keep_s)),
         }
 
-    def unmanaged(self, store: Store, name: str, installed=None) -> dict[str, Any]:
+    def unmanaged(self, store: Store, name: str, installed: set[str]) -> dict[str, Any]:
         prefix = store.prefix(name)
         python, packages = self._prefix_summary(prefix)
         kname = kernels.kernel_name(store.scope, name)
-        installed = kernels.installed() if installed is None else installed
         stamp = _mtime(prefix / "conda-meta")
         return {
             "name": name,
