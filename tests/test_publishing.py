@@ -594,3 +594,15 @@ def test_an_unknown_status_filter_is_a_400(service):
         with pytest.raises(Invalid) as refused:
             service.publishing.list_requests(status)
         assert refused.value.field == "status" and repr(status) in refused.value.message
+
+
+def test_a_refused_submit_leaves_the_draft_as_it_was(service, envmgr_settings):
+    """Found by the fuzz: submitting a saved, never built environment was a 400 that left the
+    environment's lock file behind (made on the first lock); now it comes with the environment."""
+    service.envs.create({"name": "unbuilt", "conda": ["alpha"]})
+    env_dir = Path(envmgr_settings["local_root"]) / ".envmgr" / "envs" / "unbuilt"
+    before = sorted(p.relative_to(env_dir) for p in env_dir.rglob("*"))
+    with pytest.raises(ValidationError) as refused:
+        service.publishing.submit("local", "unbuilt", "please")
+    assert refused.value.field == "name" and "no successful version" in refused.value.message
+    assert sorted(p.relative_to(env_dir) for p in env_dir.rglob("*")) == before

@@ -293,6 +293,9 @@ class StoreLayout:
                 item=name,
             ) from None
         self._mkdir(self.env_dir(name) / "builds")
+        # Made with the environment: a request that takes the lock and then refuses (a 4xx)
+        # leaves nothing behind, not even the lock file.
+        os.close(open_lock(self.env_dir(name) / "env.lock", self.access))
         self.write_env(name, record)
 
     def read_state(self, name: str) -> dict[str, Any]:
