@@ -152,6 +152,8 @@ async def test_packages_diff_and_search_over_rest(jp_fetch, jp_serverapp):
          "Invalid version"),
         (("packages", "search"), {"q": "a b"}, "q", "'q' must be the start"),
         (("packages", "search"), {"q": "a", "scope": "local"}, "name", "Give both"),
+        # found by the fuzz: an empty scope was read as "none given"
+        (("packages", "search"), {"q": "a", "scope": "", "name": ""}, "scope", "Invalid scope"),
     ]:  # fmt: skip
         with pytest.raises(HTTPClientError) as info:
             await jp_fetch("env-manager", *path, params=params)

@@ -203,6 +203,9 @@ async def test_rest_install_all_and_which(jp_fetch, jp_serverapp, fleet):
     for path, kwargs, field, message in [
         ("install-all", {"method": "POST", "body": "{}"}, "conda", "Give at least one package"),
         ("which", {"params": {"spec": "alpha", "kind": "x"}}, "kind", "Invalid kind 'x'"),
+        # found by the fuzz: an empty kind or scope was read as "any"
+        ("which", {"params": {"spec": "alpha", "kind": ""}}, "kind", "Invalid kind ''"),
+        ("which", {"params": {"spec": "alpha", "scope": ""}}, "scope", "Invalid scope"),
         ("which", {}, "spec", "'spec' is required"),
     ]:
         with pytest.raises(HTTPClientError) as info:

@@ -117,7 +117,9 @@ class Packages:
         prefix = query.strip().lower()
         channels = list(self.svc.settings.channels)
         python = None
-        if scope and name:
+        if scope is not None or name is not None:
+            if scope is None or name is None:
+                raise ValidationError("Give both 'scope' and 'name', or neither", field="name")
             store = self.svc.managed(scope, name)
             channels = store.read_env(name).spec.channels or channels
             python = self._env_python(scope, name)

@@ -115,7 +115,7 @@ class EnvService:
 
     def stores(self, scope: str | None = None) -> list[Store]:
         """One store, or both: then only those this user may read (a shared store may not be)."""
-        if scope:
+        if scope is not None:  # "" is not "both": store() names it as a bad scope
             return [self.store(scope)]
         return [
             s

@@ -336,10 +336,8 @@ class SearchHandler(BaseHandler):
     @authorized
     async def get(self):
         query = self.get_query_argument("q", "")
-        scope = self.get_query_argument("scope", None) or None
-        name = self.get_query_argument("name", None) or None
-        if (scope is None) != (name is None):
-            self._error(ValidationError("Give both 'scope' and 'name', or neither", field="name"))
+        scope = self.get_query_argument("scope", None)  # "" is checked (a 400), not "none"
+        name = self.get_query_argument("name", None)
         self.finish(json.dumps(await self.core(self.service.packages.search, query, scope, name)))
 
 
@@ -470,8 +468,8 @@ class WhichHandler(BaseHandler):
     @authorized
     async def get(self):
         spec = self.get_query_argument("spec", None)
-        scope = self.get_query_argument("scope", None) or None
-        kind = self.get_query_argument("kind", None) or None
+        scope = self.get_query_argument("scope", None)  # "" is checked (a 400), not "any"
+        kind = self.get_query_argument("kind", None)
         self.finish(json.dumps(await self.core(self.service.fleet.which, spec, scope, kind)))
 
 
