@@ -1,4 +1,4 @@
-"""Rows 4, 5 and 6: creating, copying and pip-layering environments, against cp and pip.
+"""Rows 4b and 6: creating an environment with ipykernel, and its pip layer, against cp and pip.
 
 Every repetition does the product's work and its baseline back to back, so drift of this noisy
 machine hits both; the figures are medians of the repetitions and their ratio.
@@ -13,7 +13,6 @@ from pathlib import Path
 
 from common import (
     RUN,
-    Built,
     Fixture,
     Row,
     breakdown,
@@ -37,11 +36,11 @@ def _cp(flag: str, source: Path) -> float:
     return seconds
 
 
-def create_warm(fx: Fixture, reps: int, log, with_kernel: bool = False) -> Row:
-    """Row 4: create + build from a warm package cache vs cp -al / cp -a of the result."""
-    kernel = {} if with_kernel else {"kernel_packages": []}
-    service = fx.service(like_for_like_priority=True, **kernel)
-    name = "warm200k" if with_kernel else "warm200"
+def create_warm(fx: Fixture, reps: int, log) -> Row:
+    """Row 4b: create + build with ipykernel from a warm package cache vs cp -al / cp -a of the
+    result (row 4, a bigger environment with no kernel package, is in bigenv.py)."""
+    service = fx.service(like_for_like_priority=True)
+    name = "warm200k"
     spec = {"conda": ["synth-198"]}
     build_env(service, "local", name, spec)  # fills the package cache
     service.envs.delete("local", name)
@@ -73,25 +72,14 @@ def create_warm(fx: Fixture, reps: int, log, with_kernel: bool = False) -> Row:
         f"rattler.install() alone of the same records into an empty prefix, in-process: "
         f"{ms(median(floor))} = {median(floor) / al:.1f}× cp -al",
     ]
-    if with_kernel:
-        return Row(
-            "4b",
-            f"create, warm cache, with the default kernel package ipykernel ({what})",
-            f"median {ms(o)}",
-            f"cp -al {ms(al)}, cp -a {ms(a)}",
-            f"{o / al:.1f}× cp -al, {o / a:.2f}× cp -a",
-            "(information)",
-            None,
-            notes,
-        )
     return Row(
-        "4",
-        f"create from a warm package cache ({what}, no pip layer, kernel_packages=[])",
+        "4b",
+        f"create, warm cache, with the default kernel package ipykernel ({what})",
         f"median {ms(o)}",
         f"cp -al {ms(al)}, cp -a {ms(a)}",
         f"{o / al:.1f}× cp -al, {o / a:.2f}× cp -a",
-        "≤ 3× cp -al; faster than cp -a",
-        o <= 3 * al and o < a,
+        "(information)",
+        None,
         notes,
     )
 
@@ -120,75 +108,6 @@ def _rattler_install(fx: Fixture, build_dir: Path) -> float:
     seconds = time.perf_counter() - started
     rmtree(target)
     return seconds
-
-
-def _stale_files(root: Path, needle: str) -> int:
-    """Regular files under root whose bytes contain needle (e.g. another prefix's path)."""
-    data_needle = needle.encode()
-    found = 0
-    for dirpath, _dirs, names in os.walk(root):
-        for name in names:
-            path = os.path.join(dirpath, name)
-            if os.path.islink(path):
-                continue
-            try:
-                with open(path, "rb") as f:
-                    if data_needle in f.read():
-                        found += 1
-            except OSError:
-                continue
-    return found
-
-
-def copy_to_shared(fx: Fixture, reps: int, log) -> Row:
-    """Row 5: copy local→shared of an environment with a pip layer vs cp -a of its prefix."""
-    service = fx.service(like_for_like_priority=True)
-    pip = [f"synthetic-pkg-{i}" for i in range(30)]
-    build_env(service, "local", "pip30", {"conda": ["synth-047"], "pip": pip})
-    source = service.local.active_prefix("pip30")
-    n_pip = service.local.read_state("pip30").get("pip_count", 0)
-    packages = len(list((source / "conda-meta").glob("*.json")))
-    files = count_files(source)
-    SCRATCH.mkdir(exist_ok=True)
-    ours, cpa, parts = [], [], []
-    stale = None
-    from jupyter_env_manager.core.runner import run_foreground
-
-    for i in range(reps):
-        new = f"pip30c{i}"
-        started = time.perf_counter()
-        _view, build = service.sharing.copy("local", "pip30", "shared", new)
-        result = run_foreground(service, "shared", new, build)
-        returned_perf, returned_wall = time.perf_counter(), time.time()
-        if result.status != "succeeded":
-            raise RuntimeError(f"copy failed: {result.error}")
-        ours.append(returned_perf - started)
-        finished = service.builds.get("shared", new, build.version)
-        parts.append(breakdown(Built(ours[-1], finished, returned_wall, returned_perf)))
-        if stale is None:
-            stale = _stale_files(service.shared.prefix(new), str(source))
-            target = SCRATCH / "cp-a-check"
-            run(["cp", "-a", "--", str(source), str(target)])
-            stale_cp = _stale_files(target, str(source))
-            rmtree(target)
-        cpa.append(_cp("-a", source))
-        service.envs.delete("shared", new)
-    o, a = median(ours), median(cpa)
-    log(f"copy pip30: {ms(o)} vs cp -a {ms(a)}")
-    return Row(
-        "5",
-        f"copy local→shared, pip layer of {n_pip} dists ({packages} conda packages, "
-        f"{files:,} files)",
-        f"median {ms(o)}",
-        f"cp -a {ms(a)}",
-        f"{o / a:.2f}× cp -a",
-        "faster than cp -a",
-        o < a,
-        [
-            summarize(parts),
-            f"files naming the source prefix: our copy {stale}, the cp -a copy {stale_cp}",
-        ],
-    )
 
 
 def pip_layer(fx: Fixture, reps: int, log) -> Row:

@@ -1,4 +1,5 @@
-"""Rows 3 and 7: how soon a kernel is listed, and how fast an activated kernel starts."""
+"""Row 7: how fast an activated kernel starts (row 3, how soon a kernel is listed, is in
+builds.py)."""
 
 from __future__ import annotations
 
@@ -6,59 +7,7 @@ import json
 import time
 from pathlib import Path
 
-from common import RUN, Row, Server, build_env, median, ms, parse_stamp
-
-POLL_S = 0.01
-POLL_LIMIT_S = 10.0
-
-
-def _listed_after(server: Server, kernel: str, t0: float) -> float:
-    """Poll GET /api/kernelspecs every 10 ms until ``kernel`` is listed; seconds since t0."""
-    deadline = t0 + POLL_LIMIT_S
-    while True:
-        specs = server.json("GET", "api/kernelspecs")["kernelspecs"]
-        if kernel in specs:
-            return time.perf_counter() - t0
-        if time.perf_counter() > deadline:
-            raise RuntimeError(f"{kernel} not listed after {POLL_LIMIT_S}s")
-        time.sleep(POLL_S)
-
-
-def kernel_appears(service, server: Server, reps: int, log) -> Row:
-    after_build, after_activate, worker_lag = [], [], []
-    for i in range(reps):
-        name = f"appear{i}"
-        built = build_env(service, "local", name, {"conda": ["synth-003"]})
-        after_build.append(_listed_after(server, f"envmgr-{name}", built.returned_perf))
-        worker_lag.append(built.returned_wall - parse_stamp(built.build.finished_at))
-    env = "env-manager/environments/local/appear0"
-    for _ in range(reps):
-        server.json("POST", env + "/deactivate")
-        if "envmgr-appear0" in server.json("GET", "api/kernelspecs")["kernelspecs"]:
-            raise RuntimeError("deactivate left the kernelspec listed")
-        t0 = time.perf_counter()
-        server.json("POST", env + "/activate")
-        after_activate.append(_listed_after(server, "envmgr-appear0", t0))
-    worst = max(after_build + after_activate)
-    log(
-        f"kernel appears: after build {ms(median(after_build))}, "
-        f"after activate {ms(median(after_activate))}, worst {ms(worst)}"
-    )
-    return Row(
-        "3",
-        "kernel appears in GET /api/kernelspecs after a build's end / POST activate",
-        f"build: median {ms(median(after_build))}, max {ms(max(after_build))}; "
-        f"activate: median {ms(median(after_activate))}, max {ms(max(after_activate))}",
-        "—",
-        "—",
-        "< 1 s",
-        worst < 1.0,
-        [
-            "from run_foreground's return (build) / from sending POST activate; "
-            f"the worker's recorded end precedes run_foreground's return by "
-            f"{ms(median(worker_lag))} (median)"
-        ],
-    )
+from common import RUN, Row, build_env, median, ms
 
 
 def _first_reply(kernel: str, check: bool) -> float:

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common  # noqa: E402
 
-ROWS = ("1", "2", "3", "4", "5", "6", "7", "8", "9")
+ROWS = ("1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,6 +40,9 @@ def main(argv: list[str] | None = None) -> int:
 
     common.isolate()
     # Imported after isolate(): nothing may resolve a per-user path before it.
+    import bigenv
+    import builds
+    import copies
     import envs
     import kernelstart
     import listing
@@ -53,13 +56,16 @@ def main(argv: list[str] | None = None) -> int:
     reps = 3 if quick else 7
     rows: list[common.Row] = []
     if "4" in rows_wanted:
-        rows.append(envs.create_warm(fx, reps, log))
+        rows.append(bigenv.create_big(fx, 3 if quick else 5, log))
+        rows.append(bigenv.create_big_fresh(fx, 3 if quick else 5, log))
         if not quick:
-            rows.append(envs.create_warm(fx, reps, log, with_kernel=True))
+            rows.append(envs.create_warm(fx, reps, log))
+    if "10" in rows_wanted:
+        rows.append(builds.fixed_cost(fx, 5 if quick else 11, log))
     if "6" in rows_wanted:
         rows.append(envs.pip_layer(fx, reps, log))
     if "5" in rows_wanted:
-        rows.append(envs.copy_to_shared(fx, reps, log))
+        rows += copies.copy_to_shared(fx, 3 if quick else 5, log)
     if "7" in rows_wanted:
         rows.append(kernelstart.kernel_start(service, 4 if quick else 10, log))
     if rows_wanted & {"1", "2"}:
@@ -69,19 +75,22 @@ def main(argv: list[str] | None = None) -> int:
             scales, requests = [10, 100, 200, 1000], {10: 60, 100: 60, 200: 100, 1000: 30}
         got = listing.measure(fx, scales, requests, log)
         rows += [r for r in got if r.number in rows_wanted]
-    if rows_wanted & {"3", "8"}:
+    if rows_wanted & {"3", "11"}:
+        with builds.server(fx) as srv:
+            if "3" in rows_wanted:
+                rows.append(builds.kernel_visible(srv, service, 3 if quick else 7, log))
+            if "11" in rows_wanted:
+                rows.append(builds.by_hand(srv, service, fx, 2 if quick else 5, log))
+    if "8" in rows_wanted:
         main_server = common.Server(
             "main", fx.settings(), common.RUN / "data", common.RUN / "config"
         )
         with main_server as srv:
-            if "3" in rows_wanted:
-                rows.append(kernelstart.kernel_appears(service, srv, 5 if quick else 10, log))
-            if "8" in rows_wanted:
-                rows.append(responsiveness.measure(service, srv, 100 if quick else 300, log))
+            rows.append(responsiveness.measure(service, srv, 100 if quick else 300, log))
     if "9" in rows_wanted:
         scales = [3000, 10000] if quick else [3000, 10000, 31000]
         rows.append(search.measure(service, scales, reps, log))
-    rows.sort(key=lambda r: (int(r.number.rstrip("b")), r.number))
+    rows.sort(key=lambda r: (int(r.number.rstrip("abcdefgh")), r.number))
     elapsed = time.monotonic() - started
     text = report(rows, quick, elapsed)
     print(text)

@@ -1,0 +1,285 @@
+"""Row 5: copy an environment local → shared, on the same filesystem and onto another one.
+
+- 5: the shared store on the local store's filesystem: our copy (relinked from the package cache
+  at the source's lock, pip layer reinstalled) against ``cp -al`` of the source prefix there.
+- 5b: the shared store on a second filesystem the bench mounts (a loop-mounted ext4 image, else a
+  tmpfs; skipped with the reason when neither mounts), as a shared store on NFS is: hard links
+  cannot cross it. Against ``cp -a`` onto it.
+- 5c: the by-hand way of moving an environment there, a conda-pack round trip (``conda-pack
+  --format tar``, ``tar -xf`` onto the second filesystem, ``bin/conda-unpack``).
+
+Every copy is checked for files that still name the source prefix (``cp`` keeps them all).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from common import (
+    RUN,
+    Built,
+    Fixture,
+    Row,
+    breakdown,
+    build_env,
+    count_files,
+    median,
+    ms,
+    rmtree,
+    run,
+    summarize,
+)
+
+SCRATCH = RUN / "scratch"
+MOUNT = RUN / "mnt-second-fs"
+IMAGE_MB = 3072
+
+
+def _quiet(argv: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+
+
+def mount_second_filesystem() -> tuple[str | None, str]:
+    """Mount a filesystem other than RUN's at MOUNT: (what it is, or None; why not)."""
+    MOUNT.mkdir(parents=True, exist_ok=True)
+    reasons = []
+    image = RUN / "second-fs.img"
+    if shutil.which("mkfs.ext4"):
+        with open(image, "wb") as f:
+            f.truncate(IMAGE_MB << 20)  # sparse
+        made = _quiet(
+            ["mkfs.ext4", "-q", "-F", "-E", "lazy_itable_init=0,lazy_journal_init=0", str(image)]
+        )
+        if made.returncode == 0:
+            done = _quiet(["mount", "-o", "loop", str(image), str(MOUNT)])
+            if done.returncode == 0:
+                return f"a loop-mounted ext4 image ({IMAGE_MB} MB)", ""
+            reasons.append(f"mount -o loop: {done.stderr.strip()}")
+        else:
+            reasons.append(f"mkfs.ext4: {made.stderr.strip()}")
+        image.unlink(missing_ok=True)
+    else:
+        reasons.append("no mkfs.ext4")
+    done = _quiet(["mount", "-t", "tmpfs", "-o", "size=3g,mode=0755", "envmgr-bench", str(MOUNT)])
+    if done.returncode == 0:
+        return "a tmpfs (3 GB)", ""
+    reasons.append(f"mount -t tmpfs: {done.stderr.strip()}")
+    return None, "; ".join(reasons)
+
+
+def unmount_second_filesystem() -> None:
+    if os.path.ismount(MOUNT):
+        if _quiet(["umount", str(MOUNT)]).returncode != 0:
+            _quiet(["umount", "-l", str(MOUNT)])
+    (RUN / "second-fs.img").unlink(missing_ok=True)
+
+
+def _stale_files(root: Path, needle: str) -> int:
+    """Regular files under root whose bytes contain needle (e.g. another prefix's path)."""
+    data_needle = needle.encode()
+    found = 0
+    for dirpath, _dirs, names in os.walk(root):
+        for name in names:
+            path = os.path.join(dirpath, name)
+            if os.path.islink(path):
+                continue
+            try:
+                with open(path, "rb") as f:
+                    if data_needle in f.read():
+                        found += 1
+            except OSError:
+                continue
+    return found
+
+
+def _cp(flag: str, source: Path, target: Path) -> float:
+    rmtree(target)
+    seconds = run(["cp", flag, "--", str(source), str(target)])
+    rmtree(target)
+    return seconds
+
+
+def _copy(service, source: str, new: str) -> tuple[float, dict[str, float], Path]:
+    """Our copy local → shared, in the foreground: (seconds, parts, the copy's prefix)."""
+    from jupyter_env_manager.core.runner import run_foreground
+
+    started = time.perf_counter()
+    _view, build = service.sharing.copy("local", source, "shared", new)
+    result = run_foreground(service, "shared", new, build)
+    returned_perf, returned_wall = time.perf_counter(), time.time()
+    if result.status != "succeeded":
+        raise RuntimeError(f"copy failed: {result.error}")
+    seconds = returned_perf - started
+    finished = service.builds.get("shared", new, build.version)
+    parts = breakdown(Built(seconds, finished, returned_wall, returned_perf))
+    return seconds, parts, service.shared.active_prefix(new)
+
+
+def _conda_pack(source: Path, target: Path) -> tuple[float, dict[str, float]]:
+    """pack (tar, uncompressed: its fastest), unpack onto the target, conda-unpack: seconds."""
+    archive = SCRATCH / "conda-pack.tar"
+    archive.unlink(missing_ok=True)
+    rmtree(target)
+    pack = [_conda_pack_bin() or "conda-pack", "-p", str(source), "-o", str(archive)]
+    parts = {"pack": run([*pack, "--format", "tar", "--quiet"], stdout=subprocess.DEVNULL)}
+    target.mkdir()
+    parts["tar -xf"] = run(["tar", "-xf", str(archive), "-C", str(target)])
+    parts["conda-unpack"] = run([str(target / "bin" / "conda-unpack")])
+    archive.unlink()
+    return sum(parts.values()), parts
+
+
+MOVE = "move an environment to another filesystem: ours vs a conda-pack round trip"
+
+
+def _skipped(number: str, measure: str, goal: str, why: str) -> Row:
+    return Row(number, measure, "—", "—", "—", goal, None, [why])
+
+
+def _conda_pack_bin() -> str | None:
+    beside = Path(sys.executable).with_name("conda-pack")  # this venv's, else on PATH
+    return str(beside) if beside.exists() else shutil.which("conda-pack")
+
+
+def copy_to_shared(fx: Fixture, reps: int, log) -> list[Row]:
+    """Rows 5, 5b and 5c (see the module docstring)."""
+    pip = [f"synthetic-pkg-{i}" for i in range(30)]
+    local = fx.service(like_for_like_priority=True)
+    build_env(local, "local", "pip30", {"conda": ["synth-047"], "pip": pip})
+    source = local.local.active_prefix("pip30")
+    n_pip = local.local.read_state("pip30").get("pip_count", 0)
+    packages = len(list((source / "conda-meta").glob("*.json")))
+    files = count_files(source)
+    what = f"pip layer of {n_pip} dists ({packages} conda packages, {files:,} files)"
+    SCRATCH.mkdir(exist_ok=True)
+    rows = [_same_filesystem(fx, source, what, reps, log)]
+    kind, why = mount_second_filesystem()
+    try:
+        if kind is None:
+            skipped = f"skipped: could not mount a second filesystem ({why})"
+            rows.append(_skipped("5b", f"copy local→shared onto another filesystem, {what}",
+                                 "faster than cp -a", skipped))  # fmt: skip
+            rows.append(_skipped("5c", MOVE, "ours ≤ conda-pack", skipped))
+        else:
+            rows += _other_filesystem(fx, source, what, kind, reps, log)
+    finally:
+        unmount_second_filesystem()
+    return rows
+
+
+def _same_filesystem(fx: Fixture, source: Path, what: str, reps: int, log) -> Row:
+    service = fx.service(like_for_like_priority=True)
+    ours, cpal, cpa, parts = [], [], [], []
+    stale = None
+    target = fx.shared_root.parent / "cp-same-fs"  # beside the shared store
+    for i in range(reps):
+        steps: list[Callable[[], None]] = [
+            lambda: cpal.append(_cp("-al", source, target)),
+            lambda: cpa.append(_cp("-a", source, target)),
+        ]
+        seconds, got, prefix = _copy(service, "pip30", f"same{i}")
+        ours.append(seconds)
+        parts.append(got)
+        if stale is None:
+            stale = _stale_files(prefix, str(source))
+        service.envs.delete("shared", f"same{i}")
+        for k in range(2):
+            steps[(i + k) % 2]()
+    o, al, a = median(ours), median(cpal), median(cpa)
+    log(f"copy, same filesystem: {ms(o)} vs cp -al {ms(al)}, cp -a {ms(a)}")
+    return Row(
+        "5",
+        f"copy local→shared, same filesystem, {what}",
+        f"median {ms(o)}",
+        f"cp -al {ms(al)}, cp -a {ms(a)}",
+        f"{o / al:.2f}× cp -al, {o / a:.2f}× cp -a",
+        "≤ 1.5× cp -al",
+        o <= 1.5 * al,
+        [
+            summarize(parts),
+            f"files naming the source prefix: our copy {stale}; a cp copy keeps every one",
+        ],
+    )
+
+
+def _other_filesystem(fx: Fixture, source: Path, what: str, kind: str, reps: int, log) -> list[Row]:
+    shared_root = MOUNT / "shared"
+    service = fx.service(like_for_like_priority=True, shared_root=str(shared_root))
+    target = MOUNT / "cp-a"
+    unpacked = MOUNT / "conda-pack"
+    pack_ok = _conda_pack_bin() is not None
+    ours, cpa, packs, parts, pack_parts = [], [], [], [], []
+    stale: dict[str, int] = {}
+    for i in range(reps):
+        steps: list[Callable[[], None]] = [lambda: cpa.append(_cp("-a", source, target))]
+        if pack_ok:
+
+            def pack() -> None:
+                seconds, got = _conda_pack(source, unpacked)
+                packs.append(seconds)
+                pack_parts.append(got)
+                if "conda-pack" not in stale:
+                    stale["conda-pack"] = _stale_files(unpacked, str(source))
+                rmtree(unpacked)
+
+            steps.append(pack)
+        seconds, got, prefix = _copy(service, "pip30", f"other{i}")
+        ours.append(seconds)
+        parts.append(got)
+        if "ours" not in stale:
+            stale["ours"] = _stale_files(prefix, str(source))
+        service.envs.delete("shared", f"other{i}")
+        for k in range(len(steps)):
+            steps[(i + k) % len(steps)]()
+    o, a = median(ours), median(cpa)
+    log(f"copy, other filesystem: {ms(o)} vs cp -a {ms(a)}")
+    stale_note = ", ".join(f"{k} {v}" for k, v in stale.items())
+    rows = [
+        Row(
+            "5b",
+            f"copy local→shared onto another filesystem ({kind}), {what}",
+            f"median {ms(o)}",
+            f"cp -a onto it {ms(a)}",
+            f"{o / a:.2f}× cp -a",
+            "faster than cp -a",
+            o < a,
+            [
+                summarize(parts),
+                "the package cache is on the local filesystem, so every file is copied "
+                "(hard links cannot cross filesystems); the issue's remedy, a package cache "
+                "on the shared store's filesystem, is not built yet",
+                f"files naming the source prefix: {stale_note}; cp -a keeps every one",
+            ],
+        )
+    ]
+    if not pack_ok:
+        why = "skipped: conda-pack is not installed (pip install conda-pack)"
+        rows.append(_skipped("5c", MOVE, "ours ≤ conda-pack", why))
+        return rows
+    p = median(packs)
+    keys = list(pack_parts[0])
+    split = ", ".join(f"{k} {median([pp[k] for pp in pack_parts]) * 1000:.0f}" for k in keys)
+    log(f"conda-pack round trip: {ms(p)} ({split})")
+    rows.append(
+        Row(
+            "5c",
+            f"move an environment onto another filesystem ({kind}): our copy vs a conda-pack "
+            "round trip (pack, tar -xf, conda-unpack)",
+            f"median {ms(o)}",
+            f"conda-pack round trip {ms(p)}",
+            f"{o / p:.2f}× conda-pack",
+            "ours ≤ conda-pack",
+            o <= p,
+            [
+                f"conda-pack median ms: {split} (--format tar: no compression, its fastest)",
+                f"files naming the source prefix after conda-unpack: {stale.get('conda-pack')}",
+            ],
+        )
+    )
+    return rows

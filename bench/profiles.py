@@ -1,0 +1,158 @@
+"""Where a build's time goes: py-spy for its Python side, perf for rattler's native threads.
+
+py-spy samples Python threads only (rattler's linking runs in Rust threads it cannot see), so
+rows 4 and 10 use both: ``py-spy record --subprocesses`` of one build (what the worker's Python
+does: imports, solve, verify...) and, where ``perf`` exists, ``perf record -g`` of
+``rattler.install`` alone (user space vs the kernel's filesystem work). Raw outputs are kept in
+``bench/.work/profiles``; the rows' notes carry one-line summaries.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+from common import WORK
+
+PROFILES = WORK / "profiles"
+
+
+def py_spy() -> str | None:
+    found = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    return found if os.access(found, os.X_OK) else None
+
+
+def record_py_spy(name: str, argv: list[str], rate: int = 250) -> tuple[Path | None, str]:
+    """Run argv under ``py-spy record --subprocesses`` (raw stacks); (output, error)."""
+    spy = py_spy()
+    if spy is None:
+        return None, "py-spy is not installed (pip install py-spy)"
+    PROFILES.mkdir(parents=True, exist_ok=True)
+    out = PROFILES / f"{name}.py-spy.txt"
+    out.unlink(missing_ok=True)
+    spy_argv = [
+        spy,
+        "record",
+        "--subprocesses",
+        "--nonblocking",
+        "--rate",
+        str(rate),
+        "--format",
+        "raw",
+    ]
+    done = subprocess.run(
+        [*spy_argv, "--output", str(out), "--", *argv],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+    if done.returncode != 0 or not out.exists():
+        return None, f"py-spy failed: {done.stderr.strip()[-300:]}"
+    return out, ""
+
+
+_METHOD = re.compile(r"^(Builder\.\w+|EnvService\.\w+|Builds\.\w+|Environments\.\w+|swap_in)")
+
+
+def _label(frames: list[str]) -> tuple[str, str]:
+    """(process, what) of one sample: the worker's or its parent's, and the step it was in."""
+    worker = any("jupyter_env_manager.core.worker" in f for f in frames if f.startswith("process"))
+    frames = [f for f in frames if not f.startswith("process ")]
+    who = "worker" if worker else "parent"
+    if any(f.startswith("_find_and_load") for f in frames):
+        return who, "imports"
+    steps = [f.split(" (")[0] for f in frames if _METHOD.match(f)]
+    if steps:
+        return who, steps[-1]
+    ours = [f.split(" (")[0] for f in frames if "jupyter_env_manager" in f or "bench/" in f]
+    if ours:
+        return who, ours[-1]
+    return who, (frames[-1].split(" (")[0] if frames else "?")
+
+
+def summarize_py_spy(path: Path, rate: int = 250, top: int = 8) -> str:
+    """Samples grouped by process and step, as ms of Python CPU (samples / rate)."""
+    groups: Counter[tuple[str, str]] = Counter()
+    for line in path.read_text(errors="replace").splitlines():
+        stack, _, count = line.rpartition(" ")
+        if stack and count.isdigit():
+            groups[_label(stack.split(";"))] += int(count)
+    if not groups:
+        return "no samples"
+    per_process = Counter()
+    for (who, _), n in groups.items():
+        per_process[who] += n
+    heads = ", ".join(f"{who} {n * 1000 / rate:.0f} ms" for who, n in per_process.most_common())
+    worker = [(what, n) for (who, what), n in groups.most_common() if who == "worker"][:top]
+    body = ", ".join(f"{what} {n * 1000 / rate:.0f}" for what, n in worker)
+    return f"Python CPU sampled: {heads}; the worker's by step (ms): {body}"
+
+
+def perf_available() -> bool:
+    if shutil.which("perf") is None:
+        return False
+    done = subprocess.run(
+        ["perf", "record", "-o", os.devnull, "--", "true"],
+        capture_output=True,
+        stdin=subprocess.DEVNULL,
+    )
+    return done.returncode == 0
+
+
+def record_perf(name: str, argv: list[str]) -> tuple[Path | None, str]:
+    """``perf record -g`` of argv (999 Hz, all threads); (perf.data, error)."""
+    if not perf_available():
+        return None, "perf is not available here (apt-get install linux-perf; root or perf_event)"
+    PROFILES.mkdir(parents=True, exist_ok=True)
+    out = PROFILES / f"{name}.perf.data"
+    done = subprocess.run(
+        ["perf", "record", "-F", "999", "-g", "-o", str(out), "--", *argv],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+    if done.returncode != 0:
+        return None, f"perf failed: {done.stderr.strip()[-300:]}"
+    return out, ""
+
+
+PERF_SYMBOLS = {
+    # label: symbol (children %: the time spent in it and below)
+    "kernel, all syscalls": "do_syscall_64",
+    "ext4 new inode (mkdir, create, symlink)": "__ext4_new_inode",
+    "  of it ext4's recently_deleted scan": "recently_deleted",
+    "mkdir": "ext4_mkdir",
+    "create files (copies, records)": "ext4_create",
+    "hard links (linkat)": "do_linkat",
+    "symlinks": "do_symlinkat",
+    "unlink / rmdir": "do_unlinkat",
+    "rattler link_package_sync": "rattler::install::link_package_sync",
+}
+
+
+def summarize_perf(path: Path) -> str:
+    """Shares of the samples (inclusive) in the symbols that say where install's time goes."""
+    done = subprocess.run(
+        ["perf", "report", "-i", str(path), "--stdio", "--children", "--sort", "sym", "-g", "none"],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+    children: dict[str, float] = {}
+    samples = re.search(r"# Samples: (\S+)", done.stdout)
+    for line in done.stdout.splitlines():
+        m = re.match(r"\s+([\d.]+)%\s+([\d.]+)%\s+\[[.k]\]\s+(.+?)\s*$", line)
+        if m:
+            children.setdefault(m.group(3), float(m.group(1)))
+    parts = [
+        f"{label.strip()} {children[sym]:.0f}%"
+        for label, sym in PERF_SYMBOLS.items()
+        if sym in children
+    ]
+    head = f"{samples.group(1)} samples" if samples else "samples"
+    return f"{head}: " + ", ".join(parts) if parts else "no symbols resolved"
