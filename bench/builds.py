@@ -163,10 +163,12 @@ def _profile_fixed(service, name: str, spec: dict, log) -> list[str]:
     argv = [sys.executable, str(Path(__file__).with_name("bigenv.py")), "build", settings, name]
     out, error = profiles.record_py_spy(name, [*argv, json.dumps(spec)], rate=250)
     service.envs.delete("local", name)
+    notes = [f"a worker's imports (python -X importtime): {profiles.worker_imports()}"]
     if out is None:
-        return [f"no py-spy profile: {error}"]
+        return [*notes, f"no py-spy profile: {error}"]
     log(f"profile of a {name} build: {out}")
-    return [f"py-spy of one build ({out.name}): {profiles.summarize_py_spy(out, rate=250)}"]
+    summary = profiles.summarize_py_spy(out, rate=250)
+    return [*notes, f"py-spy of one build ({out.name}): {summary}"]
 
 
 # -- rows 3 and 11: a real server --------------------------------------------------------------

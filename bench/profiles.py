@@ -56,23 +56,21 @@ def record_py_spy(name: str, argv: list[str], rate: int = 250) -> tuple[Path | N
     return out, ""
 
 
-_METHOD = re.compile(r"^(Builder\.\w+|EnvService\.\w+|Builds\.\w+|Environments\.\w+|swap_in)")
-
-
 def _label(frames: list[str]) -> tuple[str, str]:
-    """(process, what) of one sample: the worker's or its parent's, and the step it was in."""
+    """(process, what) of one sample: the worker's or its parent's, and our innermost function
+    on the stack (imports and the rest are named as such)."""
     worker = any("jupyter_env_manager.core.worker" in f for f in frames if f.startswith("process"))
     frames = [f for f in frames if not f.startswith("process ")]
     who = "worker" if worker else "parent"
     if any(f.startswith("_find_and_load") for f in frames):
         return who, "imports"
-    steps = [f.split(" (")[0] for f in frames if _METHOD.match(f)]
-    if steps:
-        return who, steps[-1]
-    ours = [f.split(" (")[0] for f in frames if "jupyter_env_manager" in f or "bench/" in f]
+    ours = [f for f in frames if "jupyter_env_manager/" in f]
     if ours:
-        return who, ours[-1]
-    return who, (frames[-1].split(" (")[0] if frames else "?")
+        func, _, where = ours[-1].partition(" (")
+        return who, f"{func} ({where.rsplit('/', 1)[-1].split(':')[0]})"
+    if not frames:
+        return who, "no Python frame"
+    return who, f"other: {frames[-1].split(' (')[0]}"
 
 
 def summarize_py_spy(path: Path, rate: int = 250, top: int = 8) -> str:
@@ -90,6 +88,8 @@ def summarize_py_spy(path: Path, rate: int = 250, top: int = 8) -> str:
     heads = ", ".join(f"{who} {n * 1000 / rate:.0f} ms" for who, n in per_process.most_common())
     worker = [(what, n) for (who, what), n in groups.most_common() if who == "worker"][:top]
     body = ", ".join(f"{what} {n * 1000 / rate:.0f}" for what, n in worker)
+    if not body:
+        return f"Python CPU sampled: {heads}; the worker ended before py-spy attached to it"
     return f"Python CPU sampled: {heads}; the worker's by step (ms): {body}"
 
 
@@ -156,3 +156,24 @@ def summarize_perf(path: Path) -> str:
     ]
     head = f"{samples.group(1)} samples" if samples else "samples"
     return f"{head}: " + ", ".join(parts) if parts else "no symbols resolved"
+
+
+def worker_imports(top: int = 8) -> str:
+    """``python -X importtime`` of what a worker imports before it builds (the module and
+    rattler): the slowest modules at the first two levels, cumulative ms."""
+    code = "import jupyter_env_manager.core.worker, rattler"
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", code],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+    found: list[tuple[int, str]] = []
+    for line in done.stderr.splitlines():
+        m = re.match(r"import time:\s+\d+ \|\s+(\d+) \| ( *)(\S+)", line)
+        if m and len(m.group(2)) <= 2:
+            found.append((int(m.group(1)), m.group(3)))
+    total = sum(us for us, name in found if name in ("jupyter_env_manager.core.worker", "rattler"))
+    found.sort(reverse=True)
+    parts = ", ".join(f"{name} {us / 1000:.0f}" for us, name in found[:top])
+    return f"{total / 1000:.0f} ms in all; cumulative ms: {parts}"
