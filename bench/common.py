@@ -44,6 +44,7 @@ def _installed() -> bool:
 def isolate() -> None:
     """Wipe the run tree and point every per-user location into it (this process + children)."""
     if RUN.exists():
+        unmount_under(RUN)  # a run that was interrupted may have left a mount (rows 4c, 5b)
         shutil.rmtree(RUN)
     for d in ("home", "config", "data", "runtime", "tmp", "logs", "notebooks"):
         (RUN / d).mkdir(parents=True)
@@ -77,6 +78,19 @@ def isolate() -> None:
     import tempfile
 
     tempfile.tempdir = str(RUN / "tmp")
+
+
+def unmount_under(root: Path) -> None:
+    """Unmount every filesystem mounted below root (lazily, so a busy one goes too)."""
+    try:
+        lines = Path("/proc/mounts").read_text().splitlines()
+    except OSError:
+        return
+    inside = str(root.resolve()) + "/"
+    for line in lines:
+        fields = line.split()
+        if len(fields) > 1 and fields[1].startswith(inside):
+            subprocess.run(["umount", "-l", fields[1]], capture_output=True, check=False)
 
 
 def cleanup() -> None:
