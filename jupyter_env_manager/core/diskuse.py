@@ -78,6 +78,17 @@ class DiskUse:
         dirs = tuple(str(p) for p in env_dirs(store, name))
         return hit[1] if hit[0] == dirs else None
 
+    def peek(self, scope: str, name: str, dirs: tuple[str, ...]) -> int | None:
+        """The bytes known for these directories of the environment (no file system access:
+        the listing knows its directories already)."""
+        hit = self._cache.get((scope, name))
+        return hit[1] if hit is not None and hit[0] == dirs else None
+
+    def seed(self, scope: str, name: str, dirs: tuple[str, ...], value: int) -> None:
+        """A figure computed by an earlier process (the listing's cache keeps them)."""
+        with self._lock:
+            self._cache.setdefault((scope, name), (dirs, value))
+
     def environment(self, store: Store, name: str) -> int:
         dirs = env_dirs(store, name)
         key = tuple(str(p) for p in dirs)
@@ -109,6 +120,7 @@ class DiskUse:
     def refresh(self) -> int:
         """Compute what is missing (the server's background pass); how many were computed."""
         done = 0
+        self.svc.listing.load()  # the figures of the last server's run
         for store in self.svc.stores():
             try:
                 names = store.managed_names()
