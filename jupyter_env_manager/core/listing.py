@@ -100,6 +100,7 @@ class Listing:
         self._saving = threading.Lock()
         self._gz: tuple[str, bytes] | None = None
         self._kernels: tuple[tuple[int, ...], set[str]] | None = None
+        self._timer: threading.Timer | None = None
 
     # -- what the doors call -------------------------------------------------------------------
 
@@ -194,7 +195,7 @@ class Listing:
         if base["status"] == "building" or _fresh(stamps) or (relies and _fresh(parents)):
             entry.stamps = ()  # never equal: read again next time
         self._entries[key] = entry
-        self._dirty = True
+        self._dirty = self._dirty or bool(entry.stamps)
         return entry
 
     def _installed(self) -> set[str]:
@@ -222,7 +223,7 @@ class Listing:
         if _fresh(stamps):
             entry.stamps = ()
         self._entries[key] = entry
-        self._dirty = True
+        self._dirty = self._dirty or bool(entry.stamps)
         return entry
 
     def _finish(
@@ -263,7 +264,7 @@ class Listing:
         self.svc.publishing.decorate(view, context)
         entry.inputs = inputs
         entry.fragment = json.dumps(view)
-        self._dirty = True
+        self._dirty = self._dirty or bool(entry.stamps)
         return entry
 
     # -- kept across restarts ------------------------------------------------------------------
@@ -319,14 +320,17 @@ class Listing:
                 self.svc.disk.seed(scope, name, entry.dirs, entry.inputs[1])
 
     def _save_later(self) -> None:
-        if (
-            self.cache_file is None
-            or not self._dirty
-            or time.monotonic() - self._saved_at < SAVE_EVERY_S
-            or self._saving.locked()
-        ):
+        """Save in a thread of its own, at most every SAVE_EVERY_S (the last change too)."""
+        if self.cache_file is None or not self._dirty or self._timer is not None:
             return
-        threading.Thread(target=self.save, name="envmgr-listing-save", daemon=True).start()
+        wait = max(0.0, SAVE_EVERY_S - (time.monotonic() - self._saved_at))
+        self._timer = threading.Timer(wait, self._timed_save)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _timed_save(self) -> None:
+        self._timer = None
+        self.save()
 
     def save(self) -> None:
         """Write the cache (atomically, for this user only)."""
