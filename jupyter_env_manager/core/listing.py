@@ -334,8 +334,9 @@ class Listing:
 
     def save(self) -> None:
         """Write the cache (atomically, for this user only)."""
-        if self.cache_file is None or not self._saving.acquire(blocking=False):
+        if self.cache_file is None:
             return
+        self._saving.acquire()  # one writer at a time (a timed save may be under way)
         tmp = self.cache_file.with_name(f".{self.cache_file.name}.{os.getpid()}.tmp")
         try:
             with self._lock:
