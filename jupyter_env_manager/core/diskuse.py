@@ -128,6 +128,7 @@ class DiskUse:
                 continue
             for name in names:
                 if self.cached(store, name) is None:
+                    self.svc.listing.wait_idle()  # a request first
                     self.environment(store, name)
                     done += 1
         return done

@@ -101,6 +101,8 @@ class Listing:
         self._gz: tuple[str, bytes] | None = None
         self._kernels: tuple[tuple[int, ...], set[str]] | None = None
         self._timer: threading.Timer | None = None
+        self._busy = 0  # listings under way
+        self._busy_lock = threading.Lock()
 
     # -- what the doors call -------------------------------------------------------------------
 
@@ -128,7 +130,23 @@ class Listing:
 
     # -- the listing -----------------------------------------------------------------------------
 
+    def wait_idle(self, max_s: float = 5.0) -> None:
+        """Background passes (disk use) call this between environments: while a listing runs
+        they wait, so it does not share the interpreter with them (at most ``max_s``)."""
+        deadline = time.monotonic() + max_s
+        while self._busy and time.monotonic() < deadline:
+            time.sleep(0.005)
+
     def _list(self, scope: str | None) -> list[Entry]:
+        with self._busy_lock:
+            self._busy += 1
+        try:
+            return self._list_now(scope)
+        finally:
+            with self._busy_lock:
+                self._busy -= 1
+
+    def _list_now(self, scope: str | None) -> list[Entry]:
         svc = self.svc
         with self._lock:
             self._load()
