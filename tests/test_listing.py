@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+from helpers import build
+
 from jupyter_env_manager.core.service import EnvService
 
 NS = "env-manager"
@@ -161,3 +163,21 @@ def test_a_cache_of_other_stores_or_another_version_is_not_used(
     cache.write_text("\n".join([json.dumps(header), *forged]) + "\n")
     other = EnvService(EnvManager(config=envmgr_config))
     assert [e["description"] for e in other.envs.list("local")] == ["true"]
+
+
+def test_disk_use_is_never_computed_by_a_listing_and_survives_a_restart(
+    service, envmgr_config, envmgr_settings, config_file
+):
+    from jupyter_env_manager.config import EnvManager
+
+    service.envs.create({"name": "du"})
+    build(service, "local", "du")
+    age(envmgr_settings["local_root"])
+    assert service.envs.list("local")[0]["disk_bytes"] is None  # unknown: not computed here
+    assert service.disk.refresh() == 1  # the server's background pass
+    listed_bytes = service.envs.list("local")[0]["disk_bytes"]
+    assert listed_bytes == service.disk.environment(service.local, "du") > 0
+    service.listing.save()
+    restarted = EnvService(EnvManager(config=envmgr_config))
+    assert restarted.envs.list("local")[0]["disk_bytes"] == listed_bytes
+    assert restarted.disk.refresh() == 0  # the figure came with the listing cache

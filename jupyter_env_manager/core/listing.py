@@ -52,7 +52,7 @@ if TYPE_CHECKING:
 FORMAT = 1
 FRESH_NS = 2_000_000_000  # a change this recent could hide a second one in the same mtime tick
 PINS_RECHECK_S = 3600.0  # pins expire with time, not with an mtime: look again this often
-SAVE_EVERY_S = 5.0
+SAVE_EVERY_S = 30.0  # the cache only matters at the next start: a few late changes cost little
 # Keys a view gets per listing (from its inputs), on top of what its records say.
 DERIVED = ("disk_bytes", "actions", "lifecycle")
 
@@ -120,7 +120,8 @@ class Listing:
         last = self._gz
         if last is not None and last[0] == body:
             return last[1]
-        data = gzip.compress(body.encode(), compresslevel=5, mtime=0)
+        # Level 3: about twice as fast as 6 on a 6 MB list, about 10% larger.
+        data = gzip.compress(body.encode(), compresslevel=3, mtime=0)
         self._gz = (body, data)
         return data
 
@@ -130,7 +131,7 @@ class Listing:
 
     # -- the listing -----------------------------------------------------------------------------
 
-    def wait_idle(self, max_s: float = 5.0) -> None:
+    def wait_idle(self, max_s: float = 0.5) -> None:
         """Background passes (disk use) call this between environments: while a listing runs
         they wait, so it does not share the interpreter with them (at most ``max_s``)."""
         deadline = time.monotonic() + max_s

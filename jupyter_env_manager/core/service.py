@@ -169,7 +169,8 @@ class EnvService:
         out = []
         for store in self.stores():
             if store.meta.exists():
-                out += [f"{store.scope}/{n} v{v}" for n, v in store.recover()]
+                recovered = store.recover(pause=self.listing.wait_idle)  # a request first
+                out += [f"{store.scope}/{n} v{v}" for n, v in recovered]
         return out
 
 

@@ -20,6 +20,7 @@ import os
 import shutil
 import socket
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -333,8 +334,10 @@ class Store(StoreLayout):
             if candidates:
                 os.rename(candidates[0], target)
 
-    def recover(self) -> list[tuple[str, int]]:
-        """At start: finish cut-short swaps, mark dead builds interrupted, clear leftovers."""
+    def recover(self, pause: Callable[[], None] | None = None) -> list[tuple[str, int]]:
+        """At start: finish cut-short swaps, mark dead builds interrupted, clear leftovers.
+
+        ``pause``: called between environments (the server's: wait while a listing runs)."""
         reaped = []
         managed = self.managed_names()
         # One scan of the trash and of the root, not one per environment: a server starting
@@ -345,6 +348,8 @@ class Store(StoreLayout):
             trashed = set()
         links = {e.name for e in os.scandir(self.root) if e.name.endswith(".envmgr-link")}
         for name in managed:
+            if pause is not None:
+                pause()
             if (
                 name not in trashed
                 and f".{name}.envmgr-link" not in links
