@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 
 from common import RUN, Fixture, Row, Server, median, ms, pct
-from listing import GZIP, Replicas, source_service
+from listing import GZIP, Replicas, source_service, wait_ready
 
 BATCH = 10
 PACE_S = 0.05  # one request every 50 ms, so a sample spans whole builds, all their phases
@@ -49,14 +49,7 @@ def measure(fx: Fixture, n: int, log) -> Row:
 
 
 def _measure(service, server: Server, n: int, log) -> Row:
-    deadline = time.monotonic() + 300
-    while True:  # until the start-up kernel sync is done: every replica has its kernel
-        envs = server.json("GET", INFO)["environments"]
-        if sum(bool(e["kernel"] and e["kernel"]["active"]) for e in envs) >= ENVS:
-            break
-        if time.monotonic() > deadline:
-            raise RuntimeError("responsiveness: the start-up kernel sync did not finish")
-        time.sleep(0.2)
+    wait_ready(server, ENVS)  # the start-up kernel sync and disk-use pass are done
     server.timed_gets(INFO, 10, GZIP)  # warm-up
     idle, idle_control = _paced(server, n // 2)
     for name in BUSY:
