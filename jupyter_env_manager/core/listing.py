@@ -125,9 +125,11 @@ class Listing:
         self._gz = (body, data)
         return data
 
-    def forget(self, scope: str, name: str) -> None:
-        """Drop one environment's cache (this process changed it: read it again)."""
-        self._entries.pop((scope, name), None)
+    def prime(self) -> None:
+        """Make the list (and its gzip) once, before a server's other start-up work: its first
+        request then only checks fingerprints, instead of sharing the interpreter with the
+        recovery, the kernel sync and the watcher's first scan."""
+        self.gzipped(self.body())
 
     # -- the listing -----------------------------------------------------------------------------
 
