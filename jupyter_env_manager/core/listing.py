@@ -377,6 +377,10 @@ class Listing:
             with open(fd, "w") as f:
                 f.write("\n".join(lines) + "\n")
             os.replace(tmp, self.cache_file)
+            for stale in self.cache_file.parent.glob(f".{self.cache_file.name}.*.tmp"):
+                with contextlib.suppress(OSError):  # a process that exited while saving
+                    if time.time() - stale.stat().st_mtime > 600:
+                        stale.unlink()
         except OSError as err:
             self.svc.log.debug("jupyter_env_manager: listing cache not saved: %s", err)
             with contextlib.suppress(OSError):
