@@ -304,11 +304,13 @@ class Server:
             time.sleep(0.1)
         raise RuntimeError(f"server {self.name} did not answer within {timeout}s")
 
-    def request(self, method: str, path: str, body: Any = None) -> tuple[int, bytes]:
+    def request(
+        self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, bytes]:
         """One request on a kept-alive connection (as a browser does)."""
         if self._conn is None:
             self._conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
-        headers = {"Authorization": f"token {self.token}"}
+        headers = {"Authorization": f"token {self.token}", **(headers or {})}
         data = None
         if body is not None:
             data = json.dumps(body).encode()
@@ -328,11 +330,11 @@ class Server:
             raise RuntimeError(f"{method} {path} -> {status}: {data[:300]!r}")
         return json.loads(data) if data else None
 
-    def timed_gets(self, path: str, n: int) -> list[float]:
+    def timed_gets(self, path: str, n: int, headers: dict[str, str] | None = None) -> list[float]:
         out = []
         for _ in range(n):
             started = time.perf_counter()
-            status, _ = self.request("GET", path)
+            status, _ = self.request("GET", path, headers=headers)
             out.append(time.perf_counter() - started)
             if status != 200:
                 raise RuntimeError(f"GET {path} -> {status}")

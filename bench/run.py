@@ -27,7 +27,9 @@ ROWS = ("1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python bench/run.py", description=__doc__)
     parser.add_argument(
-        "--quick", action="store_true", help="fewer repeats, listing at 10/100/200 only, no row 4b"
+        "--quick",
+        action="store_true",
+        help="fewer repeats, listing at 10/100/1,000, no row 4b",
     )
     parser.add_argument("--rows", default=",".join(ROWS), help="rows to run, e.g. 1,2,8")
     args = parser.parse_args(argv)
@@ -70,10 +72,11 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(kernelstart.kernel_start(service, 4 if quick else 10, log))
     if rows_wanted & {"1", "2"}:
         if quick:
-            scales, requests = [10, 100, 200], {10: 30, 100: 30, 200: 40}
+            scales, requests, restarts = [10, 100, 1000], {10: 20, 100: 20, 1000: 20}, 1
         else:
-            scales, requests = [10, 100, 200, 1000], {10: 60, 100: 60, 200: 100, 1000: 30}
-        got = listing.measure(fx, scales, requests, log)
+            scales = [10, 100, 1000, 3000]
+            requests, restarts = {10: 40, 100: 40, 1000: 40, 3000: 40}, 3
+        got = listing.measure(fx, scales, requests, restarts, log)
         rows += [r for r in got if r.number in rows_wanted]
     if rows_wanted & {"3", "11"}:
         with builds.server(fx) as srv:
@@ -82,11 +85,7 @@ def main(argv: list[str] | None = None) -> int:
             if "11" in rows_wanted:
                 rows.append(builds.by_hand(srv, service, fx, 2 if quick else 5, log))
     if "8" in rows_wanted:
-        main_server = common.Server(
-            "main", fx.settings(), common.RUN / "data", common.RUN / "config"
-        )
-        with main_server as srv:
-            rows.append(responsiveness.measure(service, srv, 100 if quick else 300, log))
+        rows.append(responsiveness.measure(fx, 100 if quick else 300, log))
     if "9" in rows_wanted:
         scales = [3000, 10000] if quick else [3000, 10000, 31000]
         rows.append(search.measure(service, scales, reps, log))

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import shutil
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,8 @@ from .store import Store
 
 if TYPE_CHECKING:
     from .service import EnvService
+
+PUBLISH_EVERY_S = 10.0  # how often the background pass shows the figures it computed
 
 
 def tree_usage(paths: list[Path], seen: set[tuple[int, int]] | None = None) -> int:
@@ -78,6 +81,17 @@ class DiskUse:
         dirs = tuple(str(p) for p in env_dirs(store, name))
         return hit[1] if hit[0] == dirs else None
 
+    def peek(self, scope: str, name: str, dirs: tuple[str, ...]) -> int | None:
+        """The bytes known for these directories of the environment (no file system access:
+        the listing knows its directories already)."""
+        hit = self._cache.get((scope, name))
+        return hit[1] if hit is not None and hit[0] == dirs else None
+
+    def seed(self, scope: str, name: str, dirs: tuple[str, ...], value: int) -> None:
+        """A figure computed by an earlier process (the listing's cache keeps them)."""
+        with self._lock:
+            self._cache.setdefault((scope, name), (dirs, value))
+
     def environment(self, store: Store, name: str) -> int:
         dirs = env_dirs(store, name)
         key = tuple(str(p) for p in dirs)
@@ -107,8 +121,14 @@ class DiskUse:
         return {"stores": stores}
 
     def refresh(self) -> int:
-        """Compute what is missing (the server's background pass); how many were computed."""
+        """Compute what is missing (the server's background pass); how many were computed.
+
+        New figures are handed to the listing in batches (every few seconds and at the end),
+        not one by one: each batch changes the list once, not at every request."""
         done = 0
+        self.svc.listing.load()  # the figures of the last server's run
+        batch: dict[tuple[str, str], tuple[tuple[str, ...], int]] = {}
+        published = time.monotonic()
         for store in self.svc.stores():
             try:
                 names = store.managed_names()
@@ -116,8 +136,16 @@ class DiskUse:
                 continue
             for name in names:
                 if self.cached(store, name) is None:
-                    self.environment(store, name)
+                    self.svc.listing.wait_idle()  # a request first
+                    dirs = env_dirs(store, name)
+                    batch[(store.scope, name)] = (tuple(map(str, dirs)), tree_usage(dirs))
                     done += 1
+                if batch and time.monotonic() - published > PUBLISH_EVERY_S:
+                    with self._lock:
+                        self._cache.update(batch)
+                    batch, published = {}, time.monotonic()
+        with self._lock:
+            self._cache.update(batch)
         return done
 
     # -- the package cache -------------------------------------------------------------------

@@ -39,23 +39,8 @@ class Environments:
     # -- views -------------------------------------------------------------------------------
 
     def list(self, scope: str | None = None) -> list[dict[str, Any]]:
-        svc = self.svc
-        installed = svc.kernels.installed()
-        out = []
-        shared_denial = self._shared_denial()
-        for store in svc.stores(scope):
-            denial = store.write_denial()  # per store: its environments share its modes
-            managed = store.managed_names()
-            for name in managed:
-                try:
-                    view = svc.views.view(store, name, installed)
-                except NotFound:
-                    continue  # deleted while we listed
-                out.append(self._with_actions(view, denial, shared_denial))
-            for name in store.unmanaged_names(set(managed)):
-                view = svc.views.unmanaged(store, name, installed)
-                out.append(self._with_actions(view, denial, shared_denial))
-        return out
+        """Every environment's view with its actions (see :mod:`.listing`)."""
+        return self.svc.listing.views(scope)
 
     def get(self, scope: str, name: str, versions: bool = True) -> dict[str, Any]:
         svc = self.svc

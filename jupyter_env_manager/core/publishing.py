@@ -30,6 +30,7 @@ import re
 import secrets
 import stat
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -508,33 +509,48 @@ class Publishing:
             return req.get("requester") == self.svc.user
         return req.get("account") == audit.account() or req.get("requester") == self.svc.user
 
-    def decorate(self, view: dict[str, Any]) -> dict[str, Any]:
-        """Add ``lifecycle`` {status, detail, request} and the publishing actions to a view."""
+    def context(self) -> DecorateContext:
+        """What decorating views needs, read once for a whole listing: this user's latest
+        request from each draft (None: withdrawn or dismissed) and whether they may approve."""
+        requests: dict[str, dict[str, Any] | None] = {}
+        for req in self.by_source():
+            src = req["source"]
+            name = src.get("name")
+            if src.get("scope") != "local" or name in requests:
+                continue  # the newest request from a draft is the one shown
+            st = req["_status"]
+            if st["status"] == "withdrawn" or st.get("dismissed"):
+                requests[name] = None
+                continue
+            requests[name] = {
+                "id": req["id"],
+                "status": st["status"],
+                "detail": st["detail"],
+                "error": st["error"],
+                "version": req["version"],
+            }
+        approve = self.can_approve() if self.svc.shared else (False, NO_SHARED)
+        return DecorateContext(requests, approve)
+
+    def decorate(
+        self, view: dict[str, Any], context: DecorateContext | None = None
+    ) -> dict[str, Any]:
+        """Add ``lifecycle`` {status, detail, request} and the publishing actions to a view
+        (``context``: from :meth:`context`, once for many views)."""
+        context = context or self.context()
         status, detail, request = _base_lifecycle(view), None, None
         if status == "failed" and view.get("version"):
             detail = f"in use: v{view['version']}"
         if view.get("scope") == "local" and view.get("managed", True):
-            for req in self.by_source():
-                src = req["source"]
-                if (src.get("scope"), src.get("name")) != ("local", view["name"]):
-                    continue
-                st = req["_status"]
-                if st["status"] == "withdrawn" or st.get("dismissed"):
-                    break
-                request = {
-                    "id": req["id"],
-                    "status": st["status"],
-                    "detail": st["detail"],
-                    "error": st["error"],
-                    "version": req["version"],
-                }
-                if status == "draft" and st["status"] in ("pending", "outdated", "publishing"):
-                    status, detail = "pending", st["detail"] or st["error"]
-                elif status == "draft" and st["status"] == "rejected":
-                    status, detail = "rejected", st["detail"]
-                break
+            request = context.requests.get(view["name"])
+            if request is not None:
+                st = request["status"]
+                if status == "draft" and st in ("pending", "outdated", "publishing"):
+                    status, detail = "pending", request["detail"] or request["error"]
+                elif status == "draft" and st == "rejected":
+                    status, detail = "rejected", request["detail"]
         view["lifecycle"] = {"status": status, "detail": detail, "request": request}
-        can, why = self.can_approve() if self.svc.shared else (False, NO_SHARED)
+        can, why = context.approve
         view["actions"].update(
             publish_actions(view, request, self.svc.shared is not None, None if can else why)
         )
@@ -556,6 +572,14 @@ class Publishing:
                         self.settle(req, decision)
         except (OSError, EnvManagerError) as err:
             self.svc.log.warning("jupyter_env_manager: requests not updated: %s", err)
+
+
+@dataclass(frozen=True)
+class DecorateContext:
+    """The inputs of :meth:`Publishing.decorate` that are the same for every view."""
+
+    requests: dict[str, dict[str, Any] | None]  # draft name -> its latest request's summary
+    approve: tuple[bool, str]  # may this user approve, and why (not)
 
 
 # The request event's fields, and the audit entry's fields they come from ("draft" is optional).

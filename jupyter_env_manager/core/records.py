@@ -59,7 +59,7 @@ def write_json(path: Path, data: Any, mode: int | None = None) -> None:
     os.replace(tmp, path)
 
 
-def read_json(path: Path, default: Any = None) -> Any:
+def read_json(path: str | os.PathLike[str], default: Any = None) -> Any:
     try:
         with open(path) as f:
             return json.load(f)

@@ -4,6 +4,8 @@
 callback, the runner that runs builds) and one object per purpose:
 
 - ``service.envs`` (:mod:`.environments`): list, show, create, import, edit, delete, adopt, export;
+- ``service.listing`` (:mod:`.listing`): the list of every environment, cached per environment
+  by stat fingerprints and kept across restarts;
 - ``service.builds`` (:mod:`.builds`): build, revert, install/uninstall, versions, logs, ends;
 - ``service.sharing`` (:mod:`.sharing`): copies between stores;
 - ``service.packages`` (:mod:`.packages`): a version's packages, diffs, search;
@@ -36,6 +38,7 @@ from .environments import Environments
 from .errors import NotFound, ValidationError
 from .fleet import Fleet
 from .kernels import Kernels
+from .listing import Listing, cache_path
 from .packages import Packages
 from .pins import Pins
 from .publishing import Publishing
@@ -92,6 +95,7 @@ class EnvService:
         self.fleet = Fleet(self)
         self.wheels = Wheels(self)
         self.publishing = Publishing(self)
+        self.listing = Listing(self, cache_path(settings.local_root, settings.shared_root))
 
     def emit(self, kind: str, data: dict[str, Any]) -> None:
         """Tell the door (its events) and the parts that follow builds' ends."""
@@ -165,7 +169,8 @@ class EnvService:
         out = []
         for store in self.stores():
             if store.meta.exists():
-                out += [f"{store.scope}/{n} v{v}" for n, v in store.recover()]
+                recovered = store.recover(pause=self.listing.wait_idle)  # a request first
+                out += [f"{store.scope}/{n} v{v}" for n, v in recovered]
         return out
 
 

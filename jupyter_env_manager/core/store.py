@@ -20,6 +20,7 @@ import os
 import shutil
 import socket
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -333,11 +334,29 @@ class Store(StoreLayout):
             if candidates:
                 os.rename(candidates[0], target)
 
-    def recover(self) -> list[tuple[str, int]]:
-        """At start: finish cut-short swaps, mark dead builds interrupted, clear leftovers."""
+    def recover(self, pause: Callable[[], None] | None = None) -> list[tuple[str, int]]:
+        """At start: finish cut-short swaps, mark dead builds interrupted, clear leftovers.
+
+        ``pause``: called between environments (the server's: wait while a listing runs)."""
         reaped = []
         managed = self.managed_names()
+        # One scan of the trash and of the root, not one per environment: a server starting
+        # over thousands of environments locks only those with something to recover.
+        try:
+            trashed = {e.name.rpartition(".")[0] for e in os.scandir(self.trash)}
+        except FileNotFoundError:
+            trashed = set()
+        links = {e.name for e in os.scandir(self.root) if e.name.endswith(".envmgr-link")}
         for name in managed:
+            if pause is not None:
+                pause()
+            if (
+                name not in trashed
+                and f".{name}.envmgr-link" not in links
+                and not os.path.exists(os.path.join(self.meta, "envs", name, "swap.json"))
+                and not self._latest_live(name)
+            ):
+                continue  # nothing cut short (a swap starting now is its owner's, not ours)
             try:
                 with self.env_lock(name):
                     self.recover_swap(name)
@@ -371,6 +390,13 @@ class Store(StoreLayout):
                 if entry.name.rpartition(".")[0] not in managed:
                     self.remove_tree(entry)
         return reaped
+
+    def _latest_live(self, name: str) -> bool:
+        try:
+            latest = self.latest_build(name)
+        except (OSError, EnvManagerError):
+            return True  # let the locked pass look
+        return latest is not None and latest.status in LIVE
 
     def remove_tree(self, path: Path) -> None:
         if path.is_symlink() or path.is_file():

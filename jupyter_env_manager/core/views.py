@@ -18,7 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from . import kernels
+from .bodies import VERSION_RE
+from .errors import NotFound
 from .pins import pinned_versions
+from .records import Build, EnvRecord, read_json
 from .retention import version_dirs
 from .store import LIVE, Store
 
@@ -35,35 +38,49 @@ class EnvViews:
         # (scope, name) -> (fingerprint, view without its kernel state)
         self._cache: dict[tuple[str, str], tuple[tuple[int, ...], dict[str, Any]]] = {}
 
-    def _prefix_summary(self, prefix: Path) -> tuple[str | None, int]:
+    def _prefix_summary(self, prefix: str | Path) -> tuple[str | None, int]:
         python, count = None, 0
         try:
-            with os.scandir(prefix / "conda-meta") as entries:
-                for e in entries:
-                    if e.name.endswith(".json"):
-                        count += 1
-                        if python is None and e.name.startswith("python-"):
-                            m = PY_RECORD_RE.fullmatch(e.name)
-                            python = m.group(1) if m else None
+            names = os.listdir(os.path.join(prefix, "conda-meta"))
         except (FileNotFoundError, NotADirectoryError):
-            pass
+            return None, 0
+        for file in names:
+            if file.endswith(".json"):
+                count += 1
+                if python is None and file.startswith("python-"):
+                    m = PY_RECORD_RE.fullmatch(file)
+                    python = m.group(1) if m else None
         return python, count
 
-    def _fingerprint(self, store: Store, name: str, latest: int | None) -> tuple[int, ...] | None:
-        """mtimes that change whenever anything a view shows changes (metadata is replaced by
-        rename, so the directories' mtimes move); None when too fresh to trust."""
-        env_dir = store.env_dir(name)
-        paths = [
-            env_dir,
-            env_dir / "builds",
-            store.prefix(name) / "conda-meta",
-            store.versions_dir(name),
-            store.meta / "pins" / name,
-        ]
+    def fingerprint_paths(self, store: Store, name: str, latest: int | None) -> tuple[str, ...]:
+        """The directories whose mtimes change whenever anything a view shows changes
+        (metadata is replaced by rename and versions are claimed by mkdir, so the directories'
+        mtimes move): its metadata, its builds and latest build, its records, its version
+        directories, its pins."""
+        env_dir = os.path.join(store.meta, "envs", name)
+        paths = [env_dir, os.path.join(env_dir, "builds"), *self.listing_paths(store, name)]
         if latest:
-            paths.append(store.build_dir(name, latest))
+            paths.append(os.path.join(env_dir, "builds", str(latest)))
+        return tuple(paths)
+
+    @staticmethod
+    def listing_paths(store: Store, name: str) -> tuple[str, str, str, str]:
+        """What a listing stats for a managed environment whose view it holds: its metadata
+        directory (``env.json`` and ``state.json`` are replaced there, and a new build writes
+        ``state.json``'s ``next_version``; a build's own record changes only while it runs,
+        and running builds are never cached), its records (``conda-meta``), its version
+        directories and its pins (the last two only if they exist: else their parents)."""
+        return (
+            os.path.join(store.meta, "envs", name),
+            os.path.join(store.root, name, "conda-meta"),
+            os.path.join(store.meta, "prefixes", name),
+            os.path.join(store.meta, "pins", name),
+        )
+
+    def _fingerprint(self, store: Store, name: str, latest: int | None) -> tuple[int, ...] | None:
+        """The mtimes of :meth:`fingerprint_paths`; None when too fresh to trust."""
         stamps = []
-        for path in paths:
+        for path in self.fingerprint_paths(store, name, latest):
             try:
                 stamps.append(os.stat(path).st_mtime_ns)
             except FileNotFoundError:
@@ -79,7 +96,7 @@ class EnvViews:
             latest = (cached[1]["latest_build"] or {}).get("version")
             if self._fingerprint(store, name, latest) == cached[0]:
                 return self._with_kernel(store, dict(cached[1]), installed)
-        view = self._compute_view(store, name)
+        view = self.base_view(store, name)
         latest = (view["latest_build"] or {}).get("version")
         fingerprint = self._fingerprint(store, name, latest)
         if fingerprint is not None and view["status"] != "building":
@@ -102,14 +119,24 @@ class EnvViews:
             }
         return view
 
-    def _compute_view(self, store: Store, name: str) -> dict[str, Any]:
-        record = store.read_env(name)
-        state = store.read_state(name)
-        latest = store.latest_build(name)
+    def base_view(self, store: Store, name: str, dirs: list[str] | None = None) -> dict[str, Any]:
+        """What a managed environment's records say (no kernel state, no disk use).
+
+        The first listing after a start reads this for every environment, so paths are plain
+        strings. ``dirs``: filled with the directories its files live in (its disk use's key).
+        """
+        env_dir = os.path.join(store.meta, "envs", name)
+        data = read_json(os.path.join(env_dir, "env.json"))
+        if data is None:
+            raise NotFound(f"No environment {name!r} in the {store.scope} store")
+        record = EnvRecord.from_dict(data)
+        state = read_json(os.path.join(env_dir, "state.json"), {}) or {}
+        latest = _latest_build(os.path.join(env_dir, "builds"))
         if latest and latest.status in LIVE:
             latest = store.reap(name, latest)
         version = state.get("active_version")
-        python, packages = self._prefix_summary(store.prefix(name)) if version else (None, 0)
+        usual = os.path.join(store.root, name)
+        python, packages = self._prefix_summary(usual) if version else (None, 0)
         if latest is None:
             status = "saved"
         elif latest.status in LIVE:
@@ -121,6 +148,11 @@ class EnvViews:
         else:
             status = "failed"
         spec = record.spec
+        versions = version_dirs(store, name)
+        if dirs is not None:
+            dirs += [str(path) for _, _, path in versions]
+            if os.path.isdir(usual) and not os.path.islink(usual):
+                dirs.append(usual)
         return {
             "name": name,
             "scope": store.scope,
@@ -128,7 +160,7 @@ class EnvViews:
             "description": spec.description,
             "status": status,
             "version": version,
-            "prefix": str(store.prefix(name)),
+            "prefix": usual,
             "spec": spec.package_specs(),
             "kernel": None,
             "python_version": python,
@@ -141,7 +173,7 @@ class EnvViews:
             "latest_build": latest.public() if latest else None,
             "origin": record.origin,
             # Versions whose directory exists, and those pinned notebooks opened lately.
-            "materialized": [v for v, _, _ in version_dirs(store, name)],
+            "materialized": [v for v, _, _ in versions],
             "pinned": sorted(pinned_versions(store, name, self.pin_keep_s)),
         }
 
@@ -180,6 +212,20 @@ class EnvViews:
             "pinned": [],
             "disk_bytes": self.disk(store, name),
         }
+
+
+def _latest_build(builds: str) -> Build | None:
+    """The newest build whose record is written (a number claimed a moment ago may not be)."""
+    try:
+        with os.scandir(builds) as entries:
+            versions = sorted(int(e.name) for e in entries if VERSION_RE.fullmatch(e.name))
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    while versions:
+        data = read_json(os.path.join(builds, str(versions.pop()), "build.json"))
+        if data is not None:
+            return Build.from_dict(data)
+    return None
 
 
 def _mtime(path: Path) -> str | None:

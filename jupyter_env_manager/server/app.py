@@ -84,6 +84,7 @@ class EnvManagerExtension(ExtensionApp):
     def _recover_and_sync(self) -> None:
         log = self.service.log
         try:
+            self.service.listing.prime()  # the panel's first request finds it made
             interrupted = self.service.recover()
             if interrupted:
                 log.warning(

@@ -147,8 +147,15 @@ class EnvironmentsHandler(BaseHandler):
     async def get(self):
         scope = self.get_query_argument("scope", None)
         scope = None if scope is None else self.checked(validate_scope, scope)
-        envs = await self.core(self.service.envs.list, scope)
-        self.finish(json.dumps({"environments": envs}))
+        listing = self.service.listing
+        body = await self.core(listing.body, scope)
+        self.set_header("Content-Type", "application/json")
+        self.set_header("Vary", "Accept-Encoding")
+        if "gzip" in self.request.headers.get("Accept-Encoding", ""):
+            self.set_header("Content-Encoding", "gzip")
+            self.finish(await asyncio.to_thread(listing.gzipped, body))
+        else:
+            self.finish(body)
 
     @tornado.web.authenticated
     @authorized
