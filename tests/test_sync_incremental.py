@@ -164,3 +164,24 @@ def test_activation_is_computed_once_per_state_of_its_inputs(service, envmgr_set
     os.utime(prefix / "conda-meta", ns=(1, 1))  # a package installed: conda-meta's mtime moves
     kernels.activation(prefix)
     assert len(computed) == 4
+
+
+def test_the_stores_are_listed_again_only_when_their_folders_changed(watched, service):
+    """A round lists a store again only when its metadata folder or its root changed; a folder
+    conda made in the root becomes an environment when its conda-meta appears."""
+    watcher, root, _names = watched
+    store = service.local
+    old = 10**18
+    (Path(root) / "late").mkdir()  # conda makes the prefix's folder, then conda-meta in it
+    for folder in (Path(root), store.meta / "envs"):
+        os.utime(folder, ns=(old, old))  # not changed lately: the listing can be kept
+    assert watcher.run_round() == []
+    listing = watcher._listings["local"]
+    assert watcher.run_round() == [] and watcher._listings["local"] is listing  # kept
+    (Path(root) / "late" / "conda-meta").mkdir()
+    os.utime(Path(root), ns=(old, old))  # the root's mtime did not move (conda-meta is deeper)
+    events = watcher.run_round()
+    assert ("environment", {"action": "created", "scope": "local", "name": "late"}) in events
+    service.envs.create({"name": "managed"})  # a new folder in the metadata: listed again
+    events = watcher.run_round()
+    assert ("environment", {"action": "created", "scope": "local", "name": "managed"}) in events

@@ -28,6 +28,8 @@ import json
 import os
 import re
 import shutil
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -176,13 +178,44 @@ def write_extras(kernels_dir: Path, kname: str, specs: dict[str, dict[str, Any]]
     return written
 
 
-def extras_of(kernels_dir: Path, kname: str) -> list[str]:
-    """The extra kernelspecs installed for the environment whose Python kernel is ``kname``."""
+# The names in a kernelspec folder, with the folder's mtime (see kernel_dir_names).
+_LISTINGS: dict[str, tuple[int, list[str]]] = {}
+_LISTINGS_LOCK = threading.Lock()
+RACY_NS = 2_000_000_000  # a folder changed this recently may change again within its mtime tick
+
+
+def kernel_dir_names(kernels_dir: Path) -> list[str]:
+    """The names in a kernelspec folder, listed again only when its mtime moved (an entry
+    added or removed; a folder changed in the last 2 s is listed every time, as two changes in
+    one clock tick leave one mtime). Checking thousands of environments' kernelspecs lists the
+    folder of thousands once."""
+    key = str(kernels_dir)
     try:
-        names = os.listdir(kernels_dir)
+        mtime = os.stat(key).st_mtime_ns
     except OSError:
         return []
-    return [n for n in names if (split_extra(n) or ("", ""))[0] == kname]
+    with _LISTINGS_LOCK:
+        known = _LISTINGS.get(key)
+    if known is not None and known[0] == mtime:
+        return known[1]
+    try:
+        names = os.listdir(key)
+    except OSError:
+        return []
+    if time.time_ns() - mtime > RACY_NS:
+        with _LISTINGS_LOCK:
+            _LISTINGS[key] = (mtime, names)
+    return names
+
+
+def extras_of(kernels_dir: Path, kname: str) -> list[str]:
+    """The extra kernelspecs installed for the environment whose Python kernel is ``kname``."""
+    start = kname + "."
+    return [
+        n
+        for n in kernel_dir_names(kernels_dir)
+        if n.startswith(start) and (split_extra(n) or ("", ""))[0] == kname
+    ]
 
 
 def extras_current(kernels_dir: Path, kname: str, specs: dict[str, dict[str, Any]]) -> bool:

@@ -46,6 +46,7 @@ from .errors import Conflict, EnvManagerError, NotFound, ValidationError
 from .kernel_languages import (
     extra_kernelspecs,
     extras_current,
+    extras_of,
     isolation_env,
     remove_extras,
     split_extra,
@@ -674,8 +675,19 @@ class Kernels:
                     want[kernel_name(store.scope, name)] = (store, name, None, name)
         return want
 
+    def _present(self, keys: set[tuple[str, str]] | None) -> set[str]:
+        """Our installed kernelspecs: all, or those of the environments ``keys`` (their Python
+        kernel and the kernels they ship), without a stat per kernelspec of every other."""
+        if keys is None:
+            return installed(self.dir)
+        mains = {kernel_name(scope, name) for scope, name in keys}
+        candidates = set(mains)
+        for kname in mains:
+            candidates.update(extras_of(self.dir, kname))
+        return {k for k in candidates if os.path.exists(os.path.join(self.dir, k, "kernel.json"))}
+
     def _sync(self, keys: set[tuple[str, str]] | None = None) -> dict[str, list[str]]:
-        present = installed(self.dir)
+        present = self._present(keys)
         want = self._wanted_kernels(keys)
         created: list[str] = []
         updated: list[str] = []

@@ -28,7 +28,9 @@ import asyncio
 import contextlib
 import os
 import threading
+import time
 import zlib
+from dataclasses import dataclass
 from typing import Any
 
 from .request_watch import RequestWatch
@@ -40,6 +42,14 @@ Snapshot = dict[Key, Stamp]
 
 HOT_ROUNDS = 15  # rounds an environment stays hot after it changed (30 s at the default 2 s)
 QUIET_ROUNDS = 15  # a quiet environment is looked at once in this many rounds
+RACY_NS = 2_000_000_000  # a folder changed this recently may change again within its mtime tick
+
+
+@dataclass
+class _Listing:
+    stamp: tuple[int, int]  # mtimes of the store's metadata folder and root
+    names: dict[Key, bool]  # (scope, name) -> managed
+    others: list[str]  # folders in the root that are not prefixes (yet)
 
 
 def _stat(path) -> int:
@@ -58,6 +68,11 @@ class StoreWatcher:
         self._latest: dict[Key, tuple[int, str, str | None]] = {}
         self._round = 0
         self._hot_until: dict[Key, int] = {}  # key -> the last round it is hot
+        self._listings: dict[str, _Listing] = {}
+        self._slots: dict[Key, int] = {}
+        self._live: set[Key] = set()  # environments whose latest build is queued or running
+        self._slices: list[set[Key]] = [set() for _ in range(self.quiet_rounds)]
+        self._paths: dict[Key, tuple[str, str, str]] = {}
         self._notice_lock = threading.Lock()
         self._noticed: set[Key] = set()
         self._task: asyncio.Task | None = None
@@ -68,10 +83,12 @@ class StoreWatcher:
     # -- what this server did itself ---------------------------------------------------------
 
     def notice(self, kind: str, data: dict[str, Any]) -> None:
-        """An event this server emits (any thread): its environment is hot from the next
-        round."""
+        """An event this server emits (any thread): the environment of an ``environment`` or
+        ``build`` event is hot from the next round."""
         scope, name = data.get("scope"), data.get("name")
-        if not isinstance(scope, str) or not isinstance(name, str):
+        if kind not in ("environment", "build") or not isinstance(name, str):
+            return  # a kernelspec written (e.g. by a sync) changes nothing in the stores
+        if not isinstance(scope, str):
             return
         with self._notice_lock:
             self._noticed.add((scope, name))
@@ -82,43 +99,87 @@ class StoreWatcher:
         """(scope, name) -> managed, of every environment of the readable stores."""
         out: dict[Key, bool] = {}
         for store in self.service.stores():
-            managed = store.managed_names()
-            out.update(((store.scope, name), True) for name in managed)
-            out.update(((store.scope, name), False) for name in store.unmanaged_names(set(managed)))
+            out.update(self._listing(store).names)
         return out
+
+    def _listing(self, store: Store) -> _Listing:
+        """A store's environments, listed again only when its folders changed: the metadata
+        folder (an environment created or deleted) or the root (a prefix made or removed by
+        conda); the root's folders that are not prefixes yet are looked at each round (conda
+        makes ``conda-meta`` in a folder it made a moment before)."""
+        stamp = (_stat(store.meta / "envs"), _stat(store.root))
+        known = self._listings.get(store.scope)
+        if (
+            known is not None
+            and known.stamp == stamp
+            and time.time_ns() - max(stamp) > RACY_NS
+            and not any(os.path.isdir(os.path.join(p, "conda-meta")) for p in known.others)
+        ):
+            return known
+        managed = store.managed_names()
+        names: dict[Key, bool] = {(store.scope, name): True for name in managed}
+        others: list[str] = []
+        try:
+            entries = list(os.scandir(store.root))
+        except FileNotFoundError:
+            entries = []
+        except PermissionError:
+            raise store.unreadable() from None
+        skip = set(managed)
+        for e in entries:  # as Store.unmanaged_names, remembering the folders that are not prefixes
+            if e.name[0] == "." or e.name in skip or not e.is_dir():
+                continue
+            if os.path.isdir(os.path.join(e.path, "conda-meta")):
+                names[(store.scope, e.name)] = False
+            else:
+                others.append(e.path)
+        listing = _Listing(stamp, names, others)
+        self._listings[store.scope] = listing
+        return listing
 
     def _stamp(self, key: Key, managed: bool) -> Stamp:
         """mtimes of the env's metadata, its builds, its latest build, its prefix's conda-meta
         (unmanaged environments: only the last)."""
-        store: Store = self.service.store(key[0])
-        name = key[1]
-        conda_meta = _stat(os.path.join(store.root, name, "conda-meta"))
+        paths = self._paths.get(key)
+        if paths is None:  # strings made once: a round stats, it builds no Path
+            store: Store = self.service.store(key[0])
+            env_dir = str(store.env_dir(key[1]))
+            paths = (
+                os.path.join(store.root, key[1], "conda-meta"),
+                env_dir,
+                os.path.join(env_dir, "builds"),
+            )
+            self._paths[key] = paths
+        conda_meta, env_dir, builds = paths
         if not managed:
-            return (0, 0, 0, conda_meta)
-        env_dir = store.env_dir(name)
-        builds = env_dir / "builds"
+            return (0, 0, 0, _stat(conda_meta))
         latest = self._latest.get(key, (0, "", None))[0]
         return (
             _stat(env_dir),
             _stat(builds),
-            _stat(builds / str(latest)) if latest else 0,
-            conda_meta,
+            _stat(os.path.join(builds, str(latest))) if latest else 0,
+            _stat(conda_meta),
         )
 
     def snapshot(self) -> Snapshot:
         """The fingerprint of every environment (what a round would see if all were hot)."""
         return {key: self._stamp(key, managed) for key, managed in self.names().items()}
 
-    def _hot(self, key: Key) -> bool:
-        if self._hot_until.get(key, -1) >= self._round:
-            return True
-        latest = self._latest.get(key)
-        return latest is not None and latest[1] in LIVE
+    def _slice(self) -> set[Key]:
+        """This round's slice of the environments (each key has a fixed slot)."""
+        return self._slices[self._round % self.quiet_rounds]
 
-    def _due(self, key: Key) -> bool:
-        """Whether a quiet environment is in this round's slice (a fixed slice per key)."""
-        slot = zlib.crc32(f"{key[0]}/{key[1]}".encode()) % self.quiet_rounds
-        return slot == self._round % self.quiet_rounds
+    def _add_slot(self, key: Key) -> None:
+        if key not in self._slots:
+            slot = zlib.crc32(f"{key[0]}/{key[1]}".encode()) % self.quiet_rounds
+            self._slots[key] = slot
+            self._slices[slot].add(key)
+
+    def _hot_keys(self) -> set[Key]:
+        """Environments looked at every round: changed lately, acted on, or building."""
+        for key in [k for k, last in self._hot_until.items() if last < self._round]:
+            del self._hot_until[key]
+        return set(self._hot_until) | self._live
 
     # -- a round -----------------------------------------------------------------------------
 
@@ -136,13 +197,15 @@ class StoreWatcher:
             self._hot_until[key] = self._round + HOT_ROUNDS
         before = self._snapshot
         names = self.names()
-        after: Snapshot = {}
-        look: list[Key] = []
-        for key in names:
-            if key not in before or self._hot(key) or self._due(key):
-                look.append(key)
-            else:
-                after[key] = before[key]
+        # No loop over every environment: set operations, then a stat of those looked at.
+        new = names.keys() - before.keys()
+        gone = before.keys() - names.keys()
+        for key in new:
+            self._add_slot(key)
+        look = new | ((self._hot_keys() | self._slice()) & names.keys())
+        after: Snapshot = dict(before)
+        for key in gone:
+            del after[key]
         for key in look:
             after[key] = self._stamp(key, names[key])
         self.looked = len(look)
@@ -157,8 +220,12 @@ class StoreWatcher:
             events.append(
                 ("environment", {"action": "deleted", "scope": key[0], "name": key[1]}, False)
             )
-            self._latest.pop(key, None)
-            self._hot_until.pop(key, None)
+            for known in (self._latest, self._hot_until, self._paths):
+                known.pop(key, None)
+            self._live.discard(key)
+            slot = self._slots.pop(key, None)
+            if slot is not None:
+                self._slices[slot].discard(key)
         for key in look:
             if key in before and after[key] != before[key]:
                 events.append(
@@ -189,7 +256,7 @@ class StoreWatcher:
             return None
         previous = self._latest.get((scope, name))
         current = (build.version, build.status, build.phase)
-        self._latest[(scope, name)] = current
+        self._remember(scope, name, current)
         if previous is None or previous == current:
             return None
         if previous[0] != build.version and build.status == "queued":
@@ -200,14 +267,23 @@ class StoreWatcher:
             action = "finished"
         return build.event(action, scope, name)
 
+    def _remember(self, scope: str, name: str, latest: tuple[int, str, str | None]) -> None:
+        self._latest[(scope, name)] = latest
+        if latest[1] in LIVE:
+            self._live.add((scope, name))
+        else:
+            self._live.discard((scope, name))
+
     def prime(self) -> None:
         """Take the first snapshot (and every environment's latest build) without emitting."""
         for store in self.service.stores():
             for name in store.managed_names():
                 build = store.latest_build(name)
                 if build:
-                    self._latest[(store.scope, name)] = (build.version, build.status, build.phase)
+                    self._remember(store.scope, name, (build.version, build.status, build.phase))
         self._snapshot = self.snapshot()
+        for key in self._snapshot:
+            self._add_slot(key)
         self.requests.prime()
 
     def run_round(self) -> list[tuple[str, dict[str, Any]]]:

@@ -14,6 +14,7 @@ from ..core.service import EnvService
 from ..core.watcher import StoreWatcher
 from .events import EventBridge
 from .handlers import NAMESPACE, ROUTES
+from .kernelspecs import KernelSpecsHandler
 from .kernelspecs import install as install_kernelspecs
 
 
@@ -64,6 +65,8 @@ class EnvManagerExtension(ExtensionApp):
 
     def initialize_handlers(self) -> None:
         self.handlers.extend((f"/{NAMESPACE}{path}", handler) for path, handler in ROUTES)
+        if self.kernelspecs is not None:  # jupyter_server's route, served from the cache
+            self.handlers.append(("/api/kernelspecs", KernelSpecsHandler))
 
     async def _start_jupyter_server_extension(self, serverapp) -> None:
         """Recovery and kernel sync run in a thread: the server answers meanwhile."""
