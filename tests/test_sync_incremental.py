@@ -139,6 +139,13 @@ def test_a_changed_environment_is_synced_by_the_watcher(watched, service):
     assert "envmgr-e06" in installed and "envmgr-e07" not in installed
 
 
+def settle(prefix: Path) -> None:
+    """Make every path under the prefix look written long ago (the cache keeps an activation
+    only once its inputs have not changed for 2 s)."""
+    for path in [prefix, *prefix.rglob("*")]:
+        os.utime(path, ns=(10**18, 10**18))
+
+
 def test_activation_is_computed_once_per_state_of_its_inputs(service, envmgr_settings, monkeypatch):
     prefix = Path(envmgr_settings["local_root"]) / "act"
     vars_dir = prefix / "etc" / "conda" / "env_vars.d"
@@ -148,22 +155,28 @@ def test_activation_is_computed_once_per_state_of_its_inputs(service, envmgr_set
     computed = []
     real = kernels._compute_activation
     monkeypatch.setattr(kernels, "_compute_activation", lambda p: computed.append(p) or real(p))
+    kernels.activation(prefix)
+    kernels.activation(prefix)
+    assert len(computed) == 2  # inputs written just now: not remembered yet
+    settle(prefix)
     first = kernels.activation(prefix)
     again = kernels.activation(prefix)
-    assert first.env["MY_VAR"] == again.env["MY_VAR"] == "one" and len(computed) == 1
+    assert first.env["MY_VAR"] == again.env["MY_VAR"] == "one" and len(computed) == 3
     again.env["MY_VAR"] = "changed by a caller"  # a copy: the cache keeps its own
-    assert kernels.activation(prefix).env["MY_VAR"] == "one"
+    assert kernels.activation(prefix).env["MY_VAR"] == "one" and len(computed) == 3
     # A variable file rewritten in place (its folder's mtime unchanged): recomputed.
     with open(vars_dir / "vars.json", "w") as f:
         f.write(json.dumps({"MY_VAR": "two, longer"}))
-    assert kernels.activation(prefix).env["MY_VAR"] == "two, longer" and len(computed) == 2
+    settle(prefix)
+    assert kernels.activation(prefix).env["MY_VAR"] == "two, longer" and len(computed) == 4
     # An activation script added: recomputed, and the script is there.
     (prefix / "etc" / "conda" / "activate.d").mkdir()
     (prefix / "etc" / "conda" / "activate.d" / "x.sh").write_text("export X=1\n")
-    assert kernels.activation(prefix).scripts and len(computed) == 3
+    settle(prefix)
+    assert kernels.activation(prefix).scripts and len(computed) == 5
     os.utime(prefix / "conda-meta", ns=(1, 1))  # a package installed: conda-meta's mtime moves
     kernels.activation(prefix)
-    assert len(computed) == 4
+    assert len(computed) == 6
 
 
 def test_the_stores_are_listed_again_only_when_their_folders_changed(watched, service):

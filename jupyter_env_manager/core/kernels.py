@@ -182,11 +182,23 @@ def activation(prefix: Path) -> Activation:
     if known is not None and known[0] == inputs:
         return Activation(dict(known[1].env), list(known[1].scripts))
     result = _compute_activation(prefix)
-    with _ACTIVATIONS_LOCK:
-        if len(_ACTIVATIONS) >= ACTIVATIONS_KEPT:
-            _ACTIVATIONS.clear()  # rare (that many prefixes): start again rather than track age
-        _ACTIVATIONS[key] = (inputs, result)
+    if _settled(inputs):
+        with _ACTIVATIONS_LOCK:
+            if len(_ACTIVATIONS) >= ACTIVATIONS_KEPT:
+                _ACTIVATIONS.clear()  # rare (that many prefixes): start again, no ages kept
+            _ACTIVATIONS[key] = (inputs, result)
     return Activation(dict(result.env), list(result.scripts))
+
+
+def _settled(inputs: tuple[Any, ...]) -> bool:
+    """Whether no input changed in the last 2 s: a file changed twice within one tick of the
+    clock (same size) would keep its stat, so a fresh one is not remembered."""
+    now, newest = time.time_ns(), 0
+    for part in inputs:
+        stamp = part[1] if part and isinstance(part[0], str) else part
+        if stamp is not None:
+            newest = max(newest, stamp[1])
+    return now - newest > 2_000_000_000
 
 
 def _compute_activation(prefix: Path) -> Activation:

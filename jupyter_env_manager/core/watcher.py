@@ -10,8 +10,9 @@ from the audit log (:mod:`.request_watch`).
 A round costs what changed, not what exists (a shared store may hold thousands of
 environments):
 
-- Every round lists the stores' names (two ``scandir``): environments created or deleted
-  anywhere are seen at the next round.
+- Every round stats each store's metadata folder and root, and lists them again when they
+  changed (:meth:`StoreWatcher._listing`): environments created or deleted anywhere are seen at
+  the next round.
 - An environment is *hot* while a build of it is queued or running, for ``HOT_ROUNDS`` rounds
   after it changed, and when this server just acted on it (:meth:`StoreWatcher.notice`): its
   fingerprint (four ``stat``) is taken every round.
@@ -48,8 +49,10 @@ RACY_NS = 2_000_000_000  # a folder changed this recently may change again withi
 @dataclass
 class _Listing:
     stamp: tuple[int, int]  # mtimes of the store's metadata folder and root
+    managed: list[str]
     names: dict[Key, bool]  # (scope, name) -> managed
     others: list[str]  # folders in the root that are not prefixes (yet)
+    generation: int  # one number per listing made
 
 
 def _stat(path) -> int:
@@ -69,6 +72,8 @@ class StoreWatcher:
         self._round = 0
         self._hot_until: dict[Key, int] = {}  # key -> the last round it is hot
         self._listings: dict[str, _Listing] = {}
+        self._names: tuple[tuple[int, ...], dict[Key, bool]] | None = None
+        self._generation = 0
         self._slots: dict[Key, int] = {}
         self._live: set[Key] = set()  # environments whose latest build is queued or running
         self._slices: list[set[Key]] = [set() for _ in range(self.quiet_rounds)]
@@ -86,9 +91,9 @@ class StoreWatcher:
         """An event this server emits (any thread): the environment of an ``environment`` or
         ``build`` event is hot from the next round."""
         scope, name = data.get("scope"), data.get("name")
-        if kind not in ("environment", "build") or not isinstance(name, str):
+        if kind not in ("environment", "build"):
             return  # a kernelspec written (e.g. by a sync) changes nothing in the stores
-        if not isinstance(scope, str):
+        if not isinstance(scope, str) or not isinstance(name, str):
             return
         with self._notice_lock:
             self._noticed.add((scope, name))
@@ -96,28 +101,36 @@ class StoreWatcher:
     # -- fingerprints ------------------------------------------------------------------------
 
     def names(self) -> dict[Key, bool]:
-        """(scope, name) -> managed, of every environment of the readable stores."""
-        out: dict[Key, bool] = {}
-        for store in self.service.stores():
-            out.update(self._listing(store).names)
-        return out
+        """(scope, name) -> managed, of every environment of the readable stores (the same
+        dict while no store's listing changed)."""
+        listings = [self._listing(store) for store in self.service.stores()]
+        which = tuple(listing.generation for listing in listings)
+        if self._names is None or self._names[0] != which:
+            merged: dict[Key, bool] = {}
+            for listing in listings:
+                merged.update(listing.names)
+            self._names = (which, merged)
+        return self._names[1]
 
     def _listing(self, store: Store) -> _Listing:
         """A store's environments, listed again only when its folders changed: the metadata
-        folder (an environment created or deleted) or the root (a prefix made or removed by
-        conda); the root's folders that are not prefixes yet are looked at each round (conda
-        makes ``conda-meta`` in a folder it made a moment before)."""
-        stamp = (_stat(store.meta / "envs"), _stat(store.root))
+        folder (an environment created or deleted) and the root (a prefix made or removed by
+        conda, or a version switched in: its symlink is replaced), each on its own; the root's
+        folders that are not prefixes yet are looked at each round (conda makes ``conda-meta``
+        in a folder it made a moment before). A folder changed in the last 2 s is listed every
+        round (two changes within one clock tick leave one mtime)."""
+        meta_mtime, root_mtime = _stat(store.meta / "envs"), _stat(store.root)
         known = self._listings.get(store.scope)
-        if (
-            known is not None
-            and known.stamp == stamp
-            and time.time_ns() - max(stamp) > RACY_NS
-            and not any(os.path.isdir(os.path.join(p, "conda-meta")) for p in known.others)
-        ):
+        now = time.time_ns()
+        managed_ok = known is not None and known.stamp[0] == meta_mtime
+        managed_ok = managed_ok and now - meta_mtime > RACY_NS
+        root_ok = known is not None and known.stamp[1] == root_mtime and now - root_mtime > RACY_NS
+        if root_ok and known is not None:
+            root_ok = not any(os.path.isdir(os.path.join(p, "conda-meta")) for p in known.others)
+        if known is not None and managed_ok and root_ok:
             return known
-        managed = store.managed_names()
-        names: dict[Key, bool] = {(store.scope, name): True for name in managed}
+        managed = known.managed if known is not None and managed_ok else store.managed_names()
+        unmanaged: list[str] = []
         others: list[str] = []
         try:
             entries = list(os.scandir(store.root))
@@ -130,16 +143,21 @@ class StoreWatcher:
             if e.name[0] == "." or e.name in skip or not e.is_dir():
                 continue
             if os.path.isdir(os.path.join(e.path, "conda-meta")):
-                names[(store.scope, e.name)] = False
+                unmanaged.append(e.name)
             else:
                 others.append(e.path)
-        listing = _Listing(stamp, names, others)
+        scope = store.scope
+        names: dict[Key, bool] = {(scope, name): True for name in managed}
+        names.update(((scope, name), False) for name in unmanaged)
+        self._generation += 1
+        listing = _Listing((meta_mtime, root_mtime), managed, names, others, self._generation)
         self._listings[store.scope] = listing
         return listing
 
-    def _stamp(self, key: Key, managed: bool) -> Stamp:
+    def _stamp(self, key: Key, managed: bool, latest_mtime: int | None = None) -> Stamp:
         """mtimes of the env's metadata, its builds, its latest build, its prefix's conda-meta
-        (unmanaged environments: only the last)."""
+        (unmanaged environments: only the last). ``latest_mtime``: the latest build's, known
+        (a quiet environment's latest build is over: a new one shows in its builds' mtime)."""
         paths = self._paths.get(key)
         if paths is None:  # strings made once: a round stats, it builds no Path
             store: Store = self.service.store(key[0])
@@ -153,13 +171,10 @@ class StoreWatcher:
         conda_meta, env_dir, builds = paths
         if not managed:
             return (0, 0, 0, _stat(conda_meta))
-        latest = self._latest.get(key, (0, "", None))[0]
-        return (
-            _stat(env_dir),
-            _stat(builds),
-            _stat(os.path.join(builds, str(latest))) if latest else 0,
-            _stat(conda_meta),
-        )
+        if latest_mtime is None:
+            latest = self._latest.get(key, (0, "", None))[0]
+            latest_mtime = _stat(os.path.join(builds, str(latest))) if latest else 0
+        return (_stat(env_dir), _stat(builds), latest_mtime, _stat(conda_meta))
 
     def snapshot(self) -> Snapshot:
         """The fingerprint of every environment (what a round would see if all were hot)."""
@@ -202,12 +217,16 @@ class StoreWatcher:
         gone = before.keys() - names.keys()
         for key in new:
             self._add_slot(key)
-        look = new | ((self._hot_keys() | self._slice()) & names.keys())
+        hot = new | (self._hot_keys() & names.keys())
+        quiet = (self._slice() & names.keys()) - hot
+        look = hot | quiet
         after: Snapshot = dict(before)
         for key in gone:
             del after[key]
-        for key in look:
+        for key in hot:
             after[key] = self._stamp(key, names[key])
+        for key in quiet:
+            after[key] = self._stamp(key, names[key], before[key][2])
         self.looked = len(look)
         events: list[tuple[str, dict[str, Any], bool]] = []
         changed: set[Key] = set()
