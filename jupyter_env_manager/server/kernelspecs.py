@@ -15,7 +15,10 @@ next request, until it is older.
 
 The extension installs it in place of jupyter_server's default manager at load time
 (``c.EnvManager.cache_kernelspecs``, on by default); a manager configured by the user (a
-gateway's, another subclass) is left alone.
+gateway's, another subclass) is left alone. With it, the extension also answers
+``GET /api/kernelspecs`` itself (:class:`KernelSpecsHandler`; an extension's handlers are
+matched before jupyter_server's): the same body, encoded once per change (encoding a few MB of
+JSON was most of a request once nothing was read), the scan in a thread.
 """
 
 from __future__ import annotations
