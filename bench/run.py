@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common  # noqa: E402
 
-ROWS = ("1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11")
+ROWS = ("1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "20", "21")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     import listing
     import responsiveness
     import search
+    import server_cpu
 
     log(f"work tree {common.RUN}")
     fx = common.make_fixture(n_synthetic=200, files=15, n_wheels=30)
@@ -89,6 +90,11 @@ def main(argv: list[str] | None = None) -> int:
     if "9" in rows_wanted:
         scales = [3000, 10000] if quick else [3000, 10000, 31000]
         rows.append(search.measure(service, scales, reps, log))
+    if rows_wanted & {"20", "21"}:
+        got = server_cpu.measure(
+            fx, 1000 if quick else 3000, 2 if quick else 3, 10 if quick else 30, log
+        )
+        rows += [r for r in got if r.number in rows_wanted]
     rows.sort(key=lambda r: (int(r.number.rstrip("abcdefgh")), r.number))
     elapsed = time.monotonic() - started
     text = report(rows, quick, elapsed)

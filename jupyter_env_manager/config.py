@@ -158,6 +158,28 @@ class EnvManager(LoggingConfigurable):
         ),
     ).tag(config=True)
 
+    watch_quiet_rounds = Int(
+        15,
+        help=(
+            "The watcher looks at an environment that did not change lately (no build, no "
+            "change for a while) once in this many rounds, a slice of them each round, so a "
+            "round's cost does not grow with thousands of environments: a change made by "
+            "another process to such an environment is seen within watch_interval_s × "
+            "watch_quiet_rounds (30 s by default). Environments created or deleted, building or "
+            "changed lately are looked at every round."
+        ),
+    ).tag(config=True)
+
+    cache_kernelspecs = Bool(
+        True,
+        help=(
+            "Serve GET /api/kernelspecs from a cache that re-reads only the kernelspecs whose "
+            "kernel.json or folder changed (by stat), instead of reading every kernel.json on "
+            "every request (thousands with a large shared store). Only replaces jupyter_server's "
+            "default KernelSpecManager; False keeps it."
+        ),
+    ).tag(config=True)
+
     keep_versions = Int(
         3,
         help=(

@@ -33,6 +33,7 @@ export class EnvManagerModel implements IDisposable {
     this.api = options.api ?? new EnvManagerAPI();
     this.frontendVersion = options.frontendVersion ?? PACKAGE_VERSION;
     this._reloadDelayMs = options.reloadDelayMs ?? 150;
+    this._kernelsDelayMs = options.kernelsDelayMs ?? 500;
     if (options.events) {
       this._events = options.events;
       this._events.connect(this._onServerEvent, this);
@@ -64,8 +65,11 @@ export class EnvManagerModel implements IDisposable {
   }
 
   /**
-   * Emitted when kernelspecs on the server changed (a build finished or a
-   * kernel was (de)activated): the application refreshes its kernelspecs.
+   * Emitted when kernelspecs on the server changed (the server's `kernel`
+   * events: a build put a kernelspec in use, a kernel was (de)activated, here
+   * or elsewhere): the application refreshes its kernelspecs. A burst of
+   * events (a server's start-up sync, many builds) is one emission at most
+   * every `kernelsDelayMs`; build events alone never refresh them.
    */
   get kernelsChanged(): ISignal<this, void> {
     return this._kernelsChanged;
@@ -393,6 +397,10 @@ export class EnvManagerModel implements IDisposable {
       return;
     }
     this._isDisposed = true;
+    if (this._kernelsTimer !== null) {
+      clearTimeout(this._kernelsTimer);
+      this._kernelsTimer = null;
+    }
     this._events?.disconnect(this._onServerEvent, this);
     Signal.clearData(this);
   }
@@ -426,17 +434,13 @@ export class EnvManagerModel implements IDisposable {
         }
         this._buildChanged.emit(event);
         // The server's view (with the actions now allowed) follows the build.
+        // Its kernelspec, if any, comes with a kernel event of its own.
         this._scheduleReload(ref);
-        if (event.action === 'finished') {
-          if (event.status === 'succeeded') {
-            this._kernelsChanged.emit();
-          }
-        }
         break;
       }
       case EventSchemas.kernel:
         this._scheduleReload(ref);
-        this._kernelsChanged.emit();
+        this._scheduleKernelsChanged();
         break;
       default:
         break;
@@ -467,6 +471,21 @@ export class EnvManagerModel implements IDisposable {
         );
       }
     }, this._reloadDelayMs);
+  }
+
+  /**
+   * Coalesce kernel events into one kernelspec refresh per `kernelsDelayMs`.
+   */
+  private _scheduleKernelsChanged(): void {
+    if (this._kernelsTimer !== null) {
+      return;
+    }
+    this._kernelsTimer = setTimeout(() => {
+      this._kernelsTimer = null;
+      if (!this._isDisposed) {
+        this._kernelsChanged.emit();
+      }
+    }, this._kernelsDelayMs);
   }
 
   private _applyBuild(ref: IEnvRef, build: IBuild): void {
@@ -522,6 +541,8 @@ export class EnvManagerModel implements IDisposable {
   private _pendingReloads = new Set<string>();
   private _isDisposed = false;
   private _reloadDelayMs: number;
+  private _kernelsDelayMs: number;
+  private _kernelsTimer: ReturnType<typeof setTimeout> | null = null;
 }
 
 export namespace EnvManagerModel {
@@ -542,5 +563,9 @@ export namespace EnvManagerModel {
      * Delay used to coalesce events about one environment (ms).
      */
     reloadDelayMs?: number;
+    /**
+     * Delay used to coalesce kernel events into one kernelspec refresh (ms).
+     */
+    kernelsDelayMs?: number;
   }
 }

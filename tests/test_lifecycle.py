@@ -80,7 +80,7 @@ async def test_stopping_the_watcher_waits_for_its_round(service):
     watcher = StoreWatcher(service, interval_s=0.05)
     started, finished = threading.Event(), threading.Event()
 
-    def slow_sync():
+    def slow_sync(**_kwargs):
         started.set()
         time.sleep(1.0)
         finished.set()

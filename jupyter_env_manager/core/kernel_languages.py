@@ -28,6 +28,8 @@ import json
 import os
 import re
 import shutil
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -176,13 +178,49 @@ def write_extras(kernels_dir: Path, kname: str, specs: dict[str, dict[str, Any]]
     return written
 
 
+# A kernelspec folder's names by the part before their last dot (an extra's Python kernel),
+# with the folder's mtime (see _extras_index).
+_LISTINGS: dict[str, tuple[int, dict[str, list[str]]]] = {}
+_LISTINGS_LOCK = threading.Lock()
+RACY_NS = 2_000_000_000  # a folder changed this recently may change again within its mtime tick
+
+
+def _extras_index(kernels_dir: Path) -> dict[str, list[str]]:
+    """The names in a kernelspec folder by the part before their last dot, listed again only
+    when the folder's mtime moved (an entry added or removed; a folder changed in the last 2 s
+    is listed every time, as two changes in one clock tick leave one mtime). Checking thousands
+    of environments' kernelspecs lists the folder of thousands once, not once each."""
+    key = str(kernels_dir)
+    try:
+        mtime = os.stat(key).st_mtime_ns
+    except OSError:
+        return {}
+    with _LISTINGS_LOCK:
+        known = _LISTINGS.get(key)
+    if known is not None and known[0] == mtime:
+        return known[1]
+    try:
+        names = os.listdir(key)
+    except OSError:
+        return {}
+    index: dict[str, list[str]] = {}
+    for name in names:
+        main, dot, _ = name.rpartition(".")
+        if dot:
+            index.setdefault(main, []).append(name)
+    if time.time_ns() - mtime > RACY_NS:
+        with _LISTINGS_LOCK:
+            _LISTINGS[key] = (mtime, index)
+    return index
+
+
 def extras_of(kernels_dir: Path, kname: str) -> list[str]:
     """The extra kernelspecs installed for the environment whose Python kernel is ``kname``."""
-    try:
-        names = os.listdir(kernels_dir)
-    except OSError:
-        return []
-    return [n for n in names if (split_extra(n) or ("", ""))[0] == kname]
+    return [
+        n
+        for n in _extras_index(kernels_dir).get(kname, [])
+        if (split_extra(n) or ("", ""))[0] == kname
+    ]
 
 
 def extras_current(kernels_dir: Path, kname: str, specs: dict[str, dict[str, Any]]) -> bool:

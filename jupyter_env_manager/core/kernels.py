@@ -34,7 +34,7 @@ import shutil
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -46,6 +46,7 @@ from .errors import Conflict, EnvManagerError, NotFound, ValidationError
 from .kernel_languages import (
     extra_kernelspecs,
     extras_current,
+    extras_of,
     isolation_env,
     remove_extras,
     split_extra,
@@ -131,9 +132,77 @@ class Activation:
     scripts: list[str] = field(default_factory=list)
 
 
+# Activations by prefix, with the fingerprint of their inputs (see :func:`activation`).
+_ACTIVATIONS: dict[str, tuple[tuple[Any, ...], Activation]] = {}
+_ACTIVATIONS_LOCK = threading.Lock()
+ACTIVATIONS_KEPT = 20_000  # prefixes whose activation is remembered (a few KB each)
+# What rattler's activation reads, below the prefix: the state file (conda env config vars,
+# inside conda-meta), and the two folders of activation scripts and variable files.
+_ACTIVATION_INPUTS = ("conda-meta", "conda-meta/state")
+_ACTIVATION_DIRS = ("etc/conda/activate.d", "etc/conda/env_vars.d")
+
+
+def _stamp(path: str) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+def activation_inputs(prefix: Path) -> tuple[Any, ...]:
+    """A stat fingerprint of everything :func:`activation` of ``prefix`` reads: conda-meta and
+    its state file, the activate.d and env_vars.d folders and each file in them (a file
+    rewritten in place changes its own mtime, not its folder's). A few ``stat`` calls."""
+    base = str(prefix)
+    parts: list[Any] = [_stamp(os.path.join(base, rel)) for rel in _ACTIVATION_INPUTS]
+    for rel in _ACTIVATION_DIRS:
+        directory = os.path.join(base, rel)
+        stamp = _stamp(directory)
+        parts.append(stamp)
+        if stamp is None:
+            continue
+        try:
+            with os.scandir(directory) as entries:
+                names = sorted(e.name for e in entries)
+        except OSError:
+            names = []
+        parts.extend((name, _stamp(os.path.join(directory, name))) for name in names)
+    return tuple(parts)
+
+
 def activation(prefix: Path) -> Activation:
-    """Conda activation of ``prefix`` (computed by rattler); :class:`KernelError` if it cannot
-    be turned into a kernelspec."""
+    """Conda activation of ``prefix``; :class:`KernelError` if it cannot be turned into a
+    kernelspec. Remembered per prefix and recomputed only when the stat fingerprint of its
+    inputs (:func:`activation_inputs`) changed: a re-sync checks thousands of environments."""
+    key = str(prefix)
+    inputs = activation_inputs(prefix)
+    with _ACTIVATIONS_LOCK:
+        known = _ACTIVATIONS.get(key)
+    if known is not None and known[0] == inputs:
+        return Activation(dict(known[1].env), list(known[1].scripts))
+    result = _compute_activation(prefix)
+    if _settled(inputs):
+        with _ACTIVATIONS_LOCK:
+            if len(_ACTIVATIONS) >= ACTIVATIONS_KEPT:
+                _ACTIVATIONS.clear()  # rare (that many prefixes): start again, no ages kept
+            _ACTIVATIONS[key] = (inputs, result)
+    return Activation(dict(result.env), list(result.scripts))
+
+
+def _settled(inputs: tuple[Any, ...]) -> bool:
+    """Whether no input changed in the last 2 s: a file changed twice within one tick of the
+    clock (same size) would keep its stat, so a fresh one is not remembered."""
+    now, newest = time.time_ns(), 0
+    for part in inputs:
+        stamp = part[1] if part and isinstance(part[0], str) else part
+        if stamp is not None:
+            newest = max(newest, stamp[1])
+    return now - newest > 2_000_000_000
+
+
+def _compute_activation(prefix: Path) -> Activation:
+    """Conda activation of ``prefix``, computed by rattler (~0.5 ms)."""
     from rattler.shell import ActivationVariables, PathModificationBehavior, Shell, activate
 
     try:
@@ -450,6 +519,8 @@ class Kernels:
         # Fixed for the service's life: work still running in a thread when the server stops
         # (a sync, a request) must not follow a later change of the environment variables.
         self.dir = kernels_dir()
+        # kernel name -> stat of the kernel.json last announced by sync (announced once)
+        self._announced: dict[str, tuple[int, int] | None] = {}
 
     @contextlib.contextmanager
     def _serialized(self) -> Iterator[None]:
@@ -543,23 +614,66 @@ class Kernels:
             remove_kernelspec(scope, name, self.dir)
             self._set_intent(scope, name, None)
 
-    def sync(self) -> dict[str, list[str]]:
+    def sync(
+        self,
+        only: Iterable[tuple[str, str]] | None = None,
+        announce: Iterable[tuple[str, str]] = (),
+    ) -> dict[str, list[str]]:
         """Re-create missing kernelspecs of active environments; remove orphaned ones.
+
+        ``only``: just these (scope, name) environments (those the watcher saw change), their
+        kernelspecs written, updated or removed as a full sync would; None: every environment
+        and every kernelspec of ours (the server's start-up sync). ``announce``: environments
+        whose build just ended: their kernelspec (written by the build's worker, so already
+        current) is announced as a ``kernel`` event all the same, once.
 
         One environment whose kernelspec cannot be written is listed in ``failed`` ("KERNEL:
         reason") and logged; the others are synced all the same. Each kernelspec written or
         removed is a ``kernel`` event, so clients refresh their kernelspecs (after a server's
         start-up sync, which runs while the server already answers, and a teammate's change).
         """
+        keys = None if only is None else set(only)
         with self._serialized():  # a deactivate meanwhile must not be undone by this sync
-            return self._sync()
+            done = self._sync(keys)
+            for kname in done["created"] + done["updated"]:
+                self._announced[kname] = self._kernel_stamp(kname)
+            for scope, name in set(announce):
+                # The same kernel.json is announced once (the runner and the watcher both see
+                # a build of this server end).
+                kname = kernel_name(scope, name)
+                stamp = self._kernel_stamp(kname)
+                if stamp is not None and self._announced.get(kname) != stamp:
+                    self._announced[kname] = stamp
+                    self._event("activated", scope, name, kname)
+        return done
 
-    def _sync(self) -> dict[str, list[str]]:
+    def _kernel_stamp(self, kname: str) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self.dir / kname / "kernel.json")
+        except OSError:
+            return None
+        return (st.st_ino, st.st_mtime_ns)
+
+    def _wanted_kernels(
+        self, keys: set[tuple[str, str]] | None
+    ) -> dict[str, tuple[Store, str, int | None, str]]:
+        """Kernel name -> (store, name, version, display name) of the environments (all, or
+        those of ``keys``) that should have a kernelspec."""
         intents = self._intents()
-        present = installed(self.dir)
         want: dict[str, tuple[Store, str, int | None, str]] = {}
         for store in self.svc.stores():
-            managed = store.managed_names()
+            if keys is None:
+                managed = store.managed_names()
+                unmanaged = store.unmanaged_names(set(managed))
+            else:
+                mine = [name for scope, name in keys if scope == store.scope]
+                managed = [name for name in mine if store.exists(name)]
+                unmanaged = [
+                    name
+                    for name in mine
+                    if name not in managed
+                    and os.path.isdir(os.path.join(store.prefix(name), "conda-meta"))
+                ]
             for name in managed:
                 version = store.active_version(name)
                 if version and self.wanted(store.scope, name, True, intents):
@@ -568,9 +682,25 @@ class Kernels:
                     except NotFound:
                         continue
                     want[kernel_name(store.scope, name)] = (store, name, version, display)
-            for name in store.unmanaged_names(set(managed)):
+            for name in unmanaged:
                 if self.wanted(store.scope, name, False, intents):
                     want[kernel_name(store.scope, name)] = (store, name, None, name)
+        return want
+
+    def _present(self, keys: set[tuple[str, str]] | None) -> set[str]:
+        """Our installed kernelspecs: all, or those of the environments ``keys`` (their Python
+        kernel and the kernels they ship), without a stat per kernelspec of every other."""
+        if keys is None:
+            return installed(self.dir)
+        mains = {kernel_name(scope, name) for scope, name in keys}
+        candidates = set(mains)
+        for kname in mains:
+            candidates.update(extras_of(self.dir, kname))
+        return {k for k in candidates if os.path.exists(os.path.join(self.dir, k, "kernel.json"))}
+
+    def _sync(self, keys: set[tuple[str, str]] | None = None) -> dict[str, list[str]]:
+        present = self._present(keys)
+        want = self._wanted_kernels(keys)
         created: list[str] = []
         updated: list[str] = []
         removed: list[str] = []
@@ -591,10 +721,14 @@ class Kernels:
             self._event("activated", store.scope, name, kname)
         for kname in present - set(want):
             parsed = parse_kernel_name(kname)
+            extra = split_extra(kname)  # a shipped kernel's spec whose environment is gone
+            if keys is not None:  # only the kernelspecs of the environments asked about
+                owner = parsed or (parse_kernel_name(extra[0]) if extra else None)
+                if owner not in keys:
+                    continue
             if parsed and remove_kernel(kname, self.dir):
                 removed.append(kname)
                 self._event("deactivated", *parsed, kname)
-            extra = split_extra(kname)  # a shipped kernel's spec whose environment is gone
             if extra and extra[0] not in want and remove_kernel(kname, self.dir):
                 removed.append(kname)
         return {"created": created, "updated": updated, "removed": removed, "failed": failed}

@@ -170,7 +170,21 @@ class BuildQueue:
                     )  # fmt: skip
                     return
                 await asyncio.sleep(1)
+        if build.status == "succeeded":
+            await asyncio.to_thread(self._kernel_after, job)
         self.service.emit("build", build.event("finished", job.scope, job.name))
+
+    def _kernel_after(self, job: _Job) -> None:
+        """A build succeeded: sync its environment's kernelspec (its worker wrote it) and tell
+        the clients with a ``kernel`` event, before the build's end (clients refresh their
+        kernelspecs on kernel events only)."""
+        key = (job.scope, job.name)
+        try:
+            self.service.kernels.sync(only={key}, announce={key})
+        except Exception:  # the build did succeed; the watcher's next round syncs again
+            self.service.log.exception(
+                "jupyter_env_manager: syncing the kernelspec of %s/%s failed", *key
+            )
 
     async def cancel(self, scope: str, name: str, version: int) -> None:
         """Cancel a build: ours, by terminating its worker; queued here, at once; otherwise a

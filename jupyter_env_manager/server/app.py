@@ -14,6 +14,8 @@ from ..core.service import EnvService
 from ..core.watcher import StoreWatcher
 from .events import EventBridge
 from .handlers import NAMESPACE, ROUTES
+from .kernelspecs import KernelSpecsHandler
+from .kernelspecs import install as install_kernelspecs
 
 
 class EnvManagerExtension(ExtensionApp):
@@ -29,13 +31,20 @@ class EnvManagerExtension(ExtensionApp):
         settings.log = server.log
         loop = server.io_loop.asyncio_loop  # type: ignore[attr-defined]  # AsyncIOLoop
         bridge = EventBridge(getattr(server, "event_logger", None), server.log, loop)
-        self.service = EnvService(settings, log=server.log, emit=bridge)
+        self.watcher: StoreWatcher | None = None
+
+        def emit(kind: str, data: dict) -> None:
+            bridge(kind, data)
+            if self.watcher is not None:  # what this server did: the watcher looks there first
+                self.watcher.notice(kind, data)
+
+        self.service = EnvService(settings, log=server.log, emit=emit)
         self.queue = BuildQueue(
             self.service, settings.max_concurrent_builds, settings.build_timeout_s, loop=loop
         )
         self.service.runner = self.queue
         self.watcher = (
-            StoreWatcher(self.service, settings.watch_interval_s)
+            StoreWatcher(self.service, settings.watch_interval_s, settings.watch_quiet_rounds)
             if settings.watch_interval_s > 0
             else None
         )
@@ -43,6 +52,11 @@ class EnvManagerExtension(ExtensionApp):
         self.retention_task: asyncio.Task | None = None
         self.stopping = asyncio.Event()
         self.settings.update({"env_manager": self.service, "env_manager_queue": self.queue})
+        self.kernelspecs = (
+            install_kernelspecs(server, server.log) if settings.cache_kernelspecs else None
+        )
+        if self.kernelspecs is not None:  # the handlers read it from the settings
+            self.settings["kernel_spec_manager"] = self.kernelspecs
         server.log.info(
             "jupyter_env_manager: local store %s, shared store %s",
             settings.local_root,
@@ -51,6 +65,8 @@ class EnvManagerExtension(ExtensionApp):
 
     def initialize_handlers(self) -> None:
         self.handlers.extend((f"/{NAMESPACE}{path}", handler) for path, handler in ROUTES)
+        if self.kernelspecs is not None:  # jupyter_server's route, served from the cache
+            self.handlers.append(("/api/kernelspecs", KernelSpecsHandler))
 
     async def _start_jupyter_server_extension(self, serverapp) -> None:
         """Recovery and kernel sync run in a thread: the server answers meanwhile."""

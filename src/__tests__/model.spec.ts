@@ -43,7 +43,8 @@ describe('EnvManagerModel', () => {
       api: new EnvManagerAPI(server.settings),
       events: events as unknown as Event.Stream,
       frontendVersion: '0.1.0',
-      reloadDelayMs: 0
+      reloadDelayMs: 0,
+      kernelsDelayMs: 20
     });
   });
 
@@ -187,7 +188,7 @@ describe('EnvManagerModel', () => {
     expect(server.calls.length).toBe(before);
   });
 
-  it('follows build events and refreshes kernels when a build succeeds', async () => {
+  it('follows build events without refreshing kernels (kernel events do)', async () => {
     await model.connect();
     const builds: IBuildEvent[] = [];
     const kernels = jest.fn();
@@ -222,13 +223,55 @@ describe('EnvManagerModel', () => {
       status: 'succeeded',
       phase: null
     });
-    await new Promise(resolve => setTimeout(resolve, 20));
+    await new Promise(resolve => setTimeout(resolve, 60));
     expect(builds.map(b => b.action)).toEqual(['phase', 'finished']);
-    expect(kernels).toHaveBeenCalledTimes(1);
+    // The server announces the build's kernelspec with a kernel event: only that refreshes.
+    expect(kernels).not.toHaveBeenCalled();
     expect(model.get({ scope: 'local', name: 'demo' })).toMatchObject({
       status: 'ready',
       version: 2
     });
+  });
+
+  it('refreshes kernels once for a burst of kernel events', async () => {
+    await model.connect();
+    const kernels = jest.fn();
+    model.kernelsChanged.connect(kernels);
+    server.on('GET', 'environments/local/demo', () => ({
+      json: env({ name: 'demo' })
+    }));
+    // A server's start-up sync or many builds ending: hundreds of kernel events.
+    for (let i = 0; i < 300; i++) {
+      events.emit({
+        schema_id: EventSchemas.kernel,
+        action: 'activated',
+        scope: 'local',
+        name: 'demo',
+        kernel_name: `envmgr-env${i}`
+      });
+      events.emit({
+        schema_id: EventSchemas.build,
+        action: 'phase',
+        scope: 'local',
+        name: 'demo',
+        version: 1,
+        status: 'running',
+        phase: 'link'
+      });
+    }
+    expect(kernels).not.toHaveBeenCalled();
+    await new Promise(resolve => setTimeout(resolve, 60));
+    expect(kernels).toHaveBeenCalledTimes(1);
+    // A later event is a later refresh.
+    events.emit({
+      schema_id: EventSchemas.kernel,
+      action: 'deactivated',
+      scope: 'local',
+      name: 'demo',
+      kernel_name: 'envmgr-demo'
+    });
+    await new Promise(resolve => setTimeout(resolve, 60));
+    expect(kernels).toHaveBeenCalledTimes(2);
   });
 
   it('refreshes kernels after (de)activation', async () => {
