@@ -46,8 +46,15 @@ def current_user() -> str:
         return str(os.getuid())
 
 
-def write_json(path: Path, data: Any, mode: int | None = None) -> None:
-    """Replace ``path`` atomically (readers see the old or the new file, never half of one)."""
+def write_json(path: Path, data: Any, mode: int | None = None, durable: bool = True) -> None:
+    """Replace ``path`` atomically (readers see the old or the new file, never half of one).
+
+    ``durable``: the file's data reaches the disk (fsync) before the rename, so a power cut
+    leaves the old file or the new one. Without it, the write is still atomic for every reader
+    and survives a killed process (the kernel keeps the page cache); only a crash of the whole
+    machine may lose it. For records rewritten often whose loss a reader survives (a build's
+    phases: the final status is durable, and a build without one is reaped as interrupted).
+    """
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666 if mode is None else 0o600)
     with open(fd, "w") as f:
@@ -55,7 +62,8 @@ def write_json(path: Path, data: Any, mode: int | None = None) -> None:
             os.fchmod(f.fileno(), mode)
         json.dump(data, f, indent=1)
         f.flush()
-        os.fsync(f.fileno())
+        if durable:
+            os.fsync(f.fileno())
     os.replace(tmp, path)
 
 
