@@ -35,7 +35,6 @@ import fcntl
 import os
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -50,6 +49,7 @@ from .records import (
     current_user,
     now,
     owner_alive,
+    random_hex,
     read_json,
     write_json,
 )
@@ -360,7 +360,7 @@ class StoreLayout:
             state["next_version"] = version + 1
             self.write_state(name, state)
             build.version = version
-            build.id = build.id or uuid.uuid4().hex
+            build.id = build.id or random_hex(16)
             self.write_build(name, build)
         return build
 
