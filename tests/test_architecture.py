@@ -55,11 +55,15 @@ NOT_IN_A_WORKERS_START = (
 
 
 def test_a_build_worker_starts_without_what_only_some_builds_need():
-    code = (
+    code = (  # the worker's start, and what its kernel phase imports (the rest is lazy)
         "import sys, jupyter_env_manager.core.worker\n"
         f"print(' '.join(m for m in {NOT_IN_A_WORKERS_START!r} if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == []
+    after = "import sys, jupyter_env_manager.core.retention, jupyter_env_manager.core.kernels\n"
+    after += "print(' '.join(m for m in ('zipfile', 'hashlib', 'uuid') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", after], capture_output=True, text=True, check=True)
     assert out.stdout.split() == []
 
 
