@@ -57,8 +57,10 @@ def write_json(path: Path, data: Any, mode: int | None = None, durable: bool = T
     ``durable``: the file's data reaches the disk (fsync) before the rename, so a power cut
     leaves the old file or the new one. Without it, the write is still atomic for every reader
     and survives a killed process (the kernel keeps the page cache); only a crash of the whole
-    machine may lose it. For records rewritten often whose loss a reader survives (a build's
-    phases: the final status is durable, and a build without one is reaped as interrupted).
+    machine may lose it (ext4 and btrfs write a renamed-over file's data first; elsewhere the
+    file may then be empty, which readers take as absent). For records rewritten often whose
+    loss a reader survives (a build's phases: the final status is durable, and a build
+    without one is reaped as interrupted).
     """
     tmp = path.with_name(f".{path.name}.{random_hex(4)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666 if mode is None else 0o600)
