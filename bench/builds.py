@@ -162,7 +162,8 @@ def _profile_fixed(service, name: str, spec: dict, log) -> list[str]:
     )
     argv = [sys.executable, str(Path(__file__).with_name("bigenv.py")), "build", settings, name]
     out, error = profiles.record_py_spy(name, [*argv, json.dumps(spec)], rate=250)
-    service.envs.delete("local", name)
+    if out is not None:  # without py-spy nothing was built
+        service.envs.delete("local", name)
     notes = [f"a worker's imports (python -X importtime): {profiles.worker_imports()}"]
     if out is None:
         return [*notes, f"no py-spy profile: {error}"]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ast
 import inspect
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -40,6 +42,29 @@ def test_the_rule_catches_a_web_import(tmp_path):
     bad = tmp_path / "bad.py"
     bad.write_text("import os\nfrom tornado import web\nfrom ..server import app\n")
     assert {"tornado", "jupyter_env_manager.server"} <= imported_modules(bad)
+
+
+# Imported by every build worker (one process per build) for what some builds only need.
+NOT_IN_A_WORKERS_START = (
+    "zipfile",
+    "hashlib",
+    "uuid",
+    "rattler",
+    "jupyter_env_manager.core.kernels",
+)
+
+
+def test_a_build_worker_starts_without_what_only_some_builds_need():
+    code = (  # the worker's start, and what its kernel phase imports (the rest is lazy)
+        "import sys, jupyter_env_manager.core.worker\n"
+        f"print(' '.join(m for m in {NOT_IN_A_WORKERS_START!r} if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == []
+    after = "import sys, jupyter_env_manager.core.retention, jupyter_env_manager.core.kernels\n"
+    after += "print(' '.join(m for m in ('zipfile', 'hashlib', 'uuid') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", after], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == []
 
 
 def test_every_route_is_authenticated_and_authorized():

@@ -191,6 +191,46 @@ def test_killed_build_is_interrupted_and_leaves_nothing(service, ready_env):
     assert build(fresh, "local", "demo").status == "succeeded"
 
 
+# A real worker with two probes: every os.fsync's file name, and each rattler HTTP client made.
+_PROBED_WORKER = """
+import os, runpy, sys
+log = open(sys.argv.pop(1), "a", buffering=1)
+real_fsync = os.fsync
+def fsync(fd):
+    log.write("fsync " + os.path.basename(os.readlink(f"/proc/self/fd/{fd}")) + "\\n")
+    real_fsync(fd)
+os.fsync = fsync
+from jupyter_env_manager.core import diagnose
+real_client = diagnose.rattler_client
+def rattler_client():
+    log.write("client\\n")
+    return real_client()
+diagnose.rattler_client = rattler_client
+sys.argv[0] = "worker"
+runpy.run_module("jupyter_env_manager.core.worker", run_name="__main__")
+"""
+
+
+def test_worker_fsyncs_only_what_recovery_needs_and_makes_one_client(service, tmp_path):
+    """Phase updates are atomic renames without fsync (a kill cannot lose them; the final
+    status is durable); the running status, the swap journal and the final status are fsynced.
+    The solve and the install share one HTTP client."""
+    service.envs.create({"name": "probed", "conda": ["alpha=1.0"]})
+    b = service.builds.prepare("local", "probed")
+    build_dir = service.builds.dir("local", "probed", b.version)
+    probes = tmp_path / "probes.txt"
+    argv = [sys.executable, "-c", _PROBED_WORKER, str(probes), str(build_dir), b.id]
+    subprocess.run(argv, stdout=subprocess.DEVNULL, check=True, start_new_session=True)
+    done = service.builds.get("local", "probed", b.version)
+    assert done.status == "succeeded", done.error
+    assert [p["name"] for p in done.phases] == ["solve", "download", "link", "verify", "kernel"]
+    lines = probes.read_text().splitlines()
+    fsynced = [line.split()[1].split(".")[1] for line in lines if line.startswith("fsync .")]
+    assert fsynced.count("build") == 2  # running, then the final status; never a phase
+    assert "swap" in fsynced  # the journal of the commit point stays durable
+    assert lines.count("client") == 1
+
+
 def test_crash_between_renames_restores_the_prefix(service, ready_env):
     store = service.local
     prefix = store.prefix("demo")

@@ -133,8 +133,11 @@ def rattler_client() -> Any:
     return Client.default_client()
 
 
-def make_gateway(pkgs_dir: str | Path, offline: bool) -> Any:
+def make_gateway(pkgs_dir: str | Path, offline: bool, client: Any = None) -> Any:
     """A rattler ``Gateway`` caching repodata under the package cache; offline if asked.
+
+    ``client``: a :func:`rattler_client` to share (a build uses one for its solve and its
+    install: making one reads the credential stores, ~20 ms); a new one if not given.
 
     py-rattler 0.28 workaround: ``SourceConfig(cache_action="use-cache-only")`` still sends a
     request for sharded repodata (``repodata_shards.msgpack.zst``) before looking at the cache,
@@ -145,10 +148,11 @@ def make_gateway(pkgs_dir: str | Path, offline: bool) -> Any:
     from rattler import Gateway, SourceConfig
 
     cache = Path(pkgs_dir) / "cache" / "repodata"
+    client = client if client is not None else rattler_client()
     if not offline:
-        return Gateway(cache_dir=cache, client=rattler_client())
+        return Gateway(cache_dir=cache, client=client)
     config = SourceConfig(cache_action="force-cache-only", sharded_enabled=False)
-    return Gateway(cache_dir=cache, default_config=config, client=rattler_client())
+    return Gateway(cache_dir=cache, default_config=config, client=client)
 
 
 def cached_package_dir(pkgs_dir: str | Path, record: Any) -> Path:

@@ -203,6 +203,14 @@ class Builder:
         self.child: subprocess.Popen | None = None
         self.build_id = ""  # the worker sets it: the swap checks it is still this build
         self.committed = False  # the new prefix is in use: the build has succeeded
+        self._client: Any = None
+
+    @property
+    def client(self) -> Any:
+        """The build's one rattler HTTP client, for its solve and its install."""
+        if self._client is None:
+            self._client = rattler_client()
+        return self._client
 
     @property
     def final(self) -> Path:
@@ -371,7 +379,7 @@ class Builder:
         self.log.write("channels: " + ", ".join(redact(c) for c in self.channels))
         if job.offline:
             self.log.write("offline: cached repodata and file:// channels, the package cache")
-        gateway = make_gateway(job.pkgs_dir, job.offline)
+        gateway = make_gateway(job.pkgs_dir, job.offline, self.client)
         started = time.monotonic()
         try:
             records = await solve(
@@ -423,7 +431,7 @@ class Builder:
                 reporter=reporter,  # type: ignore[arg-type]  # the protocol, via __getattr__
                 alternative_target_prefix=self.final,
                 requested_specs=requested_match_specs(requested),
-                client=rattler_client(),
+                client=self.client,
             )
         except Exception as err:
             message = channel_error(

@@ -35,7 +35,6 @@ import fcntl
 import os
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -50,6 +49,7 @@ from .records import (
     current_user,
     now,
     owner_alive,
+    random_hex,
     read_json,
     write_json,
 )
@@ -94,8 +94,8 @@ class StoreLayout:
         if self.access is not None:
             self.access.apply(path)
 
-    def _write_json(self, path: Path, data: Any) -> None:
-        write_json(path, data, self.access.file_mode() if self.access else None)
+    def _write_json(self, path: Path, data: Any, durable: bool = True) -> None:
+        write_json(path, data, self.access.file_mode() if self.access else None, durable)
 
     def new_file(self, path: Path, text: str = "") -> None:
         """Write a small file of ours (job.json, an empty log), with the store's mode."""
@@ -325,8 +325,11 @@ class StoreLayout:
             raise NotFound(f"Environment {name!r} has no version {version}")
         return Build.from_dict(data)
 
-    def write_build(self, name: str, build: Build) -> None:
-        self._write_json(self.build_dir(name, build.version) / "build.json", build.to_dict())
+    def write_build(self, name: str, build: Build, durable: bool = True) -> None:
+        """Replace a build's record (atomic); ``durable=False`` for progress (its phases),
+        which a power cut may lose: see :func:`write_json`."""
+        path = self.build_dir(name, build.version) / "build.json"
+        self._write_json(path, build.to_dict(), durable)
 
     def latest_build(self, name: str) -> Build | None:
         versions = self.versions(name)
@@ -357,7 +360,7 @@ class StoreLayout:
             state["next_version"] = version + 1
             self.write_state(name, state)
             build.version = version
-            build.id = build.id or uuid.uuid4().hex
+            build.id = build.id or random_hex(16)
             self.write_build(name, build)
         return build
 

@@ -22,7 +22,6 @@ import json
 import os
 import socket
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -112,7 +111,7 @@ def register(
         "user": user,
         "started_at": time.time(),
     }
-    tmp = live_dir / f".{path.name}.{uuid.uuid4().hex[:8]}.tmp"
+    tmp = live_dir / f".{path.name}.{os.urandom(4).hex()}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
         os.write(fd, json.dumps(data).encode())

@@ -18,12 +18,10 @@ for ``c.EnvManager.pin_keep_s``.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import os
 import re
 import time
-import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,7 +34,7 @@ from .kernels import (
     pinned_kernel_name,
     write_pinned_kernelspec,
 )
-from .records import current_user
+from .records import current_user, random_hex
 from .store import Store
 
 if TYPE_CHECKING:
@@ -45,6 +43,8 @@ if TYPE_CHECKING:
 
 def lock_sha256(store: Store, name: str, version: int) -> str:
     """The sha256 of version ``version``'s lock.json, as recorded when it was built."""
+    import hashlib  # here: every build worker imports this module (retention), few hash
+
     try:
         data = (store.build_dir(name, version) / "lock.json").read_bytes()
     except FileNotFoundError:
@@ -68,7 +68,7 @@ def read_notebook(path: Path) -> dict[str, Any]:
 
 def write_notebook(path: Path, nb: dict[str, Any]) -> None:
     """Replace the notebook atomically, in nbformat's own layout (indent 1, UTF-8)."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp = path.with_name(f".{path.name}.{random_hex(4)}.tmp")
     tmp.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     try:
         os.chmod(tmp, os.stat(path).st_mode & 0o7777)
@@ -247,7 +247,7 @@ class Pins:
         log = BuildLog(store.build_dir(name, version) / "materialize.log", lambda phase: None)
         builder = Builder(job, log)
         builder.build_id = build.id
-        builder.staging = store.meta / "staging" / f"{name}.v{version}.m{uuid.uuid4().hex[:8]}"
+        builder.staging = store.meta / "staging" / f"{name}.v{version}.m{random_hex(4)}"
         try:
             return asyncio.run(builder.materialize())
         except BuildFailed as err:

@@ -9,7 +9,6 @@ import os
 import signal
 import socket
 import time
-import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -46,16 +45,32 @@ def current_user() -> str:
         return str(os.getuid())
 
 
-def write_json(path: Path, data: Any, mode: int | None = None) -> None:
-    """Replace ``path`` atomically (readers see the old or the new file, never half of one)."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+def random_hex(nbytes: int) -> str:
+    """A random hex token (temporary and trash names, build ids): ``uuid4().hex`` without
+    importing uuid, which a build worker would import for nothing else."""
+    return os.urandom(nbytes).hex()
+
+
+def write_json(path: Path, data: Any, mode: int | None = None, durable: bool = True) -> None:
+    """Replace ``path`` atomically (readers see the old or the new file, never half of one).
+
+    ``durable``: the file's data reaches the disk (fsync) before the rename, so a power cut
+    leaves the old file or the new one. Without it, the write is still atomic for every reader
+    and survives a killed process (the kernel keeps the page cache); only a crash of the whole
+    machine may lose it (ext4 and btrfs write a renamed-over file's data first; elsewhere the
+    file may then be empty, which readers take as absent). For records rewritten often whose
+    loss a reader survives (a build's phases: the final status is durable, and a build
+    without one is reaped as interrupted).
+    """
+    tmp = path.with_name(f".{path.name}.{random_hex(4)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666 if mode is None else 0o600)
     with open(fd, "w") as f:
         if mode is not None:  # never more open than ``mode``, not even for a moment
             os.fchmod(f.fileno(), mode)
         json.dump(data, f, indent=1)
         f.flush()
-        os.fsync(f.fileno())
+        if durable:
+            os.fsync(f.fileno())
     os.replace(tmp, path)
 
 

@@ -19,7 +19,6 @@ import json
 import os
 import shutil
 import socket
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -43,6 +42,7 @@ from .records import (
     owner_alive,
     pause_point,
     process_start,
+    random_hex,
     read_json,
     write_json,
 )
@@ -157,7 +157,7 @@ class Store(StoreLayout):
 
     def _to_trash(self, path: Path, name: str) -> Path:
         self._mkdir(self.trash, exist_ok=True)
-        gone = self.trash / f"{name}.{uuid.uuid4().hex[:8]}"
+        gone = self.trash / f"{name}.{random_hex(4)}"
         os.rename(path, gone)
         return gone
 
@@ -431,7 +431,7 @@ class Store(StoreLayout):
                 self._mkdir(self.trash, exist_ok=True)
                 if os.path.lexists(self.prefix(name)):  # the link (or a first-release prefix)
                     gone.append(self._to_trash(self.prefix(name), name))
-                meta = self.trash / f"meta-{name}.{uuid.uuid4().hex[:8]}"
+                meta = self.trash / f"meta-{name}.{random_hex(4)}"
                 os.rename(self.env_dir(name), meta)
                 gone.append(meta)
                 for entry in (self.meta / "staging").glob(f"{name}.v*"):

@@ -11,11 +11,9 @@ takes the stored wheels along (the copy's worker copies them from the source env
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import re
-import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -80,6 +78,8 @@ def check_wheel(filename: Any, data: bytes, python: str) -> tuple[str, str]:
 
 
 def _check_metadata(filename: str, data: bytes, name: str, version: str) -> None:
+    import zipfile  # here, not at the top: a build worker imports this module, uploads use this
+
     from packaging.utils import canonicalize_name
     from packaging.version import Version
 
@@ -118,6 +118,8 @@ def _check_metadata(filename: str, data: bytes, name: str, version: str) -> None
 
 
 def sha256_of(path: Path) -> str:
+    import hashlib  # here, not at the top: see _check_metadata
+
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         while chunk := f.read(1 << 20):

@@ -90,7 +90,9 @@ def run(build_dir: Path, build_id: str | None = None) -> int:
                 current.phases[-1].setdefault("finished_at", stamp)
             current.phases.append({"name": phase, "started_at": stamp})
             current.phase = phase
-            store.write_build(name, current)
+            # Progress, rewritten at every phase: atomic but not fsynced (see write_json). The
+            # running status before it and the final status after it are durable.
+            store.write_build(name, current, durable=False)
         emit(event="phase", phase=phase)
         pause_point(f"phase:{phase}")
 
