@@ -432,13 +432,13 @@ def test_shared_scope_needs_a_shared_store(envmgr_config):
 
 def test_listing_cache_follows_every_change(service, ready_env, monkeypatch):
     """Listing reuses unchanged views; any change on disk (from any process) shows at once."""
-    import jupyter_env_manager.core.views as listing_module
+    import jupyter_env_manager.core.listing as listing_module
 
     # Pretend every file is old enough to cache (the real rule waits 2 s past a change).
     real_time_ns = time.time_ns
     monkeypatch.setattr(listing_module.time, "time_ns", lambda: real_time_ns() + 10**12)
     first = {e["name"]: e for e in service.envs.list("local")}["demo"]
-    assert ("local", "demo") in service.views._cache
+    assert service.listing._entries[("local", "demo")].stamps  # kept: checked by its stamps
     assert {e["name"]: e for e in service.envs.list("local")}["demo"] == first
     # another process changes the spec, builds, deactivates the kernel: the listing follows
     other = EnvService(service.settings)
