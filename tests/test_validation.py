@@ -330,13 +330,13 @@ async def test_export_quotes_every_value(jp_fetch, service):
 
 
 async def test_internal_errors_carry_a_reference_not_the_exception(jp_fetch, jp_serverapp, caplog):
-    """A bug (simulated: list_envs raises) answers a generic 500; the log has the details."""
+    """A bug (simulated: the listing raises) answers a generic 500; the log has the details."""
     service = jp_serverapp.web_app.settings["env_manager"]
 
     def crash(*args, **kwargs):  # stands in for a bug: nothing here can make one on demand
         raise RuntimeError("secret detail /home/alice/.token")
 
-    service.envs.list = crash
+    service.listing.body = crash  # what GET environments calls
     with pytest.raises(HTTPClientError) as info:
         await fetch(jp_fetch, "GET", "environments")
     assert info.value.code == 500
