@@ -19,7 +19,7 @@ import pytest
 from helpers import build, run_in_kernel
 from tornado.httpclient import HTTPClientError
 
-from jupyter_env_manager.core import kernels
+from jupyter_env_manager.core import kernel_sync, kernels
 from jupyter_env_manager.core.spec import NAME_RE, RESERVED_NAMES
 from jupyter_env_manager.testing.channel import PackageDef, build_channel
 
@@ -267,7 +267,7 @@ def test_a_deactivate_during_a_sync_is_not_undone(service, monkeypatch):
         assert release.wait(60)
         return real_write(*args)
 
-    monkeypatch.setattr(kernels, "write_kernelspec", slow_write)
+    monkeypatch.setattr(kernel_sync, "write_kernelspec", slow_write)
     sync = threading.Thread(target=service.kernels.sync)
     sync.start()
     assert entered.wait(60)

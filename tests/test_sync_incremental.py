@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from jupyter_env_manager.core import kernels
+from jupyter_env_manager.core import activation, kernel_sync, kernels
 from jupyter_env_manager.core.watcher import StoreWatcher
 
 N = 24
@@ -113,7 +113,7 @@ def test_sync_only_touches_the_environments_named(watched, service, monkeypatch)
         checked.append(name)
         return real(scope, name, *args, **kwargs)
 
-    monkeypatch.setattr(kernels, "is_current", counting)
+    monkeypatch.setattr(kernel_sync, "is_current", counting)
     done = service.kernels.sync(only={("local", "e01")})
     assert done["created"] == ["envmgr-e01"] and checked == ["e01"]
     assert "envmgr-e02" not in kernels.installed()
@@ -153,29 +153,29 @@ def test_activation_is_computed_once_per_state_of_its_inputs(service, envmgr_set
     (prefix / "conda-meta").mkdir()
     (vars_dir / "vars.json").write_text(json.dumps({"MY_VAR": "one"}))
     computed = []
-    real = kernels._compute_activation
-    monkeypatch.setattr(kernels, "_compute_activation", lambda p: computed.append(p) or real(p))
-    kernels.activation(prefix)
-    kernels.activation(prefix)
+    real = activation._compute_activation
+    monkeypatch.setattr(activation, "_compute_activation", lambda p: computed.append(p) or real(p))
+    activation.activation(prefix)
+    activation.activation(prefix)
     assert len(computed) == 2  # inputs written just now: not remembered yet
     settle(prefix)
-    first = kernels.activation(prefix)
-    again = kernels.activation(prefix)
+    first = activation.activation(prefix)
+    again = activation.activation(prefix)
     assert first.env["MY_VAR"] == again.env["MY_VAR"] == "one" and len(computed) == 3
     again.env["MY_VAR"] = "changed by a caller"  # a copy: the cache keeps its own
-    assert kernels.activation(prefix).env["MY_VAR"] == "one" and len(computed) == 3
+    assert activation.activation(prefix).env["MY_VAR"] == "one" and len(computed) == 3
     # A variable file rewritten in place (its folder's mtime unchanged): recomputed.
     with open(vars_dir / "vars.json", "w") as f:
         f.write(json.dumps({"MY_VAR": "two, longer"}))
     settle(prefix)
-    assert kernels.activation(prefix).env["MY_VAR"] == "two, longer" and len(computed) == 4
+    assert activation.activation(prefix).env["MY_VAR"] == "two, longer" and len(computed) == 4
     # An activation script added: recomputed, and the script is there.
     (prefix / "etc" / "conda" / "activate.d").mkdir()
     (prefix / "etc" / "conda" / "activate.d" / "x.sh").write_text("export X=1\n")
     settle(prefix)
-    assert kernels.activation(prefix).scripts and len(computed) == 5
+    assert activation.activation(prefix).scripts and len(computed) == 5
     os.utime(prefix / "conda-meta", ns=(1, 1))  # a package installed: conda-meta's mtime moves
-    kernels.activation(prefix)
+    activation.activation(prefix)
     assert len(computed) == 6
 
 

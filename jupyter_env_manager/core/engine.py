@@ -291,7 +291,8 @@ class Builder:
         if not job.write_kernel:
             self.log.write("kernel not registered (deactivated)")
             return
-        from .kernels import KernelError, write_kernelspec
+        from .errors import KernelError
+        from .kernels import write_kernelspec
 
         try:
             kname = write_kernelspec(

@@ -45,5 +45,11 @@ class Conflict(EnvManagerError):
     status = 409
 
 
+class KernelError(EnvManagerError):
+    """One environment's kernelspec could not be written; the message says why."""
+
+    status = 409
+
+
 class BuildFailed(Exception):
     """A build step failed (in a worker); the message is shown as the build's error."""

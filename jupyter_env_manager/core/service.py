@@ -9,7 +9,7 @@ callback, the runner that runs builds) and one object per purpose:
 - ``service.builds`` (:mod:`.builds`): build, revert, install/uninstall, versions, logs, ends;
 - ``service.sharing`` (:mod:`.sharing`): copies between stores;
 - ``service.packages`` (:mod:`.packages`): a version's packages, diffs, search;
-- ``service.kernels`` (:class:`.kernels.Kernels`): activate, deactivate, re-sync kernelspecs;
+- ``service.kernels`` (:class:`.kernel_sync.Kernels`): activate, deactivate, re-sync kernelspecs;
 - ``service.retention`` (:mod:`.retention`): which version directories are kept, removing the
   others, the running kernels of the stores;
 - ``service.pins`` (:mod:`.pins`): notebooks pinned to a version, honouring a pin;
@@ -37,7 +37,7 @@ from .diskuse import DiskUse
 from .environments import Environments
 from .errors import NotFound, ValidationError
 from .fleet import Fleet
-from .kernels import Kernels
+from .kernel_sync import Kernels
 from .listing import Listing, cache_path
 from .packages import Packages
 from .pins import Pins
