@@ -274,6 +274,10 @@ def profile_build(service, name: str, spec: dict, build_dir: Path, scratch: Path
             if data
             else f"no perf profile of {what}: {error}"
         )
+    if profiles.py_spy() is None:  # the environment stays built for the caller
+        notes.append("no py-spy profile: py-spy is not installed (pip install py-spy)")
+        log(f"profiles of a {name} build in {profiles.PROFILES}")
+        return notes
     service.envs.delete("local", name)
     settings = json.dumps(
         {k: getattr(service.settings, k) for k in ("channels", "kernel_packages", "pkgs_dir")}

@@ -175,7 +175,9 @@ class Fixture:
 def make_fixture(n_synthetic: int, files: int, n_wheels: int) -> Fixture:
     from jupyter_env_manager.testing import build_channel, build_wheelhouse, synthetic
 
-    channel = build_channel(RUN / "channel", extra=synthetic(n_synthetic, files))
+    # ipykernel's closure without byte-code, as conda-forge's noarch packages: a prefix's first
+    # import compiles it, unless a build kept what an earlier one compiled (core/bytecode.py)
+    channel = build_channel(RUN / "channel", extra=synthetic(n_synthetic, files), bytecode=False)
     wheelhouse = build_wheelhouse(RUN / "wheelhouse", n_synthetic=n_wheels)
     return Fixture(
         channel, wheelhouse, RUN / "pkgs", RUN / "stores" / "local", RUN / "stores" / "shared"
@@ -206,7 +208,7 @@ def build_env(service, scope: str, name: str, create: dict[str, Any] | None = No
     return Built(returned_perf - started, finished, returned_wall, returned_perf)
 
 
-def breakdown(built: Built) -> dict[str, float]:
+def breakdown(built: Built, tail: str = "run_foreground returned") -> dict[str, float]:
     """Where a foreground build's time went: worker start, each phase, the tail after it."""
     b = built.build
     out = {"queue→worker running": parse_stamp(b.started_at) - parse_stamp(b.created_at)}
@@ -218,7 +220,7 @@ def breakdown(built: Built) -> dict[str, float]:
         if phase.get("finished_at"):
             start, end = parse_stamp(phase["started_at"]), parse_stamp(phase["finished_at"])
             out[phase["name"]] = end - start
-    out["finished→run_foreground returned"] = built.returned_wall - parse_stamp(b.finished_at)
+    out[f"finished→{tail}"] = built.returned_wall - parse_stamp(b.finished_at)
     return out
 
 

@@ -42,7 +42,7 @@ def create_warm(fx: Fixture, reps: int, log) -> Row:
     service = fx.service(like_for_like_priority=True)
     name = "warm200k"
     spec = {"conda": ["synth-198"]}
-    build_env(service, "local", name, spec)  # fills the package cache
+    first = breakdown(build_env(service, "local", name, spec))  # fills the package cache
     service.envs.delete("local", name)
     SCRATCH.mkdir(exist_ok=True)
     ours, cpal, cpa, parts, floor = [], [], [], [], []
@@ -71,6 +71,11 @@ def create_warm(fx: Fixture, reps: int, log) -> Row:
         summarize(parts),
         f"rattler.install() alone of the same records into an empty prefix, in-process: "
         f"{ms(median(floor))} = {median(floor) / al:.1f}× cp -al",
+        f"verify (python imports what ipykernel's kernel imports as it starts; its noarch "
+        f"packages ship no byte-code, as "
+        f"conda-forge's): {median([p['verify'] for p in parts]) * 1000:.0f} ms with the .pyc "
+        f"files an earlier build kept (core/bytecode.py); the first build, which compiled "
+        f"them: {first['verify'] * 1000:.0f} ms",
     ]
     return Row(
         "4b",

@@ -29,31 +29,46 @@ def py_spy() -> str | None:
 
 def record_py_spy(name: str, argv: list[str], rate: int = 250) -> tuple[Path | None, str]:
     """Run argv under ``py-spy record --subprocesses`` (raw stacks); (output, error)."""
+    return _py_spy(name, ["--subprocesses", "--rate", str(rate)], ["--", *argv])
+
+
+def attach_py_spy(name: str, pid: int, seconds: float, rate: int = 200) -> tuple[Path | None, str]:
+    """``py-spy record`` of a running process for ``seconds`` (raw stacks); (output, error)."""
+    where = ["--pid", str(pid), "--duration", str(round(seconds))]
+    return _py_spy(name, ["--rate", str(rate)], where)
+
+
+def _py_spy(name: str, options: list[str], target: list[str]) -> tuple[Path | None, str]:
     spy = py_spy()
     if spy is None:
         return None, "py-spy is not installed (pip install py-spy)"
     PROFILES.mkdir(parents=True, exist_ok=True)
     out = PROFILES / f"{name}.py-spy.txt"
     out.unlink(missing_ok=True)
-    spy_argv = [
-        spy,
-        "record",
-        "--subprocesses",
-        "--nonblocking",
-        "--rate",
-        str(rate),
-        "--format",
-        "raw",
-    ]
-    done = subprocess.run(
-        [*spy_argv, "--output", str(out), "--", *argv],
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-    )
+    argv = [spy, "record", "--nonblocking", *options, "--format", "raw", "--output", str(out)]
+    argv += target
+    done = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL)
     if done.returncode != 0 or not out.exists():
         return None, f"py-spy failed: {done.stderr.strip()[-300:]}"
     return out, ""
+
+
+def summarize_ours(path: Path, seconds: float, rate: int = 200, top: int = 4) -> str:
+    """What our code did in a server over a window: samples with one of our frames on the
+    stack, by our innermost function, as ms and as a share of a core. (py-spy counts some
+    waiting threads as busy, the event loop's epoll among them: those have no frame of ours.)"""
+    groups: Counter[str] = Counter()
+    for line in path.read_text(errors="replace").splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames = [f for f in stack.split(";") if "jupyter_env_manager/" in f]
+        if frames and count.isdigit():
+            func, _, where = frames[-1].partition(" (")
+            groups[f"{func} ({where.rsplit('/', 1)[-1].split(':')[0]})"] += int(count)
+    total = sum(groups.values()) / rate
+    body = ", ".join(f"{what} {n * 1000 / rate:.0f} ms" for what, n in groups.most_common(top))
+    return f"our code {total * 1000:.0f} ms in {seconds:g} s = {total / seconds:.2%} of a core" + (
+        f" ({body})" if body else ""
+    )
 
 
 def _label(frames: list[str]) -> tuple[str, str]:
@@ -68,9 +83,10 @@ def _label(frames: list[str]) -> tuple[str, str]:
     if ours:
         func, _, where = ours[-1].partition(" (")
         return who, f"{func} ({where.rsplit('/', 1)[-1].split(':')[0]})"
-    if not frames:
+    name = frames[-1].split(" (")[0] if frames else ""
+    if not name.isprintable() or not name.strip():  # py-spy read no name (a frame torn down)
         return who, "no Python frame"
-    return who, f"other: {frames[-1].split(' (')[0]}"
+    return who, f"other: {name}"
 
 
 def summarize_py_spy(path: Path, rate: int = 250, top: int = 8) -> str:

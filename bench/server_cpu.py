@@ -26,7 +26,12 @@ import shutil
 import time
 from pathlib import Path
 
+import profiles
 from common import RUN, Fixture, Row, Server, build_env, median, ms, pct
+
+from jupyter_env_manager.config import EnvManager
+
+QUIET_ROUNDS = EnvManager.class_traits()["watch_quiet_rounds"].default_value  # the servers' own
 
 SOURCE = "cpusrc"
 BUSY = ("busy1", "busy2")
@@ -171,7 +176,13 @@ def measure(fx: Fixture, big: int, reps: int, requests: int, log) -> list[Row]:
                 results[n].append(cpu)
                 log(f"server cpu: {n} envs, two builds running: {cpu:.1%} of a core")
         idle_after = idle_cpu(servers[big])
-        rows = [_row20(big, results, idle, idle_after, reps)]
+        # Where the idle servers' CPU goes (after the measures: py-spy's sampling costs a bit).
+        spent = {}
+        for n in bases:
+            raw, error = profiles.attach_py_spy(f"idle-{n}", servers[n].proc.pid, IDLE_S * 3)
+            spent[n] = profiles.summarize_ours(raw, IDLE_S * 3) if raw else error
+        log("server cpu: idle profiles: " + "; ".join(f"{n}: {v}" for n, v in spent.items()))
+        rows = [_row20(big, results, idle, idle_after, reps, spent)]
         # Row 21: the same kernelspecs through jupyter_server's own manager, side by side.
         stock = start(
             fx, "kernelspecs-stock", bases[big], big, cache_kernelspecs=False, watch_interval_s=0
@@ -209,7 +220,7 @@ def measure(fx: Fixture, big: int, reps: int, requests: int, log) -> list[Row]:
             server.stop()
 
 
-def _row20(big, results, idle, idle_after, reps) -> Row:
+def _row20(big, results, idle, idle_after, reps, spent) -> Row:
     small_cpu, big_cpu = median(results[10]), median(results[big])
     ratio = big_cpu / small_cpu
     idle_big = max(idle[big], idle_after)
@@ -234,6 +245,13 @@ def _row20(big, results, idle, idle_after, reps) -> Row:
             "its own cost) is off in both servers",
             "replicas: a copy of one real environment's metadata + a prefix of hard links to "
             "its conda-meta records, half local, half shared; each has a kernelspec",
+            f"py-spy of each idle server over {IDLE_S * 3:g} s (profiles/idle-N.py-spy.txt): "
+            + "; ".join(f"{n} envs: {v}" for n, v in spent.items())
+            + f". What grows with the count is the watcher's quiet slices: each round stats "
+            f"1/{QUIET_ROUNDS} of the environments (3 stat calls each), so that a change made "
+            "by another process (the CLI, a teammate's server) is seen within "
+            f"{QUIET_ROUNDS} rounds (30 s) with no central service; c.EnvManager."
+            "watch_quiet_rounds trades that bound for CPU",
         ],
     )
 

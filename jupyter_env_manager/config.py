@@ -103,7 +103,9 @@ class EnvManager(LoggingConfigurable):
         default_value=["ipykernel"],
         help=(
             "Conda packages every environment gets so that its kernel can start. Each is checked "
-            "by importing it (dashes read as underscores) before a build is put in use."
+            "by importing it (dashes read as underscores; ipykernel: the modules its kernel "
+            "imports as it starts, ipykernel.kernelapp and ipykernel.ipkernel, whose byte-code "
+            "the build compiles) before a build is put in use."
         ),
     ).tag(config=True)
 

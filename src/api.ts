@@ -194,12 +194,39 @@ export class EnvManagerAPI {
     return this._json<IServerInfo>('info');
   }
 
+  /**
+   * The environments of a scope (or both). The list is revalidated, not
+   * refetched: the browser sends the ETag it has and a 304 costs no body; an
+   * unchanged ETag returns the very array of the last call (not parsed again),
+   * so a caller can tell that nothing changed by identity.
+   */
   async listEnvironments(scope?: Scope): Promise<IEnv[]> {
     const query = scope ? `?scope=${encodeURIComponent(scope)}` : '';
-    const reply = await this._json<{ environments: IEnv[] }>(
-      `environments${query}`
+    const endPoint = `environments${query}`;
+    const response = await fetchAPI(
+      endPoint,
+      { cache: 'no-cache' },
+      this.serverSettings
     );
-    return reply.environments;
+    const etag = response.headers.get('ETag');
+    const known = this._lists.get(endPoint);
+    if (etag && known?.etag === etag) {
+      return known.envs;
+    }
+    const text = await response.text();
+    let envs: IEnv[];
+    try {
+      envs = (JSON.parse(text) as { environments: IEnv[] }).environments;
+    } catch (error) {
+      throw new ApiError(
+        `Invalid JSON from ${endPoint}: ${text.slice(0, 200)}`,
+        response.status
+      );
+    }
+    if (etag) {
+      this._lists.set(endPoint, { etag, envs });
+    }
+    return envs;
   }
 
   createEnvironment(request: ICreateEnvRequest): Promise<IEnv> {
@@ -568,6 +595,8 @@ export class EnvManagerAPI {
   private _json<T>(endPoint: string, init: RequestInit = {}): Promise<T> {
     return requestAPI<T>(endPoint, init, this.serverSettings);
   }
+
+  private _lists = new Map<string, { etag: string; envs: IEnv[] }>();
 }
 
 function byteLength(text: string): number {

@@ -190,7 +190,7 @@ const plugin: JupyterFrontEndPlugin<IEnvManager> = {
       },
       changed: model.changed,
       buildChanged: model.buildChanged,
-      environments: scope => model.environments(scope),
+      environments: scope => [...model.environments(scope)],
       get: ref => model.get(ref),
       get selected() {
         return model.selected;

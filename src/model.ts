@@ -186,10 +186,16 @@ export class EnvManagerModel implements IDisposable {
   /**
    * All environments of a scope, sorted by name.
    */
-  environments(scope: Scope): IEnv[] {
-    return [...(this._envs.get(scope)?.values() ?? [])].sort((a, b) =>
-      a.name.localeCompare(b.name)
-    );
+  environments(scope: Scope): readonly IEnv[] {
+    let sorted = this._sorted.get(scope);
+    if (!sorted) {
+      // Made once per change, not on every render of a store of thousands.
+      sorted = [...(this._envs.get(scope)?.values() ?? [])].sort((a, b) =>
+        a.name.localeCompare(b.name)
+      );
+      this._sorted.set(scope, sorted);
+    }
+    return sorted;
   }
 
   /**
@@ -277,7 +283,12 @@ export class EnvManagerModel implements IDisposable {
       scopes.map(async scope => {
         try {
           const envs = await this.api.listEnvironments(scope);
-          this._envs.set(scope, new Map(envs.map(env => [env.name, env])));
+          if (this._lists.get(scope) !== envs) {
+            // The same array: the server's list did not change (its ETag).
+            this._lists.set(scope, envs);
+            this._envs.set(scope, new Map(envs.map(env => [env.name, env])));
+            this._sorted.delete(scope);
+          }
           this._listErrors.delete(scope);
         } catch (error) {
           this._listErrors.set(scope, (error as Error).message);
@@ -514,12 +525,16 @@ export class EnvManagerModel implements IDisposable {
         ? { ...env, versions: previous.versions }
         : env;
     envs.set(env.name, merged);
+    this._lists.delete(env.scope); // no longer the list as the server sent it
+    this._sorted.delete(env.scope);
     this._changed.emit();
     return merged;
   }
 
   private _remove(ref: IEnvRef): void {
     if (this._envs.get(ref.scope)?.delete(ref.name)) {
+      this._lists.delete(ref.scope);
+      this._sorted.delete(ref.scope);
       this._changed.emit();
     }
   }
@@ -534,6 +549,8 @@ export class EnvManagerModel implements IDisposable {
   private _info: IServerInfo | null = null;
   private _loading = false;
   private _envs = new Map<Scope, Map<string, IEnv>>();
+  private _lists = new Map<Scope, IEnv[]>(); // the arrays _envs was made from
+  private _sorted = new Map<Scope, IEnv[]>(); // environments(scope), until a change
   private _listErrors = new Map<Scope, string>();
   private _filter = '';
   private _which: { spec: string; keys: Set<string> } | null = null;

@@ -53,6 +53,16 @@ export interface IServerInfo {
    * (null: no shared store).
    */
   shared_access?: SharedAccess | null;
+  /**
+   * Where this user's builds into the shared store link packages from (null:
+   * no shared store, or one this user may not write); `links` false: every
+   * file is copied, and `note` says why.
+   */
+  shared_package_cache?: {
+    path: string | null;
+    links: boolean;
+    note: string;
+  } | null;
   channels: string[];
   engine: { name: string; version: string };
   /**

@@ -36,6 +36,8 @@ from pathlib import Path
 import schemathesis
 from hypothesis import strategies as st
 
+from jupyter_env_manager.core.spare import SPARE_FLAG
+
 WATCH = [Path(p) for p in json.loads(os.environ.get("ENVMGR_FUZZ_WATCH", "[]"))]
 REGISTRY = Path(os.environ.get("ENVMGR_FUZZ_REGISTRY", "/nonexistent"))
 SERVER_PID = int(os.environ.get("ENVMGR_FUZZ_SERVER_PID", "0"))
@@ -88,7 +90,9 @@ def snapshot() -> tuple[dict, bool]:
 
 
 def workers_alive() -> bool:
-    """Whether the server has a build worker child (``python -m jupyter_env_manager.worker``)."""
+    """Whether the server has a build worker child (``python -m jupyter_env_manager.core.worker``)
+    still at work. An idle spare (``--spare``, waiting for a build) is not; one that took a build
+    is also seen through its build's status (``snapshot``)."""
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
@@ -97,7 +101,8 @@ def workers_alive() -> bool:
             ppid = int(stat.rpartition(")")[2].split()[1])
             if ppid != SERVER_PID:
                 continue
-            if b"jupyter_env_manager.worker" in Path(entry.path, "cmdline").read_bytes():
+            argv = Path(entry.path, "cmdline").read_bytes().split(b"\0")
+            if b"jupyter_env_manager.core.worker" in argv and SPARE_FLAG.encode() not in argv:
                 return True
         except (OSError, ValueError, IndexError):
             continue

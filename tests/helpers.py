@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -12,6 +13,16 @@ from pathlib import Path
 from jupyter_client.manager import start_new_kernel
 
 from jupyter_env_manager.core.runner import run_foreground
+
+
+@contextlib.contextmanager
+def umask(mask: int):
+    """This process's umask is ``mask`` for the block."""
+    old = os.umask(mask)
+    try:
+        yield
+    finally:
+        os.umask(old)
 
 
 def build(service, scope: str, name: str, **kwargs):

@@ -60,10 +60,26 @@ def alive(pid: int) -> bool:
     return False
 
 
+def _holds_files_under(pid: str, root: str) -> bool:
+    """A spare worker that took a build names it nowhere on its command line; its stderr (the
+    build's log) and its lock files are under the store's root."""
+    try:
+        fds = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return False
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            if os.readlink(fd).startswith(root + os.sep):
+                return True
+    return False
+
+
 def workers(root: str | Path) -> list[int]:
-    """Build workers (still running, zombies excluded) of the store at ``root``."""
+    """Build workers (still running, zombies excluded) of the store at ``root``: started for a
+    build of it, or spares that took one (an idle spare belongs to no store)."""
     found = []
     needle = str(root).encode()
+    module = worker_argv(Path("x"))[2].encode()  # the worker's module, wherever it lives
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -71,8 +87,9 @@ def workers(root: str | Path) -> list[int]:
             cmdline = (entry / "cmdline").read_bytes()
         except OSError:
             continue
-        module = worker_argv(Path("x"))[2].encode()  # the worker's module, wherever it lives
-        if module in cmdline and needle in cmdline:
+        if module not in cmdline:
+            continue
+        if needle in cmdline or _holds_files_under(entry.name, str(root)):
             if alive(int(entry.name)):
                 found.append(int(entry.name))
     return found

@@ -103,6 +103,18 @@ class Client(threading.Thread):
             time.sleep(self.rng.uniform(0.02, 0.3))
 
 
+def server_errors(outputs: list[str], faults: list) -> str:
+    """The server log's lines from each fault's error reference on (its traceback)."""
+    found = []
+    for op, name, _status, data, *_rest, index in faults[:3]:
+        message = (data or {}).get("message", "")
+        ref = message.split("reference ")[-1].split(":")[0] if "reference " in message else None
+        lines = outputs[index].splitlines()
+        at = next((i for i, line in enumerate(lines) if ref and ref in line), None)
+        found.append("\n".join(lines[at : at + 40]) if at is not None else f"{op} {name}: no log")
+    return "\n\n".join(found)
+
+
 def settled(servers: list[Server], stores: list[Store]) -> bool:
     for store in stores:
         for name in store.managed_names():
@@ -156,6 +168,7 @@ def run_three_servers(shared: Path, popens: list[dict]) -> None:
             for s in servers
         ]
     finally:
+        outputs = [s.output() for s in servers]
         for s in servers:
             s.stop()
     roots = [shared] + [local_root(env) for env in envs]
@@ -166,7 +179,7 @@ def run_three_servers(shared: Path, popens: list[dict]) -> None:
     statuses = Counter(entry[2] for entry in log)
     by_op = Counter((entry[0], entry[2]) for entry in log)
     faults = [entry for entry in log if entry[2] >= 500]
-    assert faults == [], faults[:5]
+    assert faults == [], (faults[:5], server_errors(outputs, faults))
 
     # Nothing left queued or running; views agree with each other and with the disk.
     store = Store(shared, "shared")

@@ -260,7 +260,8 @@ def run_job(job_file: Path) -> int:
             "[checks.positive_data_acceptance]\n"
             # 502: a search of channels the offline server cannot read (no_server_error allows
             # that one answer and no other 5xx)
-            'expected-statuses = ["2xx", "400", "401", "403", "404", "409", "502"]\n'
+            # 304: GET environments with an If-None-Match that names the list (or `*`)
+            'expected-statuses = ["2xx", "304", "400", "401", "403", "404", "409", "502"]\n'
             # 413 rejects a body over 1 MiB (documented): a rejection like a 400
             "[checks.negative_data_rejection]\n"
             'expected-statuses = ["400", "401", "403", "404", "405", "406", "409", "413", "415",'

@@ -235,6 +235,31 @@ def test_sync_tightens_a_kernelspec_an_older_version_left_open(service, envmgr_s
     assert service.kernels.sync()["updated"] == []
 
 
+def test_a_kernelspec_is_written_without_fsync_and_one_left_empty_is_rewritten(
+    service, envmgr_settings, monkeypatch
+):
+    """Issue 14: kernel.json is derived from the store, so its write skips the fsync (a build's
+    last step paid for it); what a machine crash may then leave, an empty kernel.json, reads as
+    absent and the next sync writes it again."""
+    prefix(envmgr_settings["local_root"], "demo")
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    service.kernels.activate("local", "demo")
+    assert not [p for p in synced if p.startswith(str(kernels.kernels_dir()))], synced
+    path = kernels.kernels_dir() / "envmgr-demo" / "kernel.json"
+    written = path.read_text()
+    path.write_text("")
+    assert kernels.read_kernelspec("local", "demo") is None
+    assert service.kernels.sync()["updated"] == ["envmgr-demo"]
+    assert path.read_text() == written
+
+
 async def test_activate_over_rest_names_the_reason(jp_fetch, envmgr_settings):
     """The REST door answers 409 with the reason, and writes nothing."""
     prefix(envmgr_settings["local_root"], "nul", {"NUL_VALUE": "a\u0000b"})

@@ -8,6 +8,7 @@ listing then really answers from its cache, and only a fingerprint can tell it w
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 import os
@@ -17,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from helpers import build
 
 from jupyter_env_manager.core.service import EnvService
@@ -181,3 +183,196 @@ def test_disk_use_is_never_computed_by_a_listing_and_survives_a_restart(
     restarted = EnvService(EnvManager(config=envmgr_config))
     assert restarted.envs.list("local")[0]["disk_bytes"] == listed_bytes
     assert restarted.disk.refresh() == 0  # the figure came with the listing cache
+
+
+# -- the response: made once per change, ETag, 304 ---------------------------------------------
+
+
+async def get_list(jp_fetch, **headers: str):
+    """GET environments as sent (not decompressed; a 304 is an answer, not an error)."""
+    return await jp_fetch(
+        NS, "environments", headers=headers, decompress_response=False, raise_error=False
+    )
+
+
+async def test_an_unchanged_list_is_the_same_response_and_a_client_that_has_it_gets_304(
+    jp_fetch, jp_serverapp, envmgr_settings
+):
+    svc = server_service(jp_serverapp)
+    for name in ("one", "two"):
+        await post(jp_fetch, "environments", body={"name": name})
+    age(envmgr_settings["local_root"], svc.kernels.dir.parent)
+    first = await get_list(jp_fetch, **{"Accept-Encoding": "gzip"})
+    made = svc.listing._responses[None]
+    second = await get_list(jp_fetch, **{"Accept-Encoding": "gzip"})
+    plain = await get_list(jp_fetch)
+    assert first.code == second.code == plain.code == 200
+    # Made once: the same response (its gzip too) answers every request while nothing changed.
+    assert svc.listing._responses[None] is made and made.compressed is not None
+    assert first.body == second.body == made.compressed
+    etag = first.headers["ETag"]
+    assert etag.startswith('W/"') and second.headers["ETag"] == plain.headers["ETag"] == etag
+    assert json.loads(gzip.decompress(first.body)) == json.loads(plain.body)
+    assert [e["name"] for e in json.loads(plain.body)["environments"]] == ["one", "two"]
+    assert first.headers["Cache-Control"] == "private, no-cache"  # kept, asked again
+
+    for sent in (etag, etag[2:], f'"other", {etag}', "*"):  # weak comparison, lists, any
+        again = await get_list(jp_fetch, **{"If-None-Match": sent, "Accept-Encoding": "gzip"})
+        assert again.code == 304, sent
+        assert again.body == b"" and again.headers["ETag"] == etag
+        assert "Content-Encoding" not in again.headers
+    other = await get_list(jp_fetch, **{"If-None-Match": '"not-this-one"'})
+    assert other.code == 200 and other.body == plain.body
+
+
+def test_if_none_match_is_read_as_http_says():
+    from jupyter_env_manager.core.listing import Response
+
+    response = Response([], b'{"environments": []}')
+    etag = response.etag
+    for sent in (etag, etag[2:], f'W/"x", {etag}', f'"x",{etag}', " * "):
+        assert response.matches(sent), sent
+    for sent in (None, "", '"x"', "a*b", etag[3:-1], f'"{etag}"'):
+        assert not response.matches(sent), sent
+
+
+async def test_a_change_by_another_process_changes_the_etag_and_the_body(
+    jp_fetch, jp_serverapp, envmgr_settings, config_file
+):
+    from jupyter_env_manager.core.store import Store
+
+    svc = server_service(jp_serverapp)
+    await post(jp_fetch, "environments", body={"name": "edited", "description": "before"})
+    age(envmgr_settings["local_root"], svc.kernels.dir.parent)
+    before = await get_list(jp_fetch)
+    etag = before.headers["ETag"]
+    assert svc.listing._entries[("local", "edited")].stamps  # cached: only an mtime can tell
+
+    # Another writer (a Store of this test, as the CLI or a teammate's server would be).
+    store = Store(envmgr_settings["local_root"], "local")
+    record = store.read_env("edited")
+    record.spec.description = "after"
+    store.write_env("edited", record)
+    after = await get_list(jp_fetch, **{"If-None-Match": etag})
+    assert after.code == 200 and after.headers["ETag"] != etag
+    assert json.loads(after.body)["environments"][0]["description"] == "after"
+
+    envmgr("create", "born")  # the CLI, another process
+    born = await get_list(jp_fetch, **{"If-None-Match": after.headers["ETag"]})
+    assert born.code == 200
+    assert [e["name"] for e in json.loads(born.body)["environments"]] == ["born", "edited"]
+
+
+async def test_a_view_read_again_to_the_same_text_keeps_the_response(
+    jp_fetch, jp_serverapp, envmgr_settings
+):
+    svc = server_service(jp_serverapp)
+    await post(jp_fetch, "environments", body={"name": "same"})
+    age(envmgr_settings["local_root"], svc.kernels.dir.parent)
+    first = await get_list(jp_fetch, **{"Accept-Encoding": "gzip"})
+    made = svc.listing._responses[None]
+    entry = svc.listing._entries[("local", "same")]
+    age(envmgr_settings["local_root"])  # its mtimes move (an hour back again): read again
+    again = await get_list(jp_fetch, **{"If-None-Match": first.headers["ETag"]})
+    assert svc.listing._entries[("local", "same")] is not entry  # the view was read again
+    assert again.code == 304  # to the same text: the same response, its ETag and its gzip
+    assert svc.listing._responses[None] is made
+
+
+@pytest.fixture
+def no_background_disk_use(envmgr_settings):
+    """The server's periodic pass (retention, then disk use) off: the test runs it itself."""
+    envmgr_settings["retention_interval_s"] = 0
+
+
+async def test_per_user_inputs_change_the_list_disk_use_and_kernels(
+    no_background_disk_use, jp_fetch, jp_serverapp, envmgr_settings, config_file
+):
+    svc = server_service(jp_serverapp)
+    await post(jp_fetch, "environments", body={"name": "k"})
+    await post(jp_fetch, "environments", "local", "k", "builds")
+    deadline = time.monotonic() + 300
+    while (await listed(jp_fetch))["k"]["status"] == "building":
+        assert time.monotonic() < deadline, "the build did not end"
+        await asyncio.sleep(0.05)
+    assert (await listed(jp_fetch))["k"]["latest_build"]["status"] == "succeeded"
+    age(envmgr_settings["local_root"], svc.kernels.dir.parent)
+    before = await get_list(jp_fetch)
+    view = json.loads(before.body)["environments"][0]
+    assert view["disk_bytes"] is None and view["kernel"]["active"] is True
+
+    # Disk use: computed by the server's background pass (run here), no file of the env moved.
+    generation = svc.disk.generation
+    assert await asyncio.to_thread(svc.disk.refresh) == 1
+    assert svc.disk.generation != generation
+    sized = await get_list(jp_fetch, **{"If-None-Match": before.headers["ETag"]})
+    assert sized.code == 200 and sized.headers["ETag"] != before.headers["ETag"]
+    assert json.loads(sized.body)["environments"][0]["disk_bytes"] > 0
+
+    # This user's kernel, hidden and shown again by another process.
+    envmgr("deactivate", "k")
+    hidden = await get_list(jp_fetch, **{"If-None-Match": sized.headers["ETag"]})
+    assert hidden.code == 200
+    off = json.loads(hidden.body)["environments"][0]
+    assert off["kernel"]["active"] is False and off["actions"]["activate"]["allowed"] is True
+    envmgr("activate", "k")
+    shown = await get_list(jp_fetch, **{"If-None-Match": hidden.headers["ETag"]})
+    assert shown.code == 200 and shown.headers["ETag"] == sized.headers["ETag"]  # as before
+    assert json.loads(shown.body) == json.loads(sized.body)
+
+
+async def test_the_list_is_made_before_the_rest_of_the_start_up(jp_serverapp):
+    """The panel's first request after a restart finds the list made: the start-up primes it
+    (and its gzip) before the watcher's first snapshot, the recovery and the kernel sync."""
+    extension = next(iter(jp_serverapp.extension_manager.extension_apps["jupyter_env_manager"]))
+    svc = extension.service
+    assert svc.listing._responses[None].compressed is not None  # the start-up made it
+    await extension.watcher.stop()
+    order: list[str] = []
+
+    def spy(label, real):  # records the call, then does the real thing
+        def call(*args, **kwargs):
+            order.append(label)
+            return real(*args, **kwargs)
+
+        return call
+
+    svc.listing.prime = spy("list", svc.listing.prime)
+    extension.watcher.start = spy("watcher", extension.watcher.start)
+    svc.recover = spy("recovery", svc.recover)
+    svc.kernels.sync = spy("kernel sync", svc.kernels.sync)
+    await extension._start_up()
+    assert order == ["list", "watcher", "recovery", "kernel sync"]
+
+
+def test_an_adopted_prefix_is_listed_as_managed_at_once(service, envmgr_settings, config_file):
+    """Adopting keeps the prefix and its conda-meta as they are: the listing must not take the
+    view it holds of the prefix made by conda for the managed environment's."""
+    service.local.ensure()
+    (Path(envmgr_settings["local_root"]) / "by-conda" / "conda-meta").mkdir(parents=True)
+    age(envmgr_settings["local_root"])
+    assert [(e["name"], e["managed"]) for e in service.envs.list("local")] == [("by-conda", False)]
+    service.envs.adopt("local", "by-conda")
+    adopted = service.envs.list("local")
+    assert [(e["name"], e["managed"], e["version"]) for e in adopted] == [("by-conda", True, 1)]
+
+
+def test_a_building_environment_read_again_to_the_same_view_keeps_its_fragment(service):
+    """A building environment's records are read at every listing (its status is live); read
+    to the same view, its fragment stands and the response is not joined again."""
+    service.envs.create({"scope": "local", "name": "busy"})
+    service.envs.create({"scope": "local", "name": "idle"})
+    queued = service.builds.prepare("local", "busy")  # building until a worker takes it
+    listing = service.listing
+    made = listing.response()
+    entry = listing._entries[("local", "busy")]
+    assert entry.base is not None and entry.base["status"] == "building"
+    assert entry.stamps == ()  # never trusted: read again next time
+    again = listing.response()
+    assert listing._entries[("local", "busy")] is not entry  # it was read again
+    assert listing._entries[("local", "busy")].fragment is entry.fragment
+    assert again is made and again.parts[0] is entry.fragment  # no new join
+    service.builds.finish_cancelled("local", "busy", queued.version)
+    after = listing.response()
+    assert after is not made
+    assert json.loads(after.data)["environments"][0]["status"] != "building"

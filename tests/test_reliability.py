@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
 import os
 import signal
@@ -25,7 +26,7 @@ from test_api import call, get_json, wait_build
 
 from jupyter_env_manager.core import layout as layout_module
 from jupyter_env_manager.core import store as store_module
-from jupyter_env_manager.core.errors import Conflict
+from jupyter_env_manager.core.errors import Conflict, NotFound
 from jupyter_env_manager.core.runner import BuildQueue, worker_argv
 from jupyter_env_manager.core.store import MARKER, PAUSE_ENV, read_json
 
@@ -156,6 +157,128 @@ def test_a_lock_wait_is_bounded_and_says_why(service, monkeypatch):
         holder.kill()
         holder.wait()
     service.envs.update("local", "held", {"conda": ["beta"]})  # free again: it goes through
+
+
+def refused_in_a_thread(monkeypatch) -> threading.Event:
+    """Set once a thread other than the test's is refused an exclusive lock (it now waits or
+    retries): the moment to change what it waits for."""
+    refused = threading.Event()
+    real_flock = layout_module.StoreLayout._flock
+
+    def flock(self, fd, operation):
+        try:
+            real_flock(self, fd, operation)
+        except OSError:
+            if (
+                operation & fcntl.LOCK_EX
+                and threading.current_thread() is not threading.main_thread()
+            ):
+                refused.set()
+            raise
+
+    monkeypatch.setattr(layout_module.StoreLayout, "_flock", flock)
+    return refused
+
+
+@pytest.mark.parametrize("recreated", [False, True])
+def test_a_build_that_waited_for_a_delete_is_a_404(service, monkeypatch, recreated):
+    """A build waits for the environment's lock while a delete holds it; the delete renames the
+    metadata (the lock file with it) into the trash. The build used to go on under the lock
+    of the trashed file: mkdir of its version failed (a 500 in the three-server test), or,
+    with the name made again meanwhile, it numbered a build of the new environment without
+    holding that one's lock."""
+    service.envs.create({"scope": "local", "name": "racy", "conda": ["alpha"]})
+    store = service.local
+    waiting = refused_in_a_thread(monkeypatch)
+    outcome: list = []
+
+    def start():
+        try:
+            outcome.append(service.builds.start("local", "racy"))
+        except BaseException as err:
+            outcome.append(err)
+
+    thread = threading.Thread(target=start, daemon=True)
+    with store.env_lock("racy"):
+        thread.start()
+        assert waiting.wait(60), "the build never waited for the lock"
+        store.delete_env("racy")  # re-entrant: as a delete holding the lock does
+        if recreated:
+            service.envs.create({"scope": "local", "name": "racy", "conda": ["beta"]})
+    thread.join(60)
+    assert len(outcome) == 1 and isinstance(outcome[0], NotFound), outcome
+    assert outcome[0].status == 404
+    if recreated:
+        assert store.versions("racy") == []  # nothing numbered in the new environment
+    else:
+        assert not store.exists("racy") and not store.env_dir("racy").exists()
+
+
+def test_a_build_lock_taken_as_its_environment_is_deleted_is_a_404(service, monkeypatch, tmp_path):
+    """A delete that renames the metadata away between the open of the build lock and its
+    flock: the lock is the trashed file's, so a worker (or a delete) gets a 404, not a lock."""
+    service.envs.create({"scope": "local", "name": "moved", "conda": ["alpha"]})
+    store = service.local
+    real = layout_module.StoreLayout._flock_unless_built
+
+    def deleted_meanwhile(self, fd, operation):
+        os.rename(self.env_dir("moved"), tmp_path / "trashed-meta")
+        return real(self, fd, operation)
+
+    monkeypatch.setattr(layout_module.StoreLayout, "_flock_unless_built", deleted_meanwhile)
+    with pytest.raises(NotFound):
+        store.try_build_lock("moved")
+
+
+def lock_holder(path: Path, how: str) -> subprocess.Popen:
+    """A process holding ``path``'s flock (``how``: "LOCK_SH" or "LOCK_EX") until its stdin
+    has a line."""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, os, sys; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT); "
+            f"fcntl.flock(fd, fcntl.{how}); print('held', flush=True); sys.stdin.readline()",
+            str(path),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def test_a_look_at_the_build_lock_does_not_fail_a_starting_build(service, monkeypatch):
+    """Listing a queued build asks whether its build lock is held by holding it shared for a
+    moment. A worker that tried to take it then (a spare worker starts its build within
+    milliseconds of the request, while the client polls) failed its build, "Another build is
+    running"; it now tries again while the lock is only looked at, and still gives up at once
+    when a build holds it."""
+    service.envs.create({"scope": "local", "name": "peeked", "conda": ["alpha"]})
+    store = service.local
+    lock = store.build_lock_path("peeked")
+    monkeypatch.setattr(layout_module, "PROBE_WAIT_S", 60.0)  # the release below is no race
+    refused = refused_in_a_thread(monkeypatch)
+    holder = lock_holder(lock, "LOCK_SH")
+    taken: list = []
+    thread = threading.Thread(target=lambda: taken.append(store.try_build_lock("peeked")))
+    thread.start()
+    assert refused.wait(60), "the exclusive lock was never refused"
+    holder.communicate("\n", timeout=60)  # the look is over
+    thread.join(60)
+    assert taken and taken[0] is not None, "the build lock was not taken after the look"
+    os.close(taken[0])
+
+    holder = lock_holder(lock, "LOCK_EX")  # a build runs: no waiting for it
+    try:
+        started = time.monotonic()
+        assert store.try_build_lock("peeked") is None
+        assert time.monotonic() - started < 30
+        with pytest.raises(Conflict):
+            store.delete_env("peeked")
+    finally:
+        holder.communicate("\n", timeout=60)
 
 
 # -- defect 3: a recreated environment's build taken for the old one -----------------------------

@@ -29,20 +29,11 @@ import uuid
 from pathlib import Path
 
 import pytest
-from helpers import build
+from helpers import build, umask
 
 from jupyter_env_manager.core.access import Access
 from jupyter_env_manager.core.errors import EnvManagerError
 from jupyter_env_manager.core.store import Store
-
-
-@contextlib.contextmanager
-def umask(mask: int):
-    old = os.umask(mask)
-    try:
-        yield
-    finally:
-        os.umask(old)
 
 
 def walk(top: Path):

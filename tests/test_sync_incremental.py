@@ -102,6 +102,27 @@ def test_created_and_deleted_environments_are_seen_at_the_next_round(watched, se
     assert "envmgr-e05" not in kernels.installed()
 
 
+def test_a_round_that_fails_is_done_again_in_full(watched, monkeypatch):
+    """A round changes what it remembers only once it has its events: one that fails midway
+    (a store on a flaky mount) loses no change; the next round reports it."""
+    watcher, root, _names = watched
+    watcher.notice("environment", {"scope": "local", "name": "e08"})
+    watcher.run_round()
+    change(root, "e08", "during-a-bad-round")
+    (Path(root) / "late" / "conda-meta").mkdir(parents=True)
+
+    def flaky(*_args):
+        raise OSError("stale file handle")
+
+    monkeypatch.setattr(watcher, "_build_change", flaky)
+    with pytest.raises(OSError):
+        watcher.run_round()
+    monkeypatch.undo()
+    events = watcher.run_round()
+    assert updated(events, "e08")
+    assert ("environment", {"action": "created", "scope": "local", "name": "late"}) in events
+
+
 def test_sync_only_touches_the_environments_named(watched, service, monkeypatch):
     _watcher, _root, _names = watched
     for name in ("e01", "e02"):

@@ -336,7 +336,7 @@ async def test_internal_errors_carry_a_reference_not_the_exception(jp_fetch, jp_
     def crash(*args, **kwargs):  # stands in for a bug: nothing here can make one on demand
         raise RuntimeError("secret detail /home/alice/.token")
 
-    service.listing.body = crash  # what GET environments calls
+    service.listing.response = crash  # what GET environments calls
     with pytest.raises(HTTPClientError) as info:
         await fetch(jp_fetch, "GET", "environments")
     assert info.value.code == 500

@@ -266,6 +266,55 @@ def test_the_launcher_records_and_the_watcher_removes(svc, tmp_path):
     wait_for(lambda: not list(store.live_dir.glob(f"*.{proc.pid}.*.json")), "the record to go")
 
 
+# Modules the launcher must not import: every kernel start would wait for them (argparse and
+# pathlib alone were ~40 ms of a ~530 ms start, bench row 7).
+HEAVY = ("argparse", "pathlib", "dataclasses", "socket", "typing", "asyncio")
+
+
+def test_the_launcher_imports_only_what_a_kernel_start_needs():
+    probe = (
+        "import sys, runpy\n"
+        "sys.argv = ['launch', '--']\n"
+        "try:\n"
+        "    runpy.run_module('jupyter_env_manager.core.launch', run_name='__main__')\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(' '.join(sorted(m for m in sys.modules if '.' not in m or m.startswith('jup'))))\n"
+    )
+    # -I: no user site, as a kernelspec's python would see it; runpy itself is not measured
+    out = subprocess.run(
+        [sys.executable, "-I", "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert "jupyter_env_manager.core.liveness" in out  # the launcher ran (as __main__)
+    assert not [m for m in HEAVY if m in out], out
+    assert not [
+        m
+        for m in out
+        if m.startswith("jupyter_env_manager.core.")
+        and m.rsplit(".", 1)[1] not in ("launch", "liveness", "identity")
+    ], out
+
+
+@pytest.mark.parametrize(
+    "options, says",
+    [
+        (["--root", "/r", "--scope", "local", "--name", "n"], "--built-for required"),
+        (["--root", "/r", "--scope", "local", "--name", "n", "--built-for", "/d", "--bogus", "x"],
+         "unknown option '--bogus'"),
+        (["--root", "/r", "--scope", "local", "--name", "n", "--built-for", "/d", "--version", "x"],
+         "--version 'x' is not a number"),
+        (["--root"], "an option lacks its value"),
+    ],
+)  # fmt: skip
+def test_the_launcher_names_a_bad_option(options, says):
+    proc = subprocess.run(
+        [sys.executable, "-m", "jupyter_env_manager.core.launch", *options, "--", "true"],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode != 0 and says in proc.stderr, proc.stderr
+
+
 # -- a teammate's kernel on the shared store -----------------------------------------------------
 
 LONG_KERNEL = """

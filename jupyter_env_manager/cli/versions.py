@@ -92,6 +92,14 @@ def cmd_clean(service, args, progress) -> Result:
         f"{data['pkgs_dir']}, freeing {size_text(data['freed_bytes'])}",
         *(f"  {entry}" for entry in data["removed"]),
     ]
+    shared = data.get("shared")
+    if shared is not None:
+        count = len(shared["removed"])
+        lines += [
+            f"✓ {verb} {count} cached package entr{'y' if count == 1 else 'ies'} from "
+            f"{shared['pkgs_dir']}, freeing {size_text(shared['freed_bytes'])}",
+            *(f"  {entry}" for entry in shared["removed"]),
+        ]
     return Result("message", data, "\n".join(lines))
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .bodies import check_offset, parse_version
-from .engine import BuildJob
+from .buildjob import BuildJob
 from .environments import split_base
 from .errors import Conflict, NotFound, ValidationError
 from .spec import EnvSpec, validate_fields, validate_pip_specs, with_packages, without_packages

@@ -5,6 +5,8 @@ package cache, or shared by two versions, counts once); a store's is that of all
 environments together. Version directories never change once made, so a figure is cached
 against the set of directories it was computed from, and computed in the background by the
 server (never on a listing's path); ``jupyter envmgr du`` computes what is missing now.
+Whenever a known figure changes, :attr:`DiskUse.generation` does too: a listing that saw the
+same generation knows that no environment's figure changed without looking at each one.
 
 ``clean`` removes the package cache's packages that no environment of the user's stores links
 (judged by the ``conda-meta`` records of every version directory and conda-made prefix), and
@@ -21,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import bytecode
+from .pkgcache import shared_conda_cache
 from .retention import version_dirs
 from .store import Store
 
@@ -72,6 +76,9 @@ class DiskUse:
     svc: EnvService
     _cache: dict[tuple[str, str], tuple[tuple[str, ...], int]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    # Changes whenever a figure is added or replaced (read without the lock: a listing that
+    # reads it just before a change sees the change at its next pass).
+    generation: int = 0
 
     def cached(self, store: Store, name: str) -> int | None:
         """The environment's bytes if known for its current directories (no computing)."""
@@ -90,7 +97,9 @@ class DiskUse:
     def seed(self, scope: str, name: str, dirs: tuple[str, ...], value: int) -> None:
         """A figure computed by an earlier process (the listing's cache keeps them)."""
         with self._lock:
-            self._cache.setdefault((scope, name), (dirs, value))
+            if (scope, name) not in self._cache:
+                self._cache[(scope, name)] = (dirs, value)
+                self.generation += 1
 
     def environment(self, store: Store, name: str) -> int:
         dirs = env_dirs(store, name)
@@ -99,9 +108,16 @@ class DiskUse:
         if hit is not None and hit[0] == key:
             return hit[1]
         value = tree_usage(dirs)
-        with self._lock:
-            self._cache[(store.scope, name)] = (key, value)
+        self._publish({(store.scope, name): (key, value)})
         return value
+
+    def _publish(self, figures: dict[tuple[str, str], tuple[tuple[str, ...], int]]) -> None:
+        """Make new figures known (and move the generation if any changed)."""
+        with self._lock:
+            changed = any(self._cache.get(key) != hit for key, hit in figures.items())
+            self._cache.update(figures)
+            if changed:
+                self.generation += 1
 
     def report(self, scope: str | None = None) -> dict[str, Any]:
         """Per environment and per store (a store's total counts shared files once)."""
@@ -141,18 +157,19 @@ class DiskUse:
                     batch[(store.scope, name)] = (tuple(map(str, dirs)), tree_usage(dirs))
                     done += 1
                 if batch and time.monotonic() - published > PUBLISH_EVERY_S:
-                    with self._lock:
-                        self._cache.update(batch)
+                    self._publish(batch)
                     batch, published = {}, time.monotonic()
-        with self._lock:
-            self._cache.update(batch)
+        self._publish(batch)
         return done
 
     # -- the package cache -------------------------------------------------------------------
 
     def clean(self, dry_run: bool = False) -> dict[str, Any]:
-        """Remove cached packages no environment of the user's stores links to."""
-        pkgs = Path(self.svc.settings.pkgs_dir)
+        """Remove cached packages no environment of the user's stores links to: from the local
+        package cache, and from this user's on the shared store's filesystem (see
+        :mod:`.pkgcache`; only this user's builds link from it, so it is pruned as safely as
+        the local one; repodata and the uv caches are left alone), with the byte-code builds
+        kept for them (see :mod:`.bytecode`)."""
         used: set[str] = set()
         for store in self.svc.stores():
             names = store.managed_names() + store.unmanaged_names()
@@ -163,25 +180,49 @@ class DiskUse:
                             used |= {e.name[:-5] for e in records if e.name.endswith(".json")}
                     except OSError:
                         continue
-        removed: list[str] = []
-        freed = 0
-        entries: list[os.DirEntry[str]] = []
-        try:
-            entries = sorted(os.scandir(pkgs), key=lambda e: e.name)
-        except FileNotFoundError:
-            pass
-        for entry in entries:
-            package = _package_of(entry)
-            if package is None or package in used:
-                continue
-            freed += _freed_bytes(Path(entry.path))
-            removed.append(entry.name)
-            if not dry_run:
-                if entry.is_dir(follow_symlinks=False):
-                    shutil.rmtree(entry.path, ignore_errors=True)
-                else:
-                    os.unlink(entry.path)
-        return {"removed": removed, "freed_bytes": freed, "dry_run": dry_run, "pkgs_dir": str(pkgs)}
+        pkgs = Path(self.svc.settings.pkgs_dir)
+        removed, freed = _prune(pkgs, used, dry_run)
+        out: dict[str, Any] = {
+            "removed": removed,
+            "freed_bytes": freed,
+            "dry_run": dry_run,
+            "pkgs_dir": str(pkgs),
+            "shared": None,
+        }
+        shared = self.svc.shared
+        if shared is not None and shared.permission() != "none":
+            cache = shared_conda_cache(shared)
+            if cache.is_dir() and os.stat(cache).st_uid == os.geteuid():
+                gone, bytes_ = _prune(cache, used, dry_run)
+                out["shared"] = {"pkgs_dir": str(cache), "removed": gone, "freed_bytes": bytes_}
+        return out
+
+
+def _prune(pkgs: Path, used: set[str], dry_run: bool) -> tuple[list[str], int]:
+    removed: list[str] = []
+    freed = 0
+    entries: list[os.DirEntry[str]] = []
+    try:
+        entries = sorted(os.scandir(pkgs), key=lambda e: e.name)
+    except FileNotFoundError:
+        pass
+    for entry in entries:
+        package = _package_of(entry)
+        if package is None or package in used:
+            continue
+        freed += _freed_bytes(Path(entry.path))
+        removed.append(entry.name)
+        if not dry_run:
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
+            else:
+                os.unlink(entry.path)
+    for kept in bytecode.unused(pkgs, used):  # what builds compiled for those packages
+        freed += _freed_bytes(kept)
+        removed.append(f"{kept.parent.name}/{kept.name}")
+        if not dry_run:
+            shutil.rmtree(kept, ignore_errors=True)
+    return removed, freed
 
 
 def _package_of(entry: os.DirEntry) -> str | None:

@@ -19,15 +19,15 @@ import asyncio
 import json
 import os
 import re
+import stat
 import subprocess
-import threading
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import bytecode
 from .access import home_mkdir, home_mode, restrict_tree, user_umask
+from .buildjob import BuildJob, BuildLog, Reporter
 from .diagnose import (
     channel_base_url,
     channel_error,
@@ -42,127 +42,12 @@ from .diagnose import (
 )
 from .errors import BuildFailed
 from .lockfile import lock_records, pip_distributions, read_lock, site_packages, write_locks
+from .pkgcache import CacheChoice, choose, with_offline_packages
 from .spec import EnvSpec, python_match_spec, solver_spec
 from .store import MARKER, Store, pause_point
 from .wheels import annotate, import_wheels, private_requirements, wheels_dir
 
 PHASES = ("solve", "download", "link", "pip", "verify", "kernel")
-
-
-@dataclass
-class BuildJob:
-    """Everything a worker needs, written to ``builds/<N>/job.json`` by whoever queues it."""
-
-    scope: str
-    root: str
-    name: str
-    version: int
-    kind: str  # build | revert | copy
-    spec: dict[str, Any]
-    channels: list[str]
-    pkgs_dir: str
-    kernel_packages: list[str]
-    default_python: str
-    pip_index_url: str | None = None
-    pip_find_links: list[str] = field(default_factory=list)
-    pip_no_index: bool = False
-    write_kernel: bool = True
-    niceness: int = 10
-    # revert/copy: the lock to reproduce; build with a base env: the base's lock and spec
-    source_build_dir: str | None = None
-    base_build_dir: str | None = None
-    base_spec: dict[str, Any] | None = None
-    # Record ``spec`` as the environment's spec once this build is in use (revert: version N's
-    # spec; install/uninstall: the edited spec). A failed build leaves the spec as it was.
-    record_spec: bool = False
-    # Retention after the build (see :mod:`.retention`)
-    keep_versions: int = 3
-    kernel_stale_s: float = 86400.0
-    pin_keep_s: float = 30 * 86400.0
-    # Offline (c.EnvManager.offline or --offline): cached repodata and file:// channels only,
-    # packages from the package cache, the pip layer from pip_find_links only.
-    offline: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> BuildJob:
-        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
-
-
-class BuildLog:
-    """The build's log file, written line by line so readers can follow it with offsets."""
-
-    def __init__(self, path: Path, on_phase: Callable[[str], None]):
-        self._file = open(path, "a", buffering=1, encoding="utf-8")
-        self._lock = threading.Lock()
-        self._on_phase = on_phase
-        self.phase: str | None = None
-
-    def write(self, text: str) -> None:
-        stamp = time.strftime("%H:%M:%S")
-        with self._lock:
-            try:
-                for line in redact(text).rstrip("\n").splitlines() or [""]:
-                    self._file.write(f"[{stamp}] {line}\n")
-            except OSError:
-                pass  # the log is best effort: a full disk must not turn into a second error
-
-    def set_phase(self, phase: str) -> None:
-        if phase == self.phase:
-            return
-        self.phase = phase
-        self.write(f"== {phase} ==")
-        self._on_phase(phase)
-
-    def close(self) -> None:
-        self._file.close()
-
-
-class _Reporter:
-    """rattler InstallerReporter: turns download/link progress into phases and log lines."""
-
-    def __init__(self, log: BuildLog):
-        self.log = log
-        self._names: dict[int, str] = {}
-        self._next = 1
-        self.linked = 0
-
-    def _token(self, name: str) -> int:
-        token = self._next
-        self._next += 1
-        self._names[token] = name
-        return token
-
-    def on_transaction_start(self, total_operations: int) -> None:
-        self.log.write(f"{total_operations} packages to install")
-
-    def on_populate_cache_start(self, operation: int, package_name: str) -> int:
-        return self._token(package_name)
-
-    def on_download_start(self, cache_entry: int) -> int:
-        name = self._names.get(cache_entry, "?")
-        self.log.set_phase("download")
-        self.log.write(f"downloading {name}")
-        return self._token(name)
-
-    def on_download_completed(self, download_idx: int) -> None:
-        self.log.write(f"downloaded {self._names.get(download_idx, '?')}")
-
-    def on_link_start(self, operation: int, package_name: str) -> int:
-        self.log.set_phase("link")
-        self.log.write(f"linking {package_name}")
-        return self._token(package_name)
-
-    def on_link_complete(self, index: int) -> None:
-        self.linked += 1
-
-    # rattler calls every method of the protocol; the rest are no-ops.
-    def __getattr__(self, attr: str) -> Callable[..., int]:
-        if attr.startswith("on_"):
-            return lambda *args, **kwargs: 0
-        raise AttributeError(attr)
 
 
 def requested_match_specs(specs: list[str]) -> list[Any] | None:
@@ -191,7 +76,7 @@ def readable_records(prefix: Path) -> None:
 class Builder:
     """Runs one :class:`BuildJob` to the end (or raises)."""
 
-    def __init__(self, job: BuildJob, log: BuildLog):
+    def __init__(self, job: BuildJob, log: BuildLog, client: Any = None):
         self.job = job
         self.log = log
         self.store = Store(job.root, job.scope)
@@ -203,7 +88,9 @@ class Builder:
         self.child: subprocess.Popen | None = None
         self.build_id = ""  # the worker sets it: the swap checks it is still this build
         self.committed = False  # the new prefix is in use: the build has succeeded
-        self._client: Any = None
+        self._client: Any = client  # a spare worker's, made while it waited (spare.py)
+        self._cache: CacheChoice | None = None
+        self._bytecode: list[bytecode.Package] = []  # the prefix's packages (share_bytecode)
 
     @property
     def client(self) -> Any:
@@ -247,7 +134,7 @@ class Builder:
                 base_pip = read_lock(Path(job.base_build_dir))["pip"]
                 pip_pins = [f"{d['name']}=={d['version']}" for d in base_pip]
         await self.install(records, requested)
-        pip = annotate(await self.pip_layer(pip_reqs, pip_pins), self.wheels)
+        pip = annotate(await self.pip_layer_seeding(pip_reqs, pip_pins), self.wheels)
         write_variables(self.staging, self.spec.variables, self.log)
         self.log.set_phase("verify")
         await self.verify()
@@ -325,7 +212,7 @@ class Builder:
         self.staging.parent.mkdir(parents=True, exist_ok=True)
         try:
             await self.install(records, [])
-            await self.pip_layer([], pip_pins)
+            await self.pip_layer_seeding([], pip_pins)
             self.log.set_phase("verify")
             await self.verify()
             if self.store.access is not None:
@@ -402,13 +289,29 @@ class Builder:
             self.check_offline(records)
         return records, specs
 
+    def package_cache(self, records: list[Any]) -> CacheChoice:
+        """The package cache this build links from (see :mod:`.pkgcache`), chosen once and
+        said in the log: a shared store links from one on its own filesystem where it can."""
+        if self._cache is None:
+            choice = choose(self.store, self.job.pkgs_dir)
+            local = Path(self.job.pkgs_dir)
+            if self.job.offline and choice.conda != local:
+                missing = missing_offline(records, choice.conda)
+                if missing and not missing_offline(records, local):
+                    choice = with_offline_packages(choice, local, missing)
+            if self.store.scope == "shared":
+                self.log.write(choice.note)
+            self._cache = choice
+        return self._cache
+
     def check_offline(self, records: list[Any]) -> None:
         """Offline: every package must be in the package cache or on disk, before anything."""
-        missing = missing_offline(records, self.job.pkgs_dir)
+        cache = self.package_cache(records).conda
+        missing = missing_offline(records, cache)
         if missing:
             raise BuildFailed(
                 f"Offline, and {len(missing)} packages are neither in the package cache "
-                f"({self.job.pkgs_dir}) nor in a file:// channel: {', '.join(missing)}. Build "
+                f"({cache}) nor in a file:// channel: {', '.join(missing)}. Build "
                 "once with network, import a bundle that has them, or add a file:// channel."
             )
         if self.spec.pip and not self.job.pip_find_links:
@@ -420,13 +323,14 @@ class Builder:
     async def install(self, records: list[Any], requested: list[str]) -> None:
         from rattler import install
 
+        cache = self.package_cache(records)
         self.log.set_phase("download")
-        reporter = _Reporter(self.log)
+        reporter = Reporter(self.log)
         try:
             await install(
                 records,
                 target_prefix=self.staging,
-                cache_dir=Path(self.job.pkgs_dir),
+                cache_dir=cache.conda,
                 installed_packages=[],
                 show_progress=False,
                 reporter=reporter,  # type: ignore[arg-type]  # the protocol, via __getattr__
@@ -445,6 +349,33 @@ class Builder:
         readable_records(self.staging)
         self.log.write(f"linked {len(records)} packages")
 
+    async def pip_layer_seeding(self, reqs: list[str], pins: list[str]) -> list[dict[str, str]]:
+        """The pip layer, while a thread links the byte-code earlier builds compiled for these
+        packages into the prefix (see :mod:`.bytecode`)."""
+        seeding = asyncio.create_task(asyncio.to_thread(self.share_bytecode, "seed"))
+        try:
+            return await self.pip_layer(reqs, pins)
+        finally:
+            await seeding
+
+    def share_bytecode(self, step: str) -> None:
+        """``seed`` the prefix with the byte-code earlier builds kept (before verify), or
+        ``keep`` what this one compiled (after it): see :mod:`.bytecode`. A failure is a line
+        in the log, never the build's."""
+        try:
+            if step == "seed":
+                self._bytecode = bytecode.packages(self.staging)
+                done = bytecode.seed(self.staging, self._bytecode)
+            else:
+                done = bytecode.keep(self.staging, self._bytecode)
+        except OSError as err:
+            not_done = "linked" if step == "seed" else "kept"
+            self.log.write(f"warning: byte-code not {not_done}: {err}")
+            return
+        if done:
+            what = "linked from the package cache's" if step == "seed" else "compiled here kept"
+            self.log.write(f"byte-code: {done} .pyc files {what}")
+
     async def pip_layer(self, reqs: list[str], pins: list[str]) -> list[dict[str, str]]:
         if not reqs and not pins:
             return []
@@ -453,6 +384,9 @@ class Builder:
         from uv import find_uv_bin
 
         base = [find_uv_bin(), "pip", "install", "--no-config", "--python", str(python)]
+        uv_cache = self._cache.uv if self._cache is not None else None
+        if uv_cache is not None:  # on the shared store's filesystem: uv hard-links from it
+            base += ["--cache-dir", str(uv_cache)]
         if self.job.pip_index_url and not self.job.offline:
             base += ["--index-url", self.job.pip_index_url]
         for link in self.job.pip_find_links:
@@ -481,7 +415,11 @@ class Builder:
         return dists
 
     def relocate_pip_files(self) -> None:
-        """uv wrote the staging path into scripts; point them at the final prefix."""
+        """uv wrote the staging path into scripts; point them at the final prefix.
+
+        Only files uv wrote are read: one it hard-linked from its cache (more than one link)
+        has the cache's bytes, which name no prefix (a rewrite replaces, never edits, a file).
+        """
         old, new = str(self.staging).encode(), str(self.final).encode()
         candidates = [p for p in (self.staging / "bin").iterdir() if p.is_file()]
         sp = site_packages(self.staging)
@@ -493,7 +431,8 @@ class Builder:
                         candidates.append((sp / rel).resolve() if ".." in rel else sp / rel)
         for path in set(candidates):
             try:
-                if path.is_symlink() or not path.is_file():
+                st = path.lstat()
+                if not stat.S_ISREG(st.st_mode) or st.st_nlink > 1:
                     continue
                 data = path.read_bytes()
             except OSError:
@@ -508,7 +447,7 @@ class Builder:
         python = self.staging / "bin" / "python"
         if not python.exists():
             raise BuildFailed("The environment has no bin/python: add python (or a base) to it")
-        modules = [p.replace("-", "_") for p in self.job.kernel_packages]
+        modules = [m for p in self.job.kernel_packages for m in kernel_modules(p)]
         if modules:
             self.log.write(f"checking that python imports {', '.join(modules)}")
             code = "import " + ", ".join(modules)
@@ -518,6 +457,7 @@ class Builder:
                 raise BuildFailed(
                     f"The environment's python cannot import the kernel packages: {err}"
                 ) from None
+            await asyncio.to_thread(self.share_bytecode, "keep")
         stale = str(self.staging).encode()
         for path in (self.staging / "bin").iterdir():
             try:
@@ -564,6 +504,18 @@ class Builder:
 _UV_INDEX_VARS = re.compile(
     r"UV_(INDEX|INDEX_URL|EXTRA_INDEX_URL|DEFAULT_INDEX|FIND_LINKS|NO_INDEX|CONFIG_FILE)|PIP_.*"
 )
+
+
+# What a kernel package's kernel imports as it starts: verify imports it all, so a kernel that
+# starts is checked, and its byte-code is compiled (and kept, see bytecode.py) at build time,
+# not at every start of a kernel that may not write it (a teammate's, in a read-only store).
+KERNEL_MODULES = {"ipykernel": ("ipykernel.kernelapp", "ipykernel.ipkernel")}
+
+
+def kernel_modules(package: str) -> tuple[str, ...]:
+    """The modules verify imports for a kernel package (another: its name, dashes read as
+    underscores)."""
+    return KERNEL_MODULES.get(package, (package.replace("-", "_"),))
 
 
 def _explanation(tail: list[str]) -> str:

@@ -218,6 +218,8 @@ class Kernels:
                     and os.path.isdir(os.path.join(store.prefix(name), "conda-meta"))
                 ]
             for name in managed:
+                if keys is None:  # the full sync (at a server's start): a request first
+                    self.svc.listing.wait_idle()
                 version = store.active_version(name)
                 if version and self.wanted(store.scope, name, True, intents):
                     try:
@@ -249,6 +251,8 @@ class Kernels:
         removed: list[str] = []
         failed: list[str] = []
         for kname, (store, name, version, display) in want.items():
+            if keys is None:
+                self.svc.listing.wait_idle()
             prefix = store.active_prefix(name)
             try:
                 if is_current(store.scope, name, prefix, display, version, store.root, self.dir):

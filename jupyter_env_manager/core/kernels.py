@@ -232,7 +232,10 @@ def write_kernelspec(
     try:
         if python_kernel:
             _link_package(directory / PYLIB, top)
-            write_json(directory / "kernel.json", spec, home_mode())
+            # Not fsynced (a build's last step paid ~5-20 ms for it): a kernelspec is derived
+            # from the store, and one a machine crash left empty reads as absent, which the
+            # next sync (the server's start, its watcher) writes again.
+            write_json(directory / "kernel.json", spec, home_mode(), durable=False)
         else:  # no ipykernel, another kernel: that one is the environment's
             remove_kernel(kname, top)
         written = write_extras(top, kname, extras)

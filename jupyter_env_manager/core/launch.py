@@ -16,38 +16,70 @@ N --built-for DIR -- <kernel argv>``, where ``<kernel argv>`` and the kernelspec
 3. ``exec``-s the kernel: the process Jupyter started, signals and waits for is the kernel.
 
 Any Jupyter client (JupyterLab, nbconvert, papermill, VS Code) runs it: it is the kernelspec's
-argv. Only the standard library and our light modules are imported here.
+argv. It is in the path of every kernel start, so at import it needs nothing but ``os``,
+``sys``, ``json`` and our light modules (:mod:`.identity`, :mod:`.liveness`): no argparse,
+pathlib, dataclasses or socket (a test holds it to that); a pinned kernel's check loads the
+service, and only then.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-from pathlib import Path
 
 from . import liveness
-from .records import MARKER, current_user
+from .identity import MARKER, current_user
+
+USAGE = (
+    "usage: python -m jupyter_env_manager.core.launch --root ROOT --scope SCOPE --name NAME "
+    "--built-for DIR [--version N] -- KERNEL-COMMAND..."
+)
+OPTIONS = {"--root": "root", "--scope": "scope", "--name": "name", "--built-for": "built_for"}
 
 
-def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+class Args:
+    """The launcher's options (the kernelspec we wrote gives each once)."""
+
+    root: str
+    scope: str
+    name: str
+    built_for: str
+    version: int | None = None
+
+
+def parse(argv: list[str]) -> tuple[Args, list[str]]:
     if "--" not in argv:
         raise SystemExit("jupyter_env_manager launcher: expected '-- <kernel command>'")
     split = argv.index("--")
-    parser = argparse.ArgumentParser(prog="jupyter_env_manager.core.launch")
-    parser.add_argument("--root", required=True)
-    parser.add_argument("--scope", required=True)
-    parser.add_argument("--name", required=True)
-    parser.add_argument("--built-for", required=True)
-    parser.add_argument("--version", type=int, help="a pinned version (default: the one in use)")
-    return parser.parse_args(argv[:split]), argv[split + 1 :]
+    args, given = Args(), {}
+    options = argv[:split]
+    if len(options) % 2:
+        raise SystemExit(f"jupyter_env_manager launcher: an option lacks its value\n{USAGE}")
+    for flag, value in zip(options[::2], options[1::2], strict=True):
+        if flag in OPTIONS:
+            given[OPTIONS[flag]] = value
+        elif flag == "--version":
+            try:
+                args.version = int(value)
+            except ValueError:
+                raise SystemExit(
+                    f"jupyter_env_manager launcher: --version {value!r} is not a number"
+                ) from None
+        else:
+            raise SystemExit(f"jupyter_env_manager launcher: unknown option {flag!r}\n{USAGE}")
+    missing = [f for f, key in OPTIONS.items() if key not in given]
+    if missing:
+        raise SystemExit(f"jupyter_env_manager launcher: {', '.join(missing)} required\n{USAGE}")
+    for key, value in given.items():
+        setattr(args, key, value)
+    return args, argv[split + 1 :]
 
 
-def resolve(root: Path, name: str) -> tuple[Path, int | None]:
+def resolve(root: str, name: str) -> tuple[str, int | None]:
     """The directory of the version in use and its number (None for a prefix made by conda)."""
-    usual = root / name
-    real = Path(os.path.realpath(usual))
-    if not real.is_dir():
+    usual = os.path.join(root, name)
+    real = os.path.realpath(usual)
+    if not os.path.isdir(real):
         raise SystemExit(
             f"jupyter_env_manager: the environment {name!r} is gone ({usual} does not exist): "
             "it was deleted; choose another kernel"
@@ -56,25 +88,28 @@ def resolve(root: Path, name: str) -> tuple[Path, int | None]:
     try:
         import json
 
-        version = json.loads((real / MARKER).read_text()).get("version")
+        with open(os.path.join(real, MARKER), encoding="utf-8") as f:
+            version = json.load(f).get("version")
     except (OSError, ValueError, AttributeError):
         pass
     return real, version
 
 
-def resolve_pinned(root: Path, scope: str, name: str, version: int) -> Path:
+def resolve_pinned(root: str, scope: str, name: str, version: int) -> str:
     """Version ``version``'s own directory, checked against the notebook this kernel is for
     (``JPY_SESSION_NAME``, when a Jupyter server starts it) and made again from its lock if
     retention removed it. Raises :class:`PinRefused` with the reason the notebook shows."""
+    from pathlib import Path
+
     from ..config import EnvManager, load_config
     from .errors import EnvManagerError
     from .service import EnvService
 
     settings = EnvManager(config=load_config())
     if scope == "local":
-        settings.local_root = str(root)
+        settings.local_root = root
     else:
-        settings.shared_root = str(root)
+        settings.shared_root = root
     service = EnvService(settings)
     pin: dict = {"scope": scope, "name": name, "version": version}
     notebook = os.environ.get("JPY_SESSION_NAME", "")
@@ -95,7 +130,7 @@ def resolve_pinned(root: Path, scope: str, name: str, version: int) -> Path:
     try:
         service.pins.resolve(pin)
         store = service.store(scope)
-        return store.version_prefix(name, version, store.read_build(name, version).id)
+        return str(store.version_prefix(name, version, store.read_build(name, version).id))
     except EnvManagerError as err:
         raise PinRefused(err.message) from None
 
@@ -122,7 +157,8 @@ def main(argv: list[str] | None = None) -> None:
     args, command = parse(sys.argv[1:] if argv is None else argv)
     if not command:
         raise SystemExit("jupyter_env_manager launcher: no kernel command")
-    root = Path(args.root)
+    root = args.root
+    version: int | None
     if args.version:
         try:
             real, version = resolve_pinned(root, args.scope, args.name, args.version), args.version
@@ -136,7 +172,7 @@ def main(argv: list[str] | None = None) -> None:
     if str(real) != built_for:  # the kernelspec was written for another version
         command = rewrite(command, built_for, str(real))
         env = {k: v.replace(built_for, str(real)) if built_for in v else v for k, v in env.items()}
-    live_dir = root / ".envmgr" / liveness.LIVE_DIR
+    live_dir = os.path.join(root, ".envmgr", liveness.LIVE_DIR)
     record = None
     try:
         mode = os.stat(root).st_mode & 0o044 | 0o600
@@ -162,7 +198,7 @@ def main(argv: list[str] | None = None) -> None:
     os.execvpe(command[0], command, env)
 
 
-def _fork_watcher(record: Path, pid: int) -> None:
+def _fork_watcher(record: str, pid: int) -> None:
     """A detached child (its own session: the kernel's interrupts are not its) that keeps the
     record fresh while the kernel runs, then removes it."""
     start = liveness.process_start(pid)

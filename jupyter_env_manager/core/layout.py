@@ -58,6 +58,7 @@ from .spec import MAX_PREFIX_LENGTH
 META = ".envmgr"
 # How long a process waits for an environment's lock before answering 409 (seconds).
 LOCK_WAIT_S = float(os.environ.get("JUPYTER_ENV_MANAGER_LOCK_WAIT_S", "20"))
+PROBE_WAIT_S = 2.0  # how long a build lock may be looked at (held shared) before a taker gives up
 
 _held = threading.local()  # env locks this thread holds: {(root, name): depth}
 
@@ -177,7 +178,7 @@ class StoreLayout:
 
     def version_at(self, path: str | os.PathLike[str]) -> int | None:
         """The version whose directory ``path`` is (or resolves to), from its build marker."""
-        from .records import MARKER
+        from .identity import MARKER
 
         marker = read_json(Path(os.path.realpath(path)) / MARKER, {}) or {}
         version = marker.get("version")
@@ -394,12 +395,18 @@ class StoreLayout:
             finally:
                 held[key] -= 1
             return
+        path = self.env_dir(name) / "env.lock"
         try:
-            fd = open_lock(self.env_dir(name) / "env.lock", self.access)
+            fd = open_lock(path, self.access)
         except FileNotFoundError:
             raise NotFound(f"No environment {name!r} in the {self.scope} store") from None
         try:
             self._flock_wait(fd, name)
+            # The holder we waited for may have deleted the environment (its metadata renamed
+            # into the trash, our lock file with it), and someone may have made it again: the
+            # lock is this environment's only while its file is still at its path.
+            if not _same_file(fd, path):
+                raise NotFound(f"No environment {name!r} in the {self.scope} store")
             held[key] = 1
             yield
         finally:
@@ -434,21 +441,50 @@ class StoreLayout:
 
         ``LOCK_SH`` only tests whether a build holds it: that works on a read-only descriptor
         also on NFS (a user outside the store's group)."""
+        path = self.build_lock_path(name)
         try:
-            fd = open_lock(self.build_lock_path(name), self.access)
+            fd = open_lock(path, self.access)
         except FileNotFoundError:
             raise NotFound(f"No environment {name!r} in the {self.scope} store") from None
         try:
-            self._flock(fd, operation | fcntl.LOCK_NB)
-        except OSError as err:
-            os.close(fd)
-            if err.errno in (errno.EAGAIN, errno.EACCES):
-                return None
-            raise
-        except EnvManagerError:
+            taken = self._flock_unless_built(fd, operation)
+        except BaseException:
             os.close(fd)
             raise
+        if not taken:
+            os.close(fd)
+            return None
+        if operation == fcntl.LOCK_EX and not _same_file(fd, path):  # deleted meanwhile
+            os.close(fd)
+            raise NotFound(f"No environment {name!r} in the {self.scope} store")
         return fd
+
+    def _flock_unless_built(self, fd: int, operation: int) -> bool:
+        """Take the build lock unless a build holds it. Anyone may hold it shared for a moment
+        (:meth:`build_locked` asks so, e.g. for every listing of a queued build): an exclusive
+        lock refused while a shared one can be had is such a look, and is tried again (for at
+        most PROBE_WAIT_S); a worker handed its build a millisecond after the build was queued
+        used to fail, "Another build is running"."""
+        deadline = time.monotonic() + PROBE_WAIT_S
+        delay = 0.001
+        while True:
+            try:
+                self._flock(fd, operation | fcntl.LOCK_NB)
+                return True
+            except OSError as err:
+                if err.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+            if operation != fcntl.LOCK_EX or time.monotonic() >= deadline:
+                return False
+            try:
+                self._flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except OSError as err:
+                if err.errno in (errno.EAGAIN, errno.EACCES):
+                    return False  # held exclusively: a build
+                raise
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
 
     def _flock(self, fd: int, operation: int) -> None:
         try:
@@ -493,3 +529,12 @@ class StoreLayout:
         if self.build_locked(name):
             return True
         return owner_alive(build.owner or {}) is not False
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return False
+    mine = os.fstat(fd)
+    return (st.st_dev, st.st_ino) == (mine.st_dev, mine.st_ino)

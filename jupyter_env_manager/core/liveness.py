@@ -13,58 +13,31 @@ A record is *live* when:
   stale after ``c.EnvManager.kernel_stale_s``).
 
 Records of ended kernels are removed by whoever notices (when they may). Only the standard
-library is used: the launcher imports this before the kernel starts.
+library is used, and of it only what a kernel start needs at import (no pathlib, dataclasses
+or socket): the launcher imports this before the kernel starts.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import socket
 import time
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+
+from .identity import hostname, process_start, running
 
 LIVE_DIR = "live"
 REFRESH_S = float(os.environ.get("JUPYTER_ENV_MANAGER_LIVE_REFRESH_S", "300"))
 """How often a kernel's watcher refreshes its record (the staleness bound must be larger)."""
 
 
-def process_start(pid: int) -> int | None:
-    """A process's start time in clock ticks after boot (/proc/PID/stat field 22)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-        return int(data.rsplit(b")", 1)[1].split()[19])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def running(pid: int, start: int | None) -> bool:
-    """Whether the process ``pid`` that started at ``start`` still runs (on this host)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # another user's kernel: it exists
-    if start is not None:
-        current = process_start(pid)
-        if current is not None and current != start:
-            return False
-    try:  # a zombie has ended: its files are no longer in use
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
-    except OSError:
-        return True
-
-
-@dataclass
 class LiveKernel:
-    """One liveness record."""
+    """One liveness record (``path`` and ``refreshed_at``, its mtime, are the file's)."""
 
-    path: Path
+    __slots__ = (
+        "path", "host", "pid", "start", "scope", "name", "version", "prefix", "user",
+        "started_at", "refreshed_at",
+    )  # fmt: skip
+    path: str | os.PathLike
     host: str
     pid: int
     start: int | None
@@ -76,18 +49,25 @@ class LiveKernel:
     started_at: float
     refreshed_at: float  # the record's mtime
 
+    def __init__(self, **fields) -> None:
+        for key in self.__slots__:
+            setattr(self, key, fields[key])
+
+    def __repr__(self) -> str:
+        return f"LiveKernel({self.host}.{self.pid} {self.scope}/{self.name} v{self.version})"
+
     def alive(self, stale_s: float, now: float | None = None) -> bool:
-        if self.host == socket.gethostname():
+        if self.host == hostname():
             return running(self.pid, self.start)
         return (now or time.time()) - self.refreshed_at < stale_s
 
 
-def record_path(live_dir: Path, pid: int, start: int | None) -> Path:
-    return live_dir / f"{socket.gethostname()}.{pid}.{start or 0}.json"
+def record_path(live_dir: str | os.PathLike, pid: int, start: int | None) -> str:
+    return os.path.join(live_dir, f"{hostname()}.{pid}.{start or 0}.json")
 
 
 def register(
-    live_dir: Path,
+    live_dir: str | os.PathLike,
     *,
     pid: int,
     scope: str,
@@ -96,12 +76,12 @@ def register(
     prefix: str,
     user: str,
     mode: int = 0o644,
-) -> Path:
+) -> str:
     """Write the record of the kernel that is (or is about to become) process ``pid``."""
     start = process_start(pid)
     path = record_path(live_dir, pid, start)
     data = {
-        "host": socket.gethostname(),
+        "host": hostname(),
         "pid": pid,
         "start": start,
         "scope": scope,
@@ -111,7 +91,7 @@ def register(
         "user": user,
         "started_at": time.time(),
     }
-    tmp = live_dir / f".{path.name}.{os.urandom(4).hex()}.tmp"
+    tmp = os.path.join(live_dir, f".{os.path.basename(path)}.{os.urandom(4).hex()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
         os.write(fd, json.dumps(data).encode())
@@ -122,10 +102,11 @@ def register(
     return path
 
 
-def read(path: Path) -> LiveKernel | None:
+def read(path: str | os.PathLike) -> LiveKernel | None:
     try:
         st = os.stat(path)
-        data: dict[str, Any] = json.loads(path.read_text())
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
         return LiveKernel(
             path=path,
             host=str(data["host"]),
@@ -143,10 +124,12 @@ def read(path: Path) -> LiveKernel | None:
         return None
 
 
-def scan(live_dir: Path, stale_s: float) -> list[LiveKernel]:
+def scan(live_dir: str | os.PathLike, stale_s: float) -> list[LiveKernel]:
     """The live records of a store; records of ended kernels are removed where we may."""
+    from pathlib import Path  # readers are servers, which have it already
+
     try:
-        entries = [e for e in os.scandir(live_dir) if e.name.endswith(".json")]
+        entries = [e for e in os.scandir(os.fspath(live_dir)) if e.name.endswith(".json")]
     except (FileNotFoundError, PermissionError):
         return []
     now = time.time()
@@ -165,7 +148,9 @@ def scan(live_dir: Path, stale_s: float) -> list[LiveKernel]:
     return live
 
 
-def watch(path: Path, pid: int, start: int | None, refresh_s: float = REFRESH_S) -> None:
+def watch(
+    path: str | os.PathLike, pid: int, start: int | None, refresh_s: float = REFRESH_S
+) -> None:
     """In a process of its own: refresh the record while ``pid`` runs, then remove it."""
     last = time.monotonic()
     while running(pid, start):

@@ -230,7 +230,8 @@ class Pins:
 
     def materialize(self, store: Store, name: str, version: int) -> Path:
         """Version ``version``'s own directory, made again from its lock (no solve)."""
-        from .engine import Builder, BuildLog
+        from .buildjob import BuildLog
+        from .engine import Builder
         from .spec import EnvSpec
 
         build = store.read_build(name, version)

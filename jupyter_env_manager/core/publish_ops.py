@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
 from . import audit
 from .access import open_lock
+from .diskuse import tree_usage
 from .errors import Conflict, EnvManagerError, NotFound, ValidationError
 from .lockfile import read_lock
 from .records import LIVE, EnvRecord, now, read_json, write_json
@@ -24,7 +27,7 @@ if TYPE_CHECKING:
 
 
 def submit(pub: Publishing, scope: Any, name: Any, reason: Any, actor: str) -> dict[str, Any]:
-    from .publishing import _latest_success, check_reason, lock_sha256, new_id, prefix_size
+    from .publishing import _latest_success, check_reason, lock_sha256
 
     svc = pub.svc
     reason = check_reason(reason)
@@ -120,7 +123,7 @@ def submit(pub: Publishing, scope: Any, name: Any, reason: Any, actor: str) -> d
                     "version": version,
                     "root": str(store.root),
                 },
-                "size": prefix_size(store.prefix(name))
+                "size": tree_usage([store.prefix(name)])
                 if store.active_version(name) == version
                 else None,
                 "removed_versions": [
@@ -354,3 +357,8 @@ def _copy(src: Path, dst: Path, mode: int) -> None:
 def _dir_mode(file_mode: int) -> int:
     """A request's directory: readable by whom its files are, writable by its requester only."""
     return 0o700 | (0o050 if file_mode & 0o040 else 0) | (0o005 if file_mode & 0o004 else 0)
+
+
+def new_id() -> str:
+    """A request's id: when it was made (UTC, to the second) and 6 random hex digits."""
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)

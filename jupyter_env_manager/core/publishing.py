@@ -27,21 +27,20 @@ import grp
 import hashlib
 import os
 import re
-import secrets
 import stat
-import time
-from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import audit
-from .actions import NO_SHARED, publish_actions
+from .actions import NO_SHARED
 from .errors import Conflict, EnvManagerError, Forbidden, NotFound, ValidationError
 from .lockfile import lock_records, read_lock
 from .packages import diff_packages, lock_packages
 from .policy import run_checks
+from .publish_views import DecorateContext as DecorateContext  # where the listing finds it
+from .publish_views import RequestViews
 from .records import now, read_json, write_json
+from .request_watch import request_event
 from .store import Store
 
 if TYPE_CHECKING:
@@ -70,7 +69,7 @@ def check_reason(reason: Any, field: str = "reason") -> str:
 REQUEST_STATUSES = ("pending", "outdated", "publishing", "published", "rejected", "withdrawn")
 
 
-class Publishing:
+class Publishing(RequestViews):
     def __init__(self, service: EnvService):
         self.svc = service
         self._index: tuple[float, list[dict[str, Any]]] | None = None
@@ -483,79 +482,6 @@ class Publishing:
 
     # -- environments' lifecycle -------------------------------------------------------------
 
-    def by_source(self) -> list[dict[str, Any]]:
-        """This user's requests with their status (cached for a second: listing is hot)."""
-        if self.svc.shared is None:
-            return []
-        cached = self._index
-        if cached is not None and time.monotonic() - cached[0] < 1.0:
-            return cached[1]
-        mine = []
-        try:
-            for req in self._all():
-                if self.is_mine(req):
-                    mine.append({**req, "_status": self.status(req)})
-        except (OSError, EnvManagerError):
-            mine = []
-        self._index = (time.monotonic(), mine)
-        return mine
-
-    def is_mine(self, req: dict[str, Any]) -> bool:
-        """Whether a request comes from this server's local store (its drafts): by the user's
-        name on JupyterHub (one Unix account may serve everyone), else by the Unix account."""
-        if req.get("source", {}).get("root") != str(self.svc.local.root):
-            return False
-        if os.environ.get("JUPYTERHUB_USER"):
-            return req.get("requester") == self.svc.user
-        return req.get("account") == audit.account() or req.get("requester") == self.svc.user
-
-    def context(self) -> DecorateContext:
-        """What decorating views needs, read once for a whole listing: this user's latest
-        request from each draft (None: withdrawn or dismissed) and whether they may approve."""
-        requests: dict[str, dict[str, Any] | None] = {}
-        for req in self.by_source():
-            src = req["source"]
-            name = src.get("name")
-            if src.get("scope") != "local" or name in requests:
-                continue  # the newest request from a draft is the one shown
-            st = req["_status"]
-            if st["status"] == "withdrawn" or st.get("dismissed"):
-                requests[name] = None
-                continue
-            requests[name] = {
-                "id": req["id"],
-                "status": st["status"],
-                "detail": st["detail"],
-                "error": st["error"],
-                "version": req["version"],
-            }
-        approve = self.can_approve() if self.svc.shared else (False, NO_SHARED)
-        return DecorateContext(requests, approve)
-
-    def decorate(
-        self, view: dict[str, Any], context: DecorateContext | None = None
-    ) -> dict[str, Any]:
-        """Add ``lifecycle`` {status, detail, request} and the publishing actions to a view
-        (``context``: from :meth:`context`, once for many views)."""
-        context = context or self.context()
-        status, detail, request = _base_lifecycle(view), None, None
-        if status == "failed" and view.get("version"):
-            detail = f"in use: v{view['version']}"
-        if view.get("scope") == "local" and view.get("managed", True):
-            request = context.requests.get(view["name"])
-            if request is not None:
-                st = request["status"]
-                if status == "draft" and st in ("pending", "outdated", "publishing"):
-                    status, detail = "pending", request["detail"] or request["error"]
-                elif status == "draft" and st == "rejected":
-                    status, detail = "rejected", request["detail"]
-        view["lifecycle"] = {"status": status, "detail": detail, "request": request}
-        can, why = context.approve
-        view["actions"].update(
-            publish_actions(view, request, self.svc.shared is not None, None if can else why)
-        )
-        return view
-
     def on_event(self, kind: str, data: dict[str, Any]) -> None:
         """A build ended in this process: mark this user's requests from it outdated, record
         the result of a publish."""
@@ -572,46 +498,6 @@ class Publishing:
                         self.settle(req, decision)
         except (OSError, EnvManagerError) as err:
             self.svc.log.warning("jupyter_env_manager: requests not updated: %s", err)
-
-
-@dataclass(frozen=True)
-class DecorateContext:
-    """The inputs of :meth:`Publishing.decorate` that are the same for every view."""
-
-    requests: dict[str, dict[str, Any] | None]  # draft name -> its latest request's summary
-    approve: tuple[bool, str]  # may this user approve, and why (not)
-
-
-# The request event's fields, and the audit entry's fields they come from ("draft" is optional).
-REQUEST_EVENT_FIELDS = {
-    "action": "event",
-    "id": "request",
-    "name": "name",
-    "requester": "requester",
-    "draft": "draft",
-}
-
-
-def request_event(entry: dict[str, Any]) -> dict[str, Any]:
-    """The ``request`` event of an audit entry (``event``, ``request``, ``name``, ``requester``,
-    and ``draft``, the name of the draft it came from, where known)."""
-    event = {k: entry[f] for k, f in REQUEST_EVENT_FIELDS.items() if f in entry}
-    if (
-        event.get("action") not in audit.EVENTS
-        or not REQUEST_EVENT_FIELDS.keys() - {"draft"} <= event.keys()
-        or not all(isinstance(v, str) for v in event.values())
-    ):
-        raise ValueError(f"not a request event: {entry!r:.200}")
-    return event
-
-
-def _base_lifecycle(view: dict[str, Any]) -> str:
-    status = view.get("status")
-    if status in ("saved", "building", "failed"):
-        return status
-    if view.get("scope") == "shared" and view.get("managed", True):
-        return "published"
-    return "draft"
 
 
 def _latest_success(store: Store, name: str) -> int | None:
@@ -637,25 +523,3 @@ def _members(group: str) -> set[str]:
         return set(grp.getgrnam(group).gr_mem)
     except KeyError:
         return set()
-
-
-def new_id() -> str:
-    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
-
-
-def prefix_size(prefix: Path) -> int | None:
-    """Bytes on disk of a prefix (hard links counted once), None if it cannot be read."""
-    seen: set[tuple[int, int]] = set()
-    total = 0
-    if not prefix.is_dir():
-        return None
-    for dirpath, _dirs, files in os.walk(prefix):
-        for name in files:
-            try:
-                st = os.lstat(os.path.join(dirpath, name))
-            except OSError:
-                continue
-            if (st.st_dev, st.st_ino) not in seen:
-                seen.add((st.st_dev, st.st_ino))
-                total += st.st_blocks * 512
-    return total

@@ -7,13 +7,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from .identity import current_user, hostname, process_start
 from .spec import EnvSpec
 
 STORE_FORMAT = 1
@@ -21,8 +21,6 @@ TERMINAL = ("succeeded", "failed", "cancelled", "interrupted")
 LIVE = ("queued", "running")
 # In a build's directory: why its worker is being terminated, when that is not a cancel.
 STOP_REASON = "stop.json"
-# Written into each prefix we put in use: which of our builds it is.
-MARKER = "conda-meta/envmgr-build"
 # In a build's directory: a cancel asked for by a process that does not own the worker.
 CANCEL_REQUEST = "cancel.json"
 # Test hook: a worker stops itself (SIGSTOP) at these named points, so a test can kill it there.
@@ -31,18 +29,6 @@ PAUSE_ENV = "JUPYTER_ENV_MANAGER_TEST_PAUSE_AT"
 
 def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-
-
-def current_user() -> str:
-    for var in ("JUPYTERHUB_USER", "USER", "LOGNAME"):
-        if os.environ.get(var):
-            return os.environ[var]
-    try:
-        import pwd
-
-        return pwd.getpwuid(os.getuid()).pw_name
-    except (ImportError, KeyError):  # pragma: no cover
-        return str(os.getuid())
 
 
 def random_hex(nbytes: int) -> str:
@@ -161,20 +147,9 @@ class EnvRecord:
         )
 
 
-def process_start(pid: int) -> int | None:
-    """A process's start time (clock ticks after boot, /proc/PID/stat field 22): with the pid,
-    it names one process (a pid alone may have been reused)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-        return int(data.rsplit(b")", 1)[1].split()[19])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
 def owner_alive(owner: dict[str, Any]) -> bool | None:
     """Whether the process an owner record names still runs: None on another host (unknown)."""
-    if owner.get("host") != socket.gethostname():
+    if owner.get("host") != hostname():
         return None
     pid = owner.get("pid")
     if not pid:
@@ -203,7 +178,7 @@ def pause_point(point: str) -> None:
 def host_owner() -> dict[str, Any]:
     pid = os.getpid()
     return {
-        "host": socket.gethostname(),
+        "host": hostname(),
         "pid": pid,
         "start": process_start(pid),
         "since": time.time(),

@@ -15,8 +15,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from . import audit
 from .errors import EnvManagerError
-from .publishing import request_event
 
 
 class RequestWatch:
@@ -109,3 +109,26 @@ def _read(path: Path) -> dict[str, Any] | None:
     except OSError:
         return None
     return data if isinstance(data, dict) else None
+
+
+# The request event's fields, and the audit entry's fields they come from ("draft" is optional).
+REQUEST_EVENT_FIELDS = {
+    "action": "event",
+    "id": "request",
+    "name": "name",
+    "requester": "requester",
+    "draft": "draft",
+}
+
+
+def request_event(entry: dict[str, Any]) -> dict[str, Any]:
+    """The ``request`` event of an audit entry (``event``, ``request``, ``name``, ``requester``,
+    and ``draft``, the name of the draft it came from, where known)."""
+    event = {k: entry[f] for k, f in REQUEST_EVENT_FIELDS.items() if f in entry}
+    if (
+        event.get("action") not in audit.EVENTS
+        or not REQUEST_EVENT_FIELDS.keys() - {"draft"} <= event.keys()
+        or not all(isinstance(v, str) for v in event.values())
+    ):
+        raise ValueError(f"not a request event: {entry!r:.200}")
+    return event

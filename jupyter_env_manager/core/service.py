@@ -155,6 +155,7 @@ class EnvService:
             "local_root": str(self.local.root),
             "shared_root": str(self.shared.root) if self.shared else None,
             "shared_access": self.shared.permission() if self.shared else None,
+            "shared_package_cache": self.shared_package_cache(),
             "channels": list(self.settings.channels),
             "engine": {"name": "py-rattler", "version": _dist_version("py-rattler")},
             "pip_engine": {"name": "uv", "version": _dist_version("uv")},
@@ -163,6 +164,18 @@ class EnvService:
             "max_concurrent_builds": self.settings.max_concurrent_builds,
             **self.publishing.info(),
         }
+
+    def shared_package_cache(self) -> dict[str, Any] | None:
+        """Where this user's builds into the shared store link packages from, and whether they
+        hard-link or copy every file (and why): see :mod:`.pkgcache`."""
+        if self.shared is None or self.shared.permission() != "write":
+            return None
+        from .pkgcache import choose
+
+        try:
+            return choose(self.shared, self.settings.pkgs_dir, make=False).public()
+        except OSError as err:
+            return {"path": None, "links": False, "note": f"could not be checked: {err}"}
 
     def recover(self) -> list[str]:
         """At start: finish or undo cut-short swaps, mark dead builds interrupted."""

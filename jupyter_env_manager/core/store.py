@@ -25,23 +25,21 @@ from typing import Any
 
 from .bodies import VERSION_RE
 from .errors import Conflict, EnvManagerError, NotFound
+from .identity import MARKER, current_user, process_start
 from .layout import LOCK_WAIT_S, META, StoreLayout
 from .records import (
     CANCEL_REQUEST,
     LIVE,
-    MARKER,
     PAUSE_ENV,
     STOP_REASON,
     STORE_FORMAT,
     TERMINAL,
     Build,
     EnvRecord,
-    current_user,
     host_owner,
     now,
     owner_alive,
     pause_point,
-    process_start,
     random_hex,
     read_json,
     write_json,

@@ -73,6 +73,7 @@ class StoreWatcher:
         self._hot_until: dict[Key, int] = {}  # key -> the last round it is hot
         self._listings: dict[str, _Listing] = {}
         self._names: tuple[tuple[int, ...], dict[Key, bool]] | None = None
+        self._names_seen: dict[Key, bool] | None = None  # the names the snapshot holds
         self._generation = 0
         self._slots: dict[Key, int] = {}
         self._live: set[Key] = set()  # environments whose latest build is queued or running
@@ -210,60 +211,62 @@ class StoreWatcher:
             noticed, self._noticed = self._noticed, set()
         for key in noticed:
             self._hot_until[key] = self._round + HOT_ROUNDS
-        before = self._snapshot
+        snapshot = self._snapshot  # changed in place at the end: a round copies no env's stamp
         names = self.names()
-        # No loop over every environment: set operations, then a stat of those looked at.
-        new = names.keys() - before.keys()
-        gone = before.keys() - names.keys()
+        if names is self._names_seen:  # no store's listing changed: nothing created or deleted
+            new: set[Key] = set()
+            gone: set[Key] = set()
+        else:  # set operations, not a loop over every environment
+            new = names.keys() - snapshot.keys()
+            gone = snapshot.keys() - names.keys()
         for key in new:
             self._add_slot(key)
         hot = new | (self._hot_keys() & names.keys())
         quiet = (self._slice() & names.keys()) - hot
         look = hot | quiet
-        after: Snapshot = dict(before)
-        for key in gone:
-            del after[key]
-        for key in hot:
-            after[key] = self._stamp(key, names[key])
-        for key in quiet:
-            after[key] = self._stamp(key, names[key], before[key][2])
+        fresh: Snapshot = {key: self._stamp(key, names[key]) for key in hot}
+        fresh.update((key, self._stamp(key, names[key], snapshot[key][2])) for key in quiet)
         self.looked = len(look)
         events: list[tuple[str, dict[str, Any], bool]] = []
         changed: set[Key] = set()
-        for key in after.keys() - before.keys():
+        for key in new:
             events.append(
                 ("environment", {"action": "created", "scope": key[0], "name": key[1]}, False)
             )
             changed.add(key)
-        for key in before.keys() - after.keys():
+        for key in gone:
             events.append(
                 ("environment", {"action": "deleted", "scope": key[0], "name": key[1]}, False)
             )
-            for known in (self._latest, self._hot_until, self._paths):
-                known.pop(key, None)
-            self._live.discard(key)
-            slot = self._slots.pop(key, None)
-            if slot is not None:
-                self._slices[slot].discard(key)
-        for key in look:
-            if key in before and after[key] != before[key]:
+        for key in look - new:
+            if fresh[key] != snapshot[key]:
                 events.append(
                     ("environment", {"action": "updated", "scope": key[0], "name": key[1]}, False)
                 )
                 changed.add(key)
         for key in look:
-            if key in before and after[key][1:3] == before[key][1:3]:
+            if key not in new and fresh[key][1:3] == snapshot[key][1:3]:
                 continue
             event = self._build_change(*key)
             if event:
                 finished = event["action"] == "finished" and event.get("status") == "succeeded"
                 events.append(("build", event, finished))
                 changed.add(key)
+        for key in changed:  # latest versions may have moved: stamp again, the next round
+            fresh[key] = self._stamp(key, names[key])  # compares with this
+        # Nothing above changed the snapshot: a round that failed is done again in full.
+        for key in gone:
+            del snapshot[key]
+            for known in (self._latest, self._hot_until, self._paths):
+                known.pop(key, None)
+            self._live.discard(key)
+            slot = self._slots.pop(key, None)
+            if slot is not None:
+                self._slices[slot].discard(key)
+        snapshot.update(fresh)
+        self._names_seen = names
         for key in changed:
             self._hot_until[key] = self._round + HOT_ROUNDS
-            if key in after:  # latest versions may have moved: stamp again, the next round compares
-                after[key] = self._stamp(key, names[key])
-        self._snapshot = after
         return events
 
     def _build_change(self, scope: str, name: str) -> dict[str, Any] | None:
@@ -294,9 +297,11 @@ class StoreWatcher:
             self._live.discard((scope, name))
 
     def prime(self) -> None:
-        """Take the first snapshot (and every environment's latest build) without emitting."""
+        """Take the first snapshot (and every environment's latest build) without emitting
+        (at a server's start: while a listing runs, it waits)."""
         for store in self.service.stores():
             for name in store.managed_names():
+                self.service.listing.wait_idle()
                 build = store.latest_build(name)
                 if build:
                     self._remember(store.scope, name, (build.version, build.status, build.phase))

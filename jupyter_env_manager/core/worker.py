@@ -1,4 +1,6 @@
-"""The build worker: ``python -m jupyter_env_manager.worker <build dir> [<build id>]``.
+"""The build worker: ``python -m jupyter_env_manager.worker <build dir> [<build id>]``, or
+``... worker --spare``: a spare started ahead of its build, which it then reads on stdin
+(spare.py; the server's queue keeps one).
 
 One process per build, started by whichever door asked for it (server, CLI, magics). It holds
 the environment's build lock while it runs, writes the build's status, phases and log, and
@@ -24,8 +26,10 @@ import traceback
 from pathlib import Path
 
 from .access import enter_store
-from .engine import Builder, BuildJob, BuildLog
+from .buildjob import BuildJob, BuildLog
+from .engine import Builder
 from .errors import BuildFailed, Conflict, NotFound
+from .spare import SPARE_FLAG, premade_client, wait_for_build
 from .store import STOP_REASON, Store, host_owner, now, pause_point
 
 CANCEL_POLL_S = 0.5
@@ -101,7 +105,7 @@ def run(build_dir: Path, build_id: str | None = None) -> int:
         f"build v{version} of {job.scope}/{name} ({job.kind}) by {build.user}, pid {os.getpid()}"
     )
     status, error = "failed", None
-    builder = Builder(job, log)
+    builder = Builder(job, log, premade_client())
     builder.build_id = build.id
 
     async def watch_cancel(task: asyncio.Task) -> None:
@@ -167,7 +171,14 @@ def run(build_dir: Path, build_id: str | None = None) -> int:
 def main() -> None:
     # A parent that died closes our stdout: writing there must fail softly, not kill us.
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-    code = run(Path(sys.argv[1]), sys.argv[2] if len(sys.argv) > 2 else None)
+    if sys.argv[1:] == [SPARE_FLAG]:  # started ahead of its build: wait for it (spare.py)
+        given = wait_for_build()
+        if given is None:  # the server stopped or died first
+            os._exit(0)
+        build_dir, build_id = given
+    else:
+        build_dir, build_id = Path(sys.argv[1]), sys.argv[2] if len(sys.argv) > 2 else None
+    code = run(build_dir, build_id)
     with contextlib.suppress(OSError, ValueError):
         sys.stdout.flush()
     with contextlib.suppress(OSError, ValueError):

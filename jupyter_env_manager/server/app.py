@@ -69,12 +69,26 @@ class EnvManagerExtension(ExtensionApp):
             self.handlers.append(("/api/kernelspecs", KernelSpecsHandler))
 
     async def _start_jupyter_server_extension(self, serverapp) -> None:
-        """Recovery and kernel sync run in a thread: the server answers meanwhile."""
-        self.startup = asyncio.ensure_future(asyncio.to_thread(self._recover_and_sync))
-        if self.watcher is not None:
-            self.watcher.start()
+        """The start-up work runs off the event loop: the server answers meanwhile."""
+        self.startup = asyncio.ensure_future(self._start_up())
         if self.service.settings.retention_interval_s > 0:
             self.retention_task = asyncio.ensure_future(self._retention_loop())
+
+    async def _start_up(self) -> None:
+        """The list first, alone: a panel's first request after a restart finds it made (and
+        its gzip), instead of sharing the interpreter with the rest. Then the watcher's first
+        snapshot, the recovery and the kernel sync. Nothing they change is missed by the list:
+        they write through the stores and the kernelspec directory, whose mtimes the next
+        listing checks."""
+        try:
+            await asyncio.to_thread(self.service.listing.prime)
+        except Exception:  # a broken store must not keep the server from starting
+            self.service.log.exception("jupyter_env_manager: making the list failed")
+        if self.stopping.is_set():
+            return
+        if self.watcher is not None:
+            self.watcher.start()
+        await asyncio.to_thread(self._recover_and_sync)
 
     async def _retention_loop(self) -> None:
         """Remove version directories nothing keeps, now and then (off the event loop)."""
@@ -100,7 +114,6 @@ class EnvManagerExtension(ExtensionApp):
     def _recover_and_sync(self) -> None:
         log = self.service.log
         try:
-            self.service.listing.prime()  # the panel's first request finds it made
             interrupted = self.service.recover()
             if interrupted:
                 log.warning(

@@ -147,15 +147,19 @@ class EnvironmentsHandler(BaseHandler):
     async def get(self):
         scope = self.get_query_argument("scope", None)
         scope = None if scope is None else self.checked(validate_scope, scope)
-        listing = self.service.listing
-        body = await self.core(listing.body, scope)
+        response = await self.core(self.service.listing.response, scope)
         self.set_header("Content-Type", "application/json")
         self.set_header("Vary", "Accept-Encoding")
-        if "gzip" in self.request.headers.get("Accept-Encoding", ""):
+        self.set_header("Cache-Control", "private, no-cache")  # kept, but asked again each time
+        self.set_header("ETag", response.etag)
+        if response.matches(self.request.headers.get("If-None-Match")):
+            self.set_status(304)
+            self.finish()
+        elif "gzip" in self.request.headers.get("Accept-Encoding", ""):
             self.set_header("Content-Encoding", "gzip")
-            self.finish(await asyncio.to_thread(listing.gzipped, body))
+            self.finish(response.compressed or await asyncio.to_thread(response.gzipped))
         else:
-            self.finish(body)
+            self.finish(response.data)
 
     @tornado.web.authenticated
     @authorized

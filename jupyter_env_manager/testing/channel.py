@@ -533,14 +533,15 @@ def _console_scripts(dist: metadata.Distribution) -> list[str]:
 
 
 def collect_host_package(
-    name: str, roots: Sequence[str], *, depends: Sequence[str] = ()
+    name: str, roots: Sequence[str], *, depends: Sequence[str] = (), bytecode: bool = True
 ) -> PackageDef:
     """A noarch python package made of the installed files of ``roots`` and their dependencies.
 
-    Files under site-packages keep their layout (``.pyc`` and binary modules included, with
-    their mtimes so the byte-code stays valid); data files installed beside the interpreter
-    (``share/jupyter/...``) go to the same place in the prefix; the host's ``bin/`` scripts are
-    replaced by entry points, which the installer writes for the prefix's python.
+    Files under site-packages keep their layout (binary modules included, and the ``.pyc``
+    files with their sources' mtimes so the byte-code stays valid; ``bytecode=False`` leaves
+    them out, as conda-forge's noarch packages have none); data files installed beside the
+    interpreter (``share/jupyter/...``) go to the same place in the prefix; the host's ``bin/``
+    scripts are replaced by entry points, which the installer writes for the prefix's python.
     """
     files: dict[str, FileContent] = {}
     entry_points: list[str] = []
@@ -550,7 +551,7 @@ def collect_host_package(
         entry_points += _console_scripts(dist)
         for record in dist.files or []:
             source = Path(os.path.normpath(site / record))
-            if not source.is_file():
+            if not source.is_file() or (not bytecode and source.suffix == ".pyc"):
                 continue
             if source.is_relative_to(site):
                 files[f"site-packages/{source.relative_to(site).as_posix()}"] = source
@@ -586,8 +587,11 @@ _HOST_PACKAGES = {
 }
 
 
-def host_package_archive(name: str, cache_dir: str | os.PathLike[str] | None = None) -> Path:
-    """The cached archive of a host-collected package (``ipykernel`` or ``pip``), made if needed.
+def host_package_archive(
+    name: str, cache_dir: str | os.PathLike[str] | None = None, bytecode: bool = True
+) -> Path:
+    """The cached archive of a host-collected package (``ipykernel`` or ``pip``), made if needed
+    (``bytecode``: with the host's ``.pyc`` files, see :func:`collect_host_package`).
 
     The cache key is the versions of every collected distribution, the interpreter and the
     layout, so upgrading anything on the host makes a new archive.
@@ -601,6 +605,7 @@ def host_package_archive(name: str, cache_dir: str | os.PathLike[str] | None = N
             "interpreter": str(host_base_interpreter()),
             "dists": [(d.metadata["Name"], d.version, str(d.locate_file(""))) for d in dists],
             "depends": depends,
+            **({} if bytecode else {"bytecode": False}),  # the archives made before keep their key
         },
         sort_keys=True,
     )
@@ -611,7 +616,7 @@ def host_package_archive(name: str, cache_dir: str | os.PathLike[str] | None = N
     directory.mkdir(parents=True, exist_ok=True)
     cached = directory / f"{name}-{version}-{build}.conda"
     if not cached.is_file():
-        pkg = collect_host_package(name, roots, depends=depends)
+        pkg = collect_host_package(name, roots, depends=depends, bytecode=bytecode)
         pkg.build = build
         with tempfile.TemporaryDirectory(dir=directory) as scratch:
             made = write_package(pkg, scratch)
@@ -644,11 +649,13 @@ async def build_channel_async(
     defaults: bool = True,
     host_packages: Sequence[str] = ("ipykernel", "pip"),
     cache_dir: str | os.PathLike[str] | None = None,
+    bytecode: bool = True,
 ) -> str:
     """Write (or add to) a channel at ``path`` and index it; return its ``file://`` URL.
 
     ``defaults`` writes ``python`` and the small test packages; ``host_packages`` adds the
-    cached host-collected packages; ``extra`` adds more. Calling it again on the same directory
+    cached host-collected packages (``bytecode=False``: without their ``.pyc`` files, as
+    conda-forge's noarch packages); ``extra`` adds more. Calling it again on the same directory
     adds packages and re-indexes (clear a reused ``rattler.Gateway``'s cache afterwards).
     """
     import rattler.index
@@ -664,7 +671,7 @@ async def build_channel_async(
         for pkg in packages:
             write_package(pkg, root)
         for name in host_packages:
-            archive = host_package_archive(name, cache_dir)
+            archive = host_package_archive(name, cache_dir, bytecode)
             _link_or_copy(archive, root / "noarch" / archive.name)
 
     await loop.run_in_executor(None, write_all)

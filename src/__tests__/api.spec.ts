@@ -29,6 +29,26 @@ describe('EnvManagerAPI', () => {
     expect(server.calls[0].query.get('scope')).toBe('shared');
   });
 
+  it('revalidates the list and reuses it while its ETag is the same', async () => {
+    let etag = 'W/"one"';
+    server.on('GET', 'environments', () => ({
+      json: { environments: [env({ name: 'demo' })] },
+      headers: { ETag: etag }
+    }));
+    const first = await api.listEnvironments('local');
+    const second = await api.listEnvironments('local');
+    expect(second).toBe(first); // not parsed again: the caller can skip its work
+    expect(server.calls.map(call => call.cache)).toEqual([
+      'no-cache',
+      'no-cache'
+    ]); // the browser sends If-None-Match; a 304 has no body
+    expect(await api.listEnvironments('shared')).not.toBe(first); // per query
+    etag = 'W/"two"';
+    const third = await api.listEnvironments('local');
+    expect(third).not.toBe(first);
+    expect(third).toEqual(first);
+  });
+
   it('sends the create body as JSON and returns the environment', async () => {
     server.on('POST', 'environments', ({ body }) => ({
       status: 201,

@@ -1,4 +1,5 @@
 import { ENV_ACTIONS } from '../tokens';
+import { MockEnvServer } from './mockServer';
 import type {
   EnvAction,
   EnvActions,
@@ -114,4 +115,20 @@ export async function until(
     }
     await wait(5);
   }
+}
+
+/**
+ * A mock server answering GET info and GET environments with these stores'
+ * environments (add routes with `.on`).
+ */
+export function storesServer(
+  local: IEnv[],
+  shared: IEnv[] = [],
+  info: () => IServerInfo = () => serverInfo()
+): MockEnvServer {
+  return new MockEnvServer()
+    .on('GET', 'info', () => ({ json: info() }))
+    .on('GET', 'environments', ({ query }) => ({
+      json: { environments: query.get('scope') === 'shared' ? shared : local }
+    }));
 }

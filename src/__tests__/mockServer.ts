@@ -15,6 +15,7 @@ export class MockEnvServer {
     path: string;
     query: URLSearchParams;
     body: unknown;
+    cache: RequestCache;
   }[] = [];
 
   /**
@@ -64,7 +65,8 @@ export class MockEnvServer {
       method: request.method,
       path,
       query: url.searchParams,
-      body
+      body,
+      cache: init?.cache ?? request.cache
     });
     const handler = this._routes.get(`${request.method} ${path}`);
     if (!handler) {

@@ -64,6 +64,37 @@ describe('EnvManagerModel', () => {
     expect(changed).toHaveBeenCalled();
   });
 
+  it('keeps its environments while the list has the same ETag', async () => {
+    let etag = 'W/"one"';
+    server.on('GET', 'environments', ({ query }) => ({
+      json: {
+        environments:
+          query.get('scope') === 'shared'
+            ? [env({ name: 'team', scope: 'shared' })]
+            : [env({ name: 'demo' })]
+      },
+      headers: { ETag: `${etag}-${query.get('scope')}` }
+    }));
+    await model.connect();
+    const demo = model.get({ scope: 'local', name: 'demo' });
+    await model.refresh();
+    expect(model.get({ scope: 'local', name: 'demo' })).toBe(demo);
+    // An environment changed here (an event's reload) is not the server's
+    // list any more: the next refresh takes the list again.
+    server.on('GET', 'environments/local/demo', () => ({
+      json: env({ name: 'demo', description: 'reloaded' })
+    }));
+    await model.reload({ scope: 'local', name: 'demo' });
+    expect(model.get({ scope: 'local', name: 'demo' })?.description).toBe(
+      'reloaded'
+    );
+    await model.refresh();
+    expect(model.get({ scope: 'local', name: 'demo' })).toBe(demo);
+    etag = 'W/"two"';
+    await model.refresh();
+    expect(model.get({ scope: 'local', name: 'demo' })).not.toBe(demo);
+  });
+
   it('does not list the shared store when none is configured', async () => {
     server.on('GET', 'info', () => ({
       json: serverInfo({ shared_root: null })

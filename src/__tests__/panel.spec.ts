@@ -3,9 +3,9 @@ import { CommandRegistry } from '@lumino/commands';
 import { Widget } from '@lumino/widgets';
 import { EnvManagerAPI } from '../api';
 import { EnvManagerModel } from '../model';
+import { ROWS_SHOWN } from '../components/EnvList';
 import { EnvPanel } from '../widgets/EnvPanel';
-import { env, serverInfo, until } from './fixtures';
-import { MockEnvServer } from './mockServer';
+import { env, serverInfo, storesServer, until } from './fixtures';
 
 const trans = nullTranslator.load('jupyter_env_manager');
 
@@ -16,18 +16,11 @@ describe('EnvPanel', () => {
 
   beforeEach(async () => {
     access = 'write';
-    const server = new MockEnvServer()
-      .on('GET', 'info', () => ({
-        json: serverInfo({ shared_access: access })
-      }))
-      .on('GET', 'environments', ({ query }) => ({
-        json: {
-          environments:
-            query.get('scope') === 'shared'
-              ? [env({ scope: 'shared', name: 'team' })]
-              : [env({ name: 'a' }), env({ name: 'b' })]
-        }
-      }));
+    const server = storesServer(
+      [env({ name: 'a' }), env({ name: 'b' })],
+      [env({ scope: 'shared', name: 'team' })],
+      () => serverInfo({ shared_access: access })
+    );
     model = new EnvManagerModel({
       api: new EnvManagerAPI(server.settings),
       frontendVersion: '0.1.0'
@@ -112,5 +105,67 @@ describe('EnvPanel', () => {
       )
     );
     expect(scrolled).toHaveBeenCalled();
+  });
+});
+
+describe('EnvPanel with thousands of environments', () => {
+  const count = 450;
+  let model: EnvManagerModel;
+  let panel: EnvPanel;
+
+  beforeEach(async () => {
+    const names = Array.from(
+      { length: count },
+      (_, i) => `env-${String(i).padStart(4, '0')}`
+    );
+    const server = storesServer(names.map(name => env({ name })));
+    model = new EnvManagerModel({
+      api: new EnvManagerAPI(server.settings),
+      frontendVersion: '0.1.0'
+    });
+    panel = new EnvPanel({ model, commands: new CommandRegistry(), trans });
+    Widget.attach(panel, document.body);
+    await model.connect();
+  });
+
+  afterEach(() => {
+    panel.dispose();
+    model.dispose();
+  });
+
+  const rows = () =>
+    [...document.querySelectorAll<HTMLElement>('li.jp-EnvManager-Env')].map(
+      li => li.dataset.name
+    );
+  const more = () =>
+    document.querySelector<HTMLButtonElement>('.jp-EnvManager-ShowMore');
+
+  it('renders the first rows and shows more on request', async () => {
+    expect(panel.widgets[0].title.label).toBe(`Local (${count})`);
+    await until(() => rows().length === ROWS_SHOWN);
+    expect(rows()[0]).toBe('env-0000');
+    expect(more()!.textContent).toBe(
+      `Show ${ROWS_SHOWN} more (${count - ROWS_SHOWN} not shown)`
+    );
+    more()!.click();
+    await until(() => rows().length === 2 * ROWS_SHOWN);
+    expect(more()!.textContent).toBe(
+      `Show ${count - 2 * ROWS_SHOWN} more (${count - 2 * ROWS_SHOWN} not shown)`
+    );
+    more()!.click();
+    await until(() => rows().length === count);
+    expect(more()).toBeNull();
+  });
+
+  it('renders a selected or filtered environment beyond them', async () => {
+    Element.prototype.scrollIntoView = jest.fn(); // jsdom does not scroll
+    await until(() => rows().length === ROWS_SHOWN);
+    model.select({ scope: 'local', name: 'env-0420' });
+    await until(() => rows().includes('env-0420'));
+    expect(rows().length).toBe(ROWS_SHOWN + 1);
+    model.select(null);
+    model.filter = 'env-04';
+    await until(() => rows().length === 50);
+    expect(more()).toBeNull();
   });
 });

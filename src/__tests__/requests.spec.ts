@@ -4,8 +4,7 @@ import { EnvManagerAPI } from '../api';
 import { RequestsModel } from '../components/RequestsSection';
 import { EnvManagerModel } from '../model';
 import { EventSchemas } from '../tokens';
-import { env, serverInfo } from './fixtures';
-import { MockEnvServer } from './mockServer';
+import { env, storesServer } from './fixtures';
 
 class FakeEventStream extends Signal<unknown, Event.Emission> {
   constructor() {
@@ -17,16 +16,10 @@ const flush = () => new Promise(resolve => setTimeout(resolve, 0));
 
 describe('RequestsModel', () => {
   it('re-reads the requests, the published env and the draft a request came from', async () => {
-    const server = new MockEnvServer()
-      .on('GET', 'info', () => ({ json: serverInfo() }))
-      .on('GET', 'environments', ({ query }) => ({
-        json: {
-          environments:
-            query.get('scope') === 'shared'
-              ? [env({ name: 'team', scope: 'shared' })]
-              : [env({ name: 'my-draft' }), env({ name: 'other' })]
-        }
-      }))
+    const server = storesServer(
+      [env({ name: 'my-draft' }), env({ name: 'other' })],
+      [env({ name: 'team', scope: 'shared' })]
+    )
       .on('GET', 'environments/local/my-draft', () => ({
         json: env({ name: 'my-draft' })
       }))

@@ -6,6 +6,13 @@ import type { EnvManagerModel } from '../model';
 import type { Scope } from '../tokens';
 import { EnvRow } from './EnvRow';
 
+/**
+ * How many rows a store's section renders at first, and each time the user
+ * asks for more: a store of thousands of environments stays quick to render
+ * (the filter box finds any of them).
+ */
+export const ROWS_SHOWN = 200;
+
 interface IProps {
   model: EnvManagerModel;
   commands: CommandRegistry;
@@ -90,10 +97,20 @@ function Section(
   }
 ): JSX.Element {
   const { model, commands, trans, scope } = props;
+  const [limit, setLimit] = React.useState(ROWS_SHOWN);
   const all = model.environments(scope);
   const envs = model.filtered(scope);
-  const managed = envs.filter(env => env.managed);
-  const unmanaged = envs.filter(env => !env.managed);
+  const managed = shown(
+    envs.filter(env => env.managed),
+    limit,
+    props.selectedKey
+  );
+  const unmanaged = shown(
+    envs.filter(env => !env.managed),
+    limit - managed.length,
+    props.selectedKey
+  );
+  const hidden = envs.length - managed.length - unmanaged.length;
 
   let empty: string | null = null;
   const error = model.listError(scope);
@@ -152,6 +169,43 @@ function Section(
           </ul>
         </>
       )}
+      {hidden > 0 && (
+        <p className="jp-EnvManager-More">
+          <button
+            type="button"
+            className="jp-EnvManager-ShowMore"
+            onClick={() => setLimit(limit + ROWS_SHOWN)}
+          >
+            {trans.__(
+              'Show %1 more (%2 not shown)',
+              Math.min(ROWS_SHOWN, hidden),
+              hidden
+            )}
+          </button>{' '}
+          {trans.__('or type in the filter box to find one.')}
+        </p>
+      )}
     </>
   );
+}
+
+/**
+ * The first `limit` of `envs`, and the selected one wherever it is.
+ */
+function shown<T extends { scope: string; name: string }>(
+  envs: T[],
+  limit: number,
+  selectedKey: string | null
+): T[] {
+  if (envs.length <= limit) {
+    return envs;
+  }
+  const head = envs.slice(0, Math.max(0, limit));
+  const selected = selectedKey
+    ? envs.find(env => `${env.scope}/${env.name}` === selectedKey)
+    : undefined;
+  if (selected && !head.includes(selected)) {
+    head.push(selected);
+  }
+  return head;
 }

@@ -1,0 +1,202 @@
+"""The build queue's spare worker (core/spare.py): started with the first build, imports done,
+handed the next build; replaced when it died or the server's environment changed; stopped with
+the server; cancellable like any worker."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from pathlib import Path
+
+import pytest
+from killloop import alive, stopped
+
+from jupyter_env_manager.core import spare
+from jupyter_env_manager.core.records import PAUSE_ENV
+from jupyter_env_manager.core.runner import BuildQueue
+from jupyter_env_manager.core.spare import SPARE_FLAG
+
+
+@pytest.fixture
+def demo(service):
+    service.envs.create({"scope": "local", "name": "demo", "conda": ["alpha"]})
+    return service
+
+
+def submit(queue: BuildQueue, service, name: str = "demo"):
+    build = service.builds.prepare("local", name)
+    queue.submit("local", name, build)
+    return build
+
+
+async def finished(queue: BuildQueue, service, build, name: str = "demo"):
+    """The build's record once the queue is done with it."""
+    await queue.wait(build.id)
+    return service.builds.get("local", name, build.version)
+
+
+async def spare_pid(queue: BuildQueue) -> int:
+    """The pid of the queue's spare, once it is started."""
+    for _ in range(500):
+        if queue.spare.proc is not None:
+            return queue.spare.proc.pid
+        await asyncio.sleep(0.01)
+    raise AssertionError("no spare worker was started")
+
+
+def with_queue(service, scenario) -> None:
+    """Run ``await scenario(queue)`` with a build queue of one slot, shut down after it."""
+
+    async def main():
+        queue = BuildQueue(service, 1)
+        try:
+            await scenario(queue)
+        finally:
+            await queue.shutdown()
+
+    asyncio.run(main())
+
+
+def cmdline(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")[:-1]
+
+
+def test_the_second_build_runs_in_the_spare_started_after_the_first(demo):
+    service = demo
+
+    async def scenario(queue):
+        assert queue.spare.proc is None  # none before a build: a server that never builds
+        first = await finished(queue, service, submit(queue, service))
+        assert first.status == "succeeded"
+        pid = await spare_pid(queue)
+        assert SPARE_FLAG in cmdline(pid) and alive(pid)
+        second = await finished(queue, service, submit(queue, service))
+        assert second.status == "succeeded", second.error
+        assert second.owner["pid"] == pid  # the process that existed before the submit
+        assert first.owner["pid"] != pid
+        log = service.builds.read_log("local", "demo", second.version, 0)[0].decode()
+        assert f"pid {pid}" in log and "build succeeded" in log  # its log went to log.txt
+        assert await spare_pid(queue) != pid  # and a new spare waits for the next build
+
+    with_queue(service, scenario)
+
+
+def test_a_dead_spare_is_replaced_by_a_worker_of_its_own(demo):
+    service = demo
+
+    async def scenario(queue):
+        await finished(queue, service, submit(queue, service))
+        # Dead before the build comes: not used.
+        pid = await spare_pid(queue)
+        os.killpg(pid, signal.SIGKILL)
+        await queue.spare.proc.wait()
+        done = await finished(queue, service, submit(queue, service))
+        assert done.status == "succeeded", done.error
+        assert done.owner["pid"] != pid
+        # Dead after it was handed the build, before it took it (stopped, then killed):
+        # the build, still queued, goes to a worker of its own.
+        pid = await spare_pid(queue)
+        os.kill(pid, signal.SIGSTOP)
+        build = submit(queue, service)
+        for _ in range(500):
+            job = queue._jobs.get(build.id)
+            if job is not None and job.proc is not None:
+                break
+            await asyncio.sleep(0.01)
+        assert job.proc.pid == pid
+        os.killpg(pid, signal.SIGKILL)
+        done = await finished(queue, service, build)
+        assert done.status == "succeeded", done.error
+        assert done.owner["pid"] not in (pid, None)
+
+    with_queue(service, scenario)
+
+
+def test_a_spare_started_before_the_environment_changed_is_not_used(demo, monkeypatch):
+    service = demo
+
+    async def scenario(queue):
+        await finished(queue, service, submit(queue, service))
+        pid = await spare_pid(queue)
+        monkeypatch.setenv("ENVMGR_SPARE_TEST", "changed")  # a worker started now sees it
+        done = await finished(queue, service, submit(queue, service))
+        assert done.status == "succeeded", done.error
+        assert done.owner["pid"] != pid
+        assert not alive(pid)  # stopped, not left behind
+
+    with_queue(service, scenario)
+
+
+def test_shutdown_stops_the_spare_and_a_spare_whose_server_is_gone_exits(demo):
+    service = demo
+
+    async def scenario():
+        queue = BuildQueue(service, 1)
+        await finished(queue, service, submit(queue, service))
+        pid = await spare_pid(queue)
+        await queue.shutdown()
+        assert not alive(pid)
+        assert queue.spare.proc is None
+        # A server that dies closes the spare's stdin (its only link): the spare exits.
+        other = BuildQueue(service, 1)
+        other.spare.refill()
+        pid = await spare_pid(other)
+        proc = other.spare.proc
+        proc.stdin.close()
+        assert await asyncio.wait_for(proc.wait(), 60) == 0
+        await other.shutdown()
+
+    asyncio.run(scenario())
+
+
+def test_a_build_in_a_spare_is_cancelled_like_any(demo, monkeypatch):
+    """SIGTERM to the spare's process group: the build ends cancelled, nothing swapped in."""
+    service = demo
+    monkeypatch.setenv(PAUSE_ENV, "phase:link")  # before the spare starts: it inherits it
+
+    async def scenario(queue):
+        queue.spare.refill()
+        pid = await spare_pid(queue)
+        build = submit(queue, service)
+        for _ in range(3000):
+            if stopped(pid):
+                break
+            await asyncio.sleep(0.01)
+        assert stopped(pid), "the build never reached its link phase in the spare"
+        cancel = asyncio.create_task(queue.cancel("local", "demo", build.version))
+        await asyncio.sleep(0.3)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGCONT)
+        await cancel
+        done = await finished(queue, service, build)
+        assert done.owner["pid"] == pid
+        assert done.status == "cancelled", done.error
+        assert service.envs.get("local", "demo")["version"] is None
+        assert not alive(pid)
+
+    with_queue(service, scenario)
+
+
+def test_the_client_a_spare_made_is_used_only_if_the_credentials_did_not_change(
+    tmp_path, monkeypatch
+):
+    """A spare makes its rattler client while it waits; rattler reads the credential files
+    when a client is made, so one added meanwhile makes the build make its own client."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("NETRC", raising=False)
+    monkeypatch.setenv("RATTLER_AUTH_FILE", str(tmp_path / "auth.json"))
+    made = object()
+    monkeypatch.setattr(spare, "_premade", (made, spare._credentials_stamp()))
+    assert spare.premade_client() is made
+    assert spare.premade_client() is None  # once only
+    for path in (
+        tmp_path / ".netrc",
+        tmp_path / "auth.json",
+        tmp_path / ".rattler/credentials.json",
+    ):
+        monkeypatch.setattr(spare, "_premade", (made, spare._credentials_stamp()))
+        path.parent.mkdir(exist_ok=True)
+        path.write_text("machine example.org login me password secret\n")
+        assert spare.premade_client() is None, path
