@@ -1,6 +1,6 @@
 import { nullTranslator } from '@jupyterlab/translation';
 import { CommandRegistry } from '@lumino/commands';
-import { Widget } from '@lumino/widgets';
+import { AccordionPanel, Widget } from '@lumino/widgets';
 import { EnvManagerAPI } from '../api';
 import { EnvManagerModel } from '../model';
 import { ROWS_SHOWN } from '../components/EnvList';
@@ -46,8 +46,28 @@ describe('EnvPanel', () => {
     expect(local.node.dataset.scope).toBe('local');
   });
 
-  it('hides the stores until connected', () => {
-    expect(panel.widgets.every(w => w.isHidden)).toBe(true);
+  it('hides the stores until connected, not their sections', async () => {
+    expect(panel.content.isHidden).toBe(true);
+    // What the layout restorer saves as the sections' expansion: never
+    // "collapsed" because the server had not answered yet.
+    expect(panel.widgets.map(w => !w.isHidden)).toEqual([true, true]);
+    await model.connect();
+    expect(panel.content.isHidden).toBe(false);
+  });
+
+  it('keeps a section the user collapsed collapsed as the stores change', async () => {
+    await model.connect();
+    const accordion = panel.content as AccordionPanel;
+    accordion.collapse(1);
+    const shared = panel.widgets[1];
+    expect(shared.isHidden).toBe(true);
+    await model.refresh();
+    await model.connect();
+    expect(shared.isHidden).toBe(true);
+    expect(accordion.titles[1].getAttribute('aria-expanded')).toBe('false');
+    // Selecting one of its environments opens it.
+    model.select({ scope: 'shared', name: 'team' });
+    expect(shared.isHidden).toBe(false);
   });
 
   it('marks a shared store read-only for the user', async () => {

@@ -106,10 +106,10 @@ export class EnvPanel extends SidePanel {
     }
 
     const sync = () => {
-      const ready = model.connection === 'ready';
-      for (const section of this._stores.values()) {
-        section.setHidden(!ready);
-      }
+      // The sections' own hidden state is their accordion's collapsed state
+      // (the layout restorer saves it), so the stores are hidden together,
+      // as the accordion, until connected.
+      this.content.setHidden(model.connection !== 'ready');
       this._labelSections();
     };
     model.changed.connect(sync, this);
@@ -228,7 +228,7 @@ export class EnvPanel extends SidePanel {
     const section = this._stores.get(ref.scope);
     const index = section ? this.content.widgets.indexOf(section) : -1;
     const accordion = this.content as AccordionPanel;
-    if (index >= 0 && !section!.isVisible && accordion.expand) {
+    if (index >= 0 && section!.isHidden && accordion.expand) {
       accordion.expand(index);
     }
     this._selection++;
