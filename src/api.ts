@@ -2,6 +2,7 @@ import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 import type {
   ExportFormat,
+  IActionState,
   IBuild,
   ICreateEnvRequest,
   IEnv,
@@ -198,11 +199,13 @@ export class EnvManagerAPI {
    * The environments of a scope (or both). The list is revalidated, not
    * refetched: the browser sends the ETag it has and a 304 costs no body; an
    * unchanged ETag returns the very array of the last call (not parsed again),
-   * so a caller can tell that nothing changed by identity.
+   * so a caller can tell that nothing changed by identity. It comes compact
+   * (each reason once, see `expandActions`), and is returned as the full
+   * views are.
    */
   async listEnvironments(scope?: Scope): Promise<IEnv[]> {
-    const query = scope ? `?scope=${encodeURIComponent(scope)}` : '';
-    const endPoint = `environments${query}`;
+    const query = scope ? `scope=${encodeURIComponent(scope)}&` : '';
+    const endPoint = `environments?${query}view=compact`;
     const response = await fetchAPI(
       endPoint,
       { cache: 'no-cache' },
@@ -214,15 +217,16 @@ export class EnvManagerAPI {
       return known.envs;
     }
     const text = await response.text();
-    let envs: IEnv[];
+    let list: ICompactList;
     try {
-      envs = (JSON.parse(text) as { environments: IEnv[] }).environments;
+      list = JSON.parse(text) as ICompactList;
     } catch (error) {
       throw new ApiError(
         `Invalid JSON from ${endPoint}: ${text.slice(0, 200)}`,
         response.status
       );
     }
+    const envs = expandActions(list);
     if (etag) {
       this._lists.set(endPoint, { etag, envs });
     }
@@ -597,6 +601,48 @@ export class EnvManagerAPI {
   }
 
   private _lists = new Map<string, { etag: string; envs: IEnv[] }>();
+}
+
+/**
+ * `GET environments?view=compact`: each action of an environment is null
+ * (allowed) or the index of its reason in `reasons`.
+ */
+interface ICompactList {
+  reasons?: string[];
+  environments: IEnv[];
+}
+
+const ALLOWED: IActionState = Object.freeze({ allowed: true, reason: null });
+
+/**
+ * The environments of a compact list as full views: every action as
+ * `{allowed, reason}` (one frozen object per reason, shared by the
+ * environments). An action already in that form is kept.
+ */
+export function expandActions(list: ICompactList): IEnv[] {
+  const denied = (list.reasons ?? []).map(reason =>
+    Object.freeze({ allowed: false, reason })
+  );
+  for (const env of list.environments) {
+    const actions = env.actions as unknown as Record<
+      string,
+      IActionState | number | null
+    >;
+    for (const [action, state] of Object.entries(actions ?? {})) {
+      if (state === null) {
+        actions[action] = ALLOWED;
+      } else if (typeof state === 'number') {
+        const reason = denied[state];
+        if (!reason) {
+          throw new Error(
+            `Invalid list: ${env.name}'s ${action} names reason ${state}, which it does not have`
+          );
+        }
+        actions[action] = reason;
+      }
+    }
+  }
+  return list.environments;
 }
 
 function byteLength(text: string): number {

@@ -518,6 +518,12 @@ async def test_responses_match_the_openapi_schemas(jp_fetch):
         ).body
     )
     check("Lock", lock)
+    listed = doc["paths"]["/environments"]["get"]["responses"]["200"]["content"]
+    validator = OAS30Validator({**listed["application/json"]["schema"], **doc})
+    for view in ("full", "compact"):
+        body = json.loads((await call(jp_fetch, "GET", "environments", view=view)).body)
+        assert ("reasons" in body) == (view == "compact")
+        validator.validate(body)
     err = await expect_error(jp_fetch, 400, "POST", "environments", body={"name": "B@d"})
     check("Error", err)
 

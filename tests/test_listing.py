@@ -203,12 +203,12 @@ async def test_an_unchanged_list_is_the_same_response_and_a_client_that_has_it_g
         await post(jp_fetch, "environments", body={"name": name})
     age(envmgr_settings["local_root"], svc.kernels.dir.parent)
     first = await get_list(jp_fetch, **{"Accept-Encoding": "gzip"})
-    made = svc.listing._responses[None]
+    made = svc.listing._responses[(None, "full")]
     second = await get_list(jp_fetch, **{"Accept-Encoding": "gzip"})
     plain = await get_list(jp_fetch)
     assert first.code == second.code == plain.code == 200
     # Made once: the same response (its gzip too) answers every request while nothing changed.
-    assert svc.listing._responses[None] is made and made.compressed is not None
+    assert svc.listing._responses[(None, "full")] is made and made.compressed is not None
     assert first.body == second.body == made.compressed
     etag = first.headers["ETag"]
     assert etag.startswith('W/"') and second.headers["ETag"] == plain.headers["ETag"] == etag
@@ -270,13 +270,13 @@ async def test_a_view_read_again_to_the_same_text_keeps_the_response(
     await post(jp_fetch, "environments", body={"name": "same"})
     age(envmgr_settings["local_root"], svc.kernels.dir.parent)
     first = await get_list(jp_fetch, **{"Accept-Encoding": "gzip"})
-    made = svc.listing._responses[None]
+    made = svc.listing._responses[(None, "full")]
     entry = svc.listing._entries[("local", "same")]
     age(envmgr_settings["local_root"])  # its mtimes move (an hour back again): read again
     again = await get_list(jp_fetch, **{"If-None-Match": first.headers["ETag"]})
     assert svc.listing._entries[("local", "same")] is not entry  # the view was read again
     assert again.code == 304  # to the same text: the same response, its ETag and its gzip
-    assert svc.listing._responses[None] is made
+    assert svc.listing._responses[(None, "full")] is made
 
 
 @pytest.fixture
@@ -326,7 +326,10 @@ async def test_the_list_is_made_before_the_rest_of_the_start_up(jp_serverapp):
     (and its gzip) before the watcher's first snapshot, the recovery and the kernel sync."""
     extension = next(iter(jp_serverapp.extension_manager.extension_apps["jupyter_env_manager"]))
     svc = extension.service
-    assert svc.listing._responses[None].compressed is not None  # the start-up made it
+    made = svc.listing._responses
+    # The start-up made them: the full list, and the panel's (compact, per store).
+    for key in ((None, "full"), ("local", "compact"), ("shared", "compact")):
+        assert made[key].compressed is not None, key
     await extension.watcher.stop()
     order: list[str] = []
 
@@ -376,3 +379,111 @@ def test_a_building_environment_read_again_to_the_same_view_keeps_its_fragment(s
     after = listing.response()
     assert after is not made
     assert json.loads(after.data)["environments"][0]["status"] != "building"
+
+
+# -- the compact list (the panel's) ---------------------------------------------------------
+
+
+def expanded(body: bytes) -> list[dict]:
+    """A compact list's environments with their actions as the full list has them (as the
+    panel's expandActions makes them)."""
+    data = json.loads(body)
+    reasons = data["reasons"]
+    for env in data["environments"]:
+        for action, state in env["actions"].items():
+            if state is None:
+                env["actions"][action] = {"allowed": True, "reason": None}
+            elif isinstance(state, int):
+                env["actions"][action] = {"allowed": False, "reason": reasons[state]}
+    return data["environments"]
+
+
+async def test_the_compact_list_is_the_full_list_with_each_reason_sent_once(
+    jp_fetch, jp_serverapp, envmgr_settings
+):
+    svc = server_service(jp_serverapp)
+    for name in ("one", "two", "three"):
+        await post(jp_fetch, "environments", body={"name": name})
+    await post(jp_fetch, "environments", body={"scope": "shared", "name": "team"})
+    age(envmgr_settings["local_root"], envmgr_settings["shared_root"], svc.kernels.dir.parent)
+    for scope in ("local", "shared", None):
+        params = {"scope": scope} if scope else {}
+        full = await jp_fetch(NS, "environments", params=params)
+        compact = await jp_fetch(NS, "environments", params={**params, "view": "compact"})
+        assert expanded(compact.body) == json.loads(full.body)["environments"], scope
+        assert compact.headers["ETag"] != full.headers["ETag"]
+        if scope == "local":
+            assert len(compact.body) < 0.6 * len(full.body)
+            # Each sentence once, however many environments say it.
+            reason = json.dumps("No build is running")
+            assert full.body.decode().count(reason) == 3
+            assert compact.body.decode().count(reason) == 1
+    # Made once per change like the full one: the same response, and 304 for its ETag.
+    made = svc.listing._responses[("local", "compact")]
+    again = await get_list_of(jp_fetch, {"scope": "local", "view": "compact"})
+    assert svc.listing._responses[("local", "compact")] is made
+    cached = await get_list_of(
+        jp_fetch, {"scope": "local", "view": "compact"}, **{"If-None-Match": again.headers["ETag"]}
+    )
+    assert cached.code == 304
+
+    # A change: a new reason is added to the list's reasons; the others keep their number.
+    before = json.loads(again.body)
+    queued = svc.builds.prepare("local", "two")  # building (no worker takes it here)
+    try:
+        changed = await jp_fetch(NS, "environments", params={"view": "compact"})
+        full = await jp_fetch(NS, "environments")
+    finally:
+        svc.builds.finish_cancelled("local", "two", queued.version)
+    after = json.loads(changed.body)
+    assert after["reasons"][: len(before["reasons"])] == before["reasons"]
+    assert len(after["reasons"]) > len(before["reasons"])
+    assert expanded(changed.body) == json.loads(full.body)["environments"]
+
+
+async def get_list_of(jp_fetch, params: dict, **headers: str):
+    return await jp_fetch(NS, "environments", params=params, headers=headers, raise_error=False)
+
+
+@pytest.mark.parametrize("view", ["", "FULL", "summary", "compact,full", "x" * 600])
+async def test_an_unknown_view_is_a_400_naming_it(jp_fetch, view):
+    response = await get_list_of(jp_fetch, {"view": view})
+    assert response.code == 400
+    error = json.loads(response.body)
+    assert error["field"] == "view" and error["item"] == view[:500]
+    assert "use 'full' or 'compact'" in error["message"]
+
+
+def test_a_compact_fragment_keeps_any_reason_and_any_other_shape():
+    from jupyter_env_manager.core.listbody import Reasons, compact_fragment
+
+    tricky = ['say "no", then }', "back\\slash\n", "é ü – 漢字", "", "a,b:{c}"]
+    view = {
+        "name": "n",
+        "description": '"actions":{"build":{"allowed":false,"reason":"not this one"}}',
+        "actions": {f"a{i}": {"allowed": False, "reason": r} for i, r in enumerate(tricky)}
+        | {
+            "ok": {"allowed": True, "reason": None},
+            "odd": {"allowed": True, "reason": "allowed, with a note"},
+            "more": {"allowed": False, "reason": None, "extra": 1},
+        },
+        "lifecycle": {"status": "draft"},
+    }
+    reasons = Reasons()
+    fragment = json.dumps(view, separators=(",", ":"))
+    compact = json.loads(compact_fragment(fragment, reasons))
+    table = json.loads(reasons.json())
+    assert table == tricky
+    assert compact["actions"] == {f"a{i}": i for i in range(len(tricky))} | {
+        "ok": None,
+        "odd": view["actions"]["odd"],  # not of the two shapes: as it was
+        "more": view["actions"]["more"],
+    }
+    assert {k: v for k, v in compact.items() if k != "actions"} == {
+        k: v for k, v in view.items() if k != "actions"
+    }
+    # Numbers stay: a second fragment reuses them and adds its own after.
+    other = {"actions": {"x": {"allowed": False, "reason": "new"}, "y": view["actions"]["a1"]}}
+    again = json.loads(compact_fragment(json.dumps(other, separators=(",", ":")), reasons))
+    assert again["actions"] == {"x": len(tricky), "y": 1}
+    assert compact_fragment('{"name":"no actions"}', reasons) == '{"name":"no actions"}'

@@ -26,30 +26,29 @@ store gets a *token* (the same object while they are unchanged), and an environm
 fingerprint is unchanged and whose fragment was made with the store's current token is not
 looked at further. A listing is then one ``stat`` pass.
 
-Its answer is made once per change, not once per request: a :class:`Response` holds the joined
-JSON (as bytes), its ETag (a hash of them) and its gzip. A listing whose every fragment is the
-one the last response was joined from returns that response (no join, no encoding, no
-compression); one whose joined bytes turn out equal to the last ones (a view read again, to
-the same result) keeps the last response too, with its gzip and ETag. A client that sends
-``If-None-Match`` with that ETag gets 304 Not Modified.
+Its answer is made once per change, not once per request: a :class:`.listbody.Response` holds
+the joined JSON (as bytes), its ETag (a hash of them) and its gzip. A listing whose every
+fragment is the one the last response was joined from returns that response (no join, no
+encoding, no compression); one whose joined bytes turn out equal to the last ones (a view read
+again, to the same result) keeps the last response too, with its gzip and ETag. A client that
+sends ``If-None-Match`` with that ETag gets 304 Not Modified.
 
 The cache is written (off the request path) to the user's Jupyter data directory
 (``env_manager/listing-<digest>.jsonl``, mode 0600), so the first listing after a server
 start checks fingerprints instead of reading every record again.
 
 The list sends what the panel shows: a build's ``phases`` are left out of ``latest_build``
-(``GET environments/{scope}/{name}`` and ``GET .../builds/{version}`` carry them).
+(``GET environments/{scope}/{name}`` and ``GET .../builds/{version}`` carry them), and the
+panel asks for the *compact* list (:mod:`.listbody`): each action's reason sent once per
+response, not once per environment. An entry keeps its compact fragment beside the full one.
 """
 
 from __future__ import annotations
 
 import contextlib
-import gzip
 import hashlib
 import json
-import operator
 import os
-import re
 import threading
 import time
 from collections.abc import Iterator
@@ -61,13 +60,14 @@ from . import kernels
 from .actions import NO_SHARED, env_actions
 from .diskuse import env_dirs
 from .errors import NotFound
+from .listbody import SEPARATORS, Reasons, Response, compact_fragment
 from .store import Store
 
 if TYPE_CHECKING:
     from .publishing import DecorateContext
     from .service import EnvService
 
-FORMAT = 2  # 2: an entry says whether it is a managed environment's
+FORMAT = 3  # 2: an entry says whether it is a managed environment's; 3: no spaces in fragments
 FRESH_NS = 2_000_000_000  # a change this recent could hide a second one in the same mtime tick
 PINS_RECHECK_S = 3600.0  # pins expire with time, not with an mtime: look again this often
 SAVE_EVERY_S = 30.0  # the cache only matters at the next start: a few late changes cost little
@@ -90,47 +90,7 @@ class Entry:
     expires: float = 0.0  # 0: never (a time.time() after which the base view is read again)
     managed: bool = True  # False: a prefix made by conda (its view says so too)
     token: tuple[Any, ...] | None = None  # its store's token when its inputs were last compared
-
-
-class Response:
-    """A list as sent: its JSON bytes, their ETag and (made once, on first need) their gzip."""
-
-    def __init__(self, parts: list[str], data: bytes) -> None:
-        self.parts = parts  # the fragments it was joined from (kept: compared by identity)
-        self.data = data
-        # Weak: the gzip and the plain bytes are the same list (RFC 9110, 8.8.1).
-        self.etag = f'W/"{hashlib.blake2b(data, digest_size=16).hexdigest()}"'
-        self._gzip: bytes | None = None
-        self._lock = threading.Lock()
-
-    @property
-    def compressed(self) -> bytes | None:
-        """The gzip if it was made already (else None: :meth:`gzipped` makes it)."""
-        return self._gzip
-
-    def gzipped(self) -> bytes:
-        """The gzip of the bytes, made once (concurrent callers wait for the first)."""
-        with self._lock:
-            if self._gzip is None:
-                # Level 3: about twice as fast as 6 on a 6 MB list, about 10% larger.
-                self._gzip = gzip.compress(self.data, compresslevel=3, mtime=0)
-            return self._gzip
-
-    def made_of(self, parts: list[str]) -> bool:
-        """Whether ``parts`` are the very fragments this response was joined from."""
-        return len(parts) == len(self.parts) and all(map(operator.is_, parts, self.parts))
-
-    def matches(self, if_none_match: str | None) -> bool:
-        """Whether an ``If-None-Match`` header names this response (weak comparison)."""
-        if not if_none_match:
-            return False
-        if if_none_match.strip() == "*":
-            return True
-        mine = self.etag[2:]
-        return any(tag.removeprefix("W/") == mine for tag in ETAG_RE.findall(if_none_match))
-
-
-ETAG_RE = re.compile(r'(?:W/)?"[^"]*"')
+    compact: tuple[str, str] | None = None  # (the fragment it was made from, its compact text)
 
 
 def _stamps(paths: tuple[str, ...]) -> tuple[int, ...]:
@@ -163,7 +123,8 @@ class Listing:
         self._dirty = False
         self._saved_at = 0.0
         self._saving = threading.Lock()
-        self._responses: dict[str | None, Response] = {}  # scope -> the last one sent
+        self._responses: dict[tuple[str | None, str], Response] = {}  # (scope, view) -> last
+        self._reasons = Reasons()  # the compact lists' (for the server's life)
         self._tokens: dict[str, tuple[Any, ...]] = {}  # scope -> its store's current token
         self._kernels: tuple[tuple[int, ...], set[str]] | None = None
         self._kernels_gen = 0  # moves when the set of this user's kernelspecs changes
@@ -180,19 +141,26 @@ class Listing:
         self._save_later()
         return [json.loads(e.fragment) for e in entries]
 
-    def response(self, scope: str | None = None) -> Response:
-        """``GET environments``: ``{"environments": [...]}``, the last response again if
-        nothing it was made of changed."""
+    def response(self, scope: str | None = None, view: str = "full") -> Response:
+        """``GET environments``: ``{"environments": [...]}`` (compact: with ``"reasons"``), the
+        last response again if nothing it was made of changed."""
         with self._listing():
-            response = self._respond(scope, self._pass(scope))
+            response = self._respond(scope, view, self._pass(scope))
         self._save_later()
         return response
 
     def prime(self) -> None:
-        """Make the list (and its gzip) once, before a server's other start-up work: its first
-        request then only checks fingerprints, instead of sharing the interpreter with the
-        recovery, the kernel sync and the watcher's first scan."""
-        self.response().gzipped()
+        """Make the lists (and their gzip) once, before a server's other start-up work: the
+        full list of both stores and the panel's, compact and per store. Their first requests
+        then only check fingerprints, instead of sharing the interpreter with the recovery,
+        the kernel sync and the watcher's first scan."""
+        with self._listing():
+            passes = [(store.scope, self._pass(store.scope)) for store in self.svc.stores()]
+            made = [self._respond(None, "full", [e for _, entries in passes for e in entries])]
+            made += [self._respond(scope, "compact", entries) for scope, entries in passes]
+        self._save_later()
+        for response in made:
+            response.gzipped()
 
     # -- the listing -----------------------------------------------------------------------------
 
@@ -264,19 +232,30 @@ class Listing:
         self._tokens[scope] = inputs
         return inputs
 
-    def _respond(self, scope: str | None, entries: list[Entry]) -> Response:
+    def _respond(self, scope: str | None, view: str, entries: list[Entry]) -> Response:
         """The last response if these entries make the same list, else a new one."""
-        parts = [e.fragment for e in entries]
-        last = self._responses.get(scope)
+        if view == "compact":
+            parts = [self._compact(e) for e in entries]
+        else:
+            parts = [e.fragment for e in entries]
+        last = self._responses.get((scope, view))
         if last is not None and last.made_of(parts):
-            return last
-        data = ('{"environments": [' + ", ".join(parts) + "]}").encode()
+            return last  # (a compact one's reasons: those its parts name were there already)
+        head = '{"reasons":' + self._reasons.json() + "," if view == "compact" else "{"
+        data = (head + '"environments":[' + ",".join(parts) + "]}").encode()
         if last is not None and last.data == data:
             last.parts = parts  # fragments made again, to the same text
             return last
         response = Response(parts, data)
-        self._responses[scope] = response
+        self._responses[(scope, view)] = response
         return response
+
+    def _compact(self, entry: Entry) -> str:
+        """The entry's compact fragment, made once per fragment."""
+        fragment = entry.fragment
+        if entry.compact is None or entry.compact[0] is not fragment:
+            entry.compact = (fragment, compact_fragment(fragment, self._reasons))
+        return entry.compact[1]
 
     def _managed(self, store: Store, name: str, parents: tuple[int, ...]) -> Entry | None:
         key = (store.scope, name)
@@ -398,7 +377,7 @@ class Listing:
         view["actions"] = env_actions(view, common[0], common[1])
         self.svc.publishing.decorate(view, context)
         entry.inputs = inputs
-        entry.fragment = json.dumps(view)
+        entry.fragment = json.dumps(view, separators=SEPARATORS)
         entry.token = token
         self._dirty = self._dirty or bool(entry.stamps)
 

@@ -34,6 +34,7 @@ from ..core.bodies import (
     revert_version,
 )
 from ..core.errors import EnvManagerError, ValidationError
+from ..core.listbody import validate_view
 from ..core.runner import BuildQueue
 from ..core.service import EnvService
 from ..core.spec import validate_base, validate_scope
@@ -147,7 +148,8 @@ class EnvironmentsHandler(BaseHandler):
     async def get(self):
         scope = self.get_query_argument("scope", None)
         scope = None if scope is None else self.checked(validate_scope, scope)
-        response = await self.core(self.service.listing.response, scope)
+        view = self.checked(validate_view, self.get_query_argument("view", "full"))
+        response = await self.core(self.service.listing.response, scope, view)
         self.set_header("Content-Type", "application/json")
         self.set_header("Vary", "Accept-Encoding")
         self.set_header("Cache-Control", "private, no-cache")  # kept, but asked again each time

@@ -29,6 +29,49 @@ describe('EnvManagerAPI', () => {
     expect(server.calls[0].query.get('scope')).toBe('shared');
   });
 
+  it('asks for the compact list and gives each action its reason', async () => {
+    const reasons = ['No build is running', 'Build it first: "now"'];
+    const compact = (name: string) => {
+      const view = env({ name }) as any;
+      view.actions = Object.fromEntries(ENV_ACTIONS.map(a => [a, null]));
+      view.actions.cancel = 0;
+      view.actions.revert = 1;
+      view.actions.adopt = { allowed: false, reason: 'as it was' }; // kept
+      return view;
+    };
+    server.on('GET', 'environments', () => ({
+      json: { reasons, environments: [compact('a'), compact('b')] }
+    }));
+    const envs = await api.listEnvironments('local');
+    expect(server.calls[0].query.get('view')).toBe('compact');
+    expect(server.calls[0].query.get('scope')).toBe('local');
+    for (const listed of envs) {
+      expect(listed.actions.build).toEqual({ allowed: true, reason: null });
+      expect(listed.actions.cancel).toEqual({
+        allowed: false,
+        reason: reasons[0]
+      });
+      expect(listed.actions.revert).toEqual({
+        allowed: false,
+        reason: reasons[1]
+      });
+      expect(listed.actions.adopt).toEqual({
+        allowed: false,
+        reason: 'as it was'
+      });
+    }
+    // One object per reason, shared (and frozen: nobody changes another's).
+    expect(envs[0].actions.cancel).toBe(envs[1].actions.cancel);
+    expect(Object.isFrozen(envs[0].actions.cancel)).toBe(true);
+
+    server.on('GET', 'environments', () => ({
+      json: { reasons: [], environments: [compact('c')] }
+    }));
+    await expect(api.listEnvironments('shared')).rejects.toThrow(
+      "c's revert names reason 1"
+    );
+  });
+
   it('revalidates the list and reuses it while its ETag is the same', async () => {
     let etag = 'W/"one"';
     server.on('GET', 'environments', () => ({
