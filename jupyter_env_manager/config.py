@@ -144,6 +144,15 @@ class EnvManager(LoggingConfigurable):
         help="A build still running after this many seconds is stopped and marked failed.",
     ).tag(config=True)
 
+    spare_worker = Bool(
+        True,
+        help=(
+            "After its first build, keep one build worker started ahead of time (imports done, "
+            "~35 MiB while it waits, no CPU) and hand it the next build: ~100 ms less per "
+            "build. False starts a worker per build (for hubs short of memory)."
+        ),
+    ).tag(config=True)
+
     build_niceness = Int(
         10,
         help=(

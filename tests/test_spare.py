@@ -200,3 +200,31 @@ def test_the_client_a_spare_made_is_used_only_if_the_credentials_did_not_change(
         path.parent.mkdir(exist_ok=True)
         path.write_text("machine example.org login me password secret\n")
         assert spare.premade_client() is None, path
+
+
+@pytest.fixture
+def no_spare(envmgr_settings):
+    envmgr_settings["spare_worker"] = False
+
+
+async def test_a_server_configured_without_a_spare_starts_a_worker_per_build(
+    no_spare, jp_fetch, jp_serverapp, service
+):
+    """``spare_worker = False`` (hubs short of memory): every build has a worker of its own,
+    and nothing waits between builds."""
+    from test_api import create_and_build
+
+    extension = next(iter(jp_serverapp.extension_manager.extension_apps["jupyter_env_manager"]))
+    assert extension.queue.spare is None
+    owners = []
+    for _ in range(2):
+        build = await create_and_build(jp_fetch, f"nospare{len(owners)}", conda=["alpha"])
+        assert build["status"] == "succeeded"
+        record = service.builds.get("local", f"nospare{len(owners)}", build["version"])
+        owners.append(record.owner["pid"])
+    assert owners[0] != owners[1]
+    spares = []
+    for pid in Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").read_text().split():
+        with contextlib.suppress(OSError):  # one that ended meanwhile
+            spares += [pid] if SPARE_FLAG in cmdline(int(pid)) else []
+    assert spares == []

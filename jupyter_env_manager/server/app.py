@@ -40,7 +40,11 @@ class EnvManagerExtension(ExtensionApp):
 
         self.service = EnvService(settings, log=server.log, emit=emit)
         self.queue = BuildQueue(
-            self.service, settings.max_concurrent_builds, settings.build_timeout_s, loop=loop
+            self.service,
+            settings.max_concurrent_builds,
+            settings.build_timeout_s,
+            loop=loop,
+            spare=settings.spare_worker,
         )
         self.service.runner = self.queue
         self.watcher = (
