@@ -226,6 +226,45 @@ async def test_bodies_bounded_in_size_and_depth(jp_fetch, envmgr_settings):
     assert store_snapshot(envmgr_settings) == before
 
 
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "environments"),
+        ("POST", "environments/import"),
+        ("PATCH", "environments/local/there"),
+        ("POST", "environments/local/there/install"),
+        ("POST", "environments/local/there/uninstall"),
+        ("POST", "environments/local/there/copy"),
+        ("POST", "environments/local/there/revert"),
+        ("POST", "pins"),
+        ("POST", "pins/check"),
+        ("POST", "install-all"),
+        ("POST", "requests"),
+        ("POST", "requests/0123456789abcdef/reject"),
+    ],
+)
+async def test_a_required_body_that_is_missing_is_a_400(
+    jp_fetch, service, envmgr_settings, method, path
+):
+    """What the OpenAPI document says is required: no body is not ``{}`` (which a PATCH of
+    nothing may send)."""
+    service.envs.create({"name": "there"})
+    before = store_snapshot(envmgr_settings)
+    err = await refused(jp_fetch, 400, method, path, raw="")
+    assert err == {"message": "A JSON body is required", "field": "body"}, err
+    assert store_snapshot(envmgr_settings) == before
+
+
+async def test_an_optional_body_may_be_missing(jp_fetch, service):
+    service.envs.create({"name": "there"})
+    patched = await fetch(jp_fetch, "PATCH", "environments/local/there", raw="{}")
+    assert patched.code == 200  # {} is a body: nothing to change
+    built = await fetch(jp_fetch, "POST", "environments/local/there/builds", raw="")
+    assert built.code == 202
+    swept = await fetch(jp_fetch, "POST", "gc", raw="", dry_run="1")
+    assert swept.code == 200
+
+
 @pytest.fixture
 def unbuilt(service):
     """Environment ``u`` with version 1 queued (no worker runs it) and a log of 6 bytes."""

@@ -67,7 +67,11 @@ class BaseHandler(APIHandler):
         except EnvManagerError as err:
             self._error(err)
 
-    def body(self) -> dict[str, Any]:
+    def body(self, required: bool = True) -> dict[str, Any]:
+        """The request's JSON object; a missing body is a 400 where the route requires one
+        (``{}`` is a body: a PATCH of nothing, say)."""
+        if required and not self.request.body:
+            self._error(ValidationError("A JSON body is required", field="body"))
         return self.checked(parse_json_body, self.request.body)
 
     def version_arg(self, version: str) -> int:
@@ -208,7 +212,7 @@ class BuildsHandler(BaseHandler):
     @tornado.web.authenticated
     @authorized
     async def post(self, scope: str, name: str):
-        offline = self.checked(build_request, self.body())
+        offline = self.checked(build_request, self.body(required=False))
         build = await self.core(self.service.builds.start, scope, name, self.actor, offline)
         self.accepted({"build": build.public()}, scope, name, build)
 
@@ -375,7 +379,7 @@ class GcHandler(BaseHandler):
     @tornado.web.authenticated
     @authorized
     async def post(self):
-        scope, dry_run = self.checked(gc_request, self.body())
+        scope, dry_run = self.checked(gc_request, self.body(required=False))
         done = await self.core(self.service.retention.collect, scope, None, dry_run)
         self.finish(
             json.dumps({"removed": done.removed, "kept_for_kernels": done.kept_for_kernels})
