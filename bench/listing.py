@@ -147,7 +147,7 @@ def wait_ready(server: Server, total: int, disk: bool = True) -> list[dict]:
 # model does). Run by node, the browser's engine: the median of 15 runs in ms.
 PARSE_JS = r"""
 const fs = require('fs');
-const text = fs.readFileSync(process.argv[1], 'utf8');
+const text = fs.readFileSync(process.argv[2], 'utf8');
 const times = [];
 for (let i = 0; i < 15; i++) {
   const started = process.hrtime.bigint();
@@ -155,9 +155,11 @@ for (let i = 0; i < 15; i++) {
   const denied = (list.reasons || []).map(reason => Object.freeze({ allowed: false, reason }));
   const allowed = Object.freeze({ allowed: true, reason: null });
   for (const env of list.environments) {
-    for (const [action, state] of Object.entries(env.actions)) {
-      if (state === null) env.actions[action] = allowed;
-      else if (typeof state === 'number') env.actions[action] = denied[state];
+    const actions = env.actions;
+    for (const action in actions) {
+      const state = actions[action];
+      if (state === null) actions[action] = allowed;
+      else if (typeof state === 'number') actions[action] = denied[state];
     }
   }
   const byName = new Map(list.environments.map(env => [env.name, env]));
@@ -190,6 +192,8 @@ def panel_list(server: Server, full: bytes) -> dict:
         path = work / f"{label}.json"
         path.write_bytes(body)
         proc = subprocess.run([node, str(script), str(path)], capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"node {script.name} {path.name}: {proc.stderr[-500:]}")
         return float(proc.stdout) / 1000
 
     out["parse"] = sum(parse(body, f"compact-{s}") for s, body in zip(SCOPES, compact, strict=True))
@@ -197,12 +201,15 @@ def panel_list(server: Server, full: bytes) -> dict:
     return out
 
 
-def _wait_saved(cache_dir: Path, total: int) -> None:
+def _wait_saved(server: Server, cache_dir: Path, total: int) -> None:
     """Until the listing cache holds all ``total`` environments with their kernels and disk
     use (a restart then finds everything in it). Its content, not its mtime: the last save
-    may have come before the request that saw everything ready."""
+    may have come before the request that saw everything ready. Asks for the list meanwhile,
+    as a panel does: an environment changed less than two seconds before a listing is not
+    trusted (nor saved) until a later listing reads it again."""
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
+        server.request("GET", PATH)
         for cache in cache_dir.glob("listing-*.jsonl"):
             with contextlib.suppress(OSError, ValueError, IndexError):
                 rows = [json.loads(line.split("\t", 1)[0]) for line in cache.open()][1:]
@@ -229,7 +236,7 @@ def measure(fx: Fixture, scales: list[int], requests: dict[int, int], restarts: 
         with _server(fx, base, f"listing-{total}") as server:
             r["first"], _ = _first_get(server)  # the first start ever: every record is read
             wait_ready(server, total)
-            _wait_saved(cache_dir, total)
+            _wait_saved(server, cache_dir, total)
         colds = []
         for i in range(restarts):
             with _server(fx, base, f"listing-{total}-restart{i}") as server:
