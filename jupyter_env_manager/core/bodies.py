@@ -67,9 +67,12 @@ class CopyRequest:
     name: str | None = None
 
 
-def parse_json_body(raw: bytes | str | None) -> dict[str, Any]:
-    """A request body as a JSON object: bounded in size, nesting and type."""
+def parse_json_body(raw: bytes | str | None, required: bool = True) -> dict[str, Any]:
+    """A request body as a JSON object: bounded in size, nesting and type. No body is a 400
+    where the route requires one (``{}`` is a body: a PATCH of nothing, say), else ``{}``."""
     if not raw:
+        if required:
+            raise ValidationError("A JSON body is required", field="body")
         return {}
     if len(raw) > MAX_BODY_BYTES:
         raise BodyTooLarge(f"The request body is larger than {MAX_BODY_BYTES // 1024} KiB")

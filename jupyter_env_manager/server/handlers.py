@@ -68,11 +68,7 @@ class BaseHandler(APIHandler):
             self._error(err)
 
     def body(self, required: bool = True) -> dict[str, Any]:
-        """The request's JSON object; a missing body is a 400 where the route requires one
-        (``{}`` is a body: a PATCH of nothing, say)."""
-        if required and not self.request.body:
-            self._error(ValidationError("A JSON body is required", field="body"))
-        return self.checked(parse_json_body, self.request.body)
+        return self.checked(parse_json_body, self.request.body, required)
 
     def version_arg(self, version: str) -> int:
         return self.checked(parse_version, version)
