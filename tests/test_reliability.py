@@ -356,8 +356,21 @@ def test_a_queued_build_of_a_dead_server_is_ended_with_its_reason(service):
 # -- defect 4: the version in use and the build's status decided together ------------------------
 
 
-@pytest.mark.parametrize("point", ["swap", "after-swap", "phase:kernel", "before-record"])
-def test_a_kill_after_the_swap_leaves_a_succeeded_build_in_use(ready, point):
+@pytest.mark.parametrize(
+    ("point", "first"),
+    [
+        ("swap", "build"),
+        ("swap", "environment"),
+        ("swap", "list"),
+        ("after-swap", "build"),
+        ("phase:kernel", "build"),
+        ("before-record", "environment"),
+    ],
+)
+def test_a_kill_after_the_swap_leaves_a_succeeded_build_in_use(ready, point, first):
+    """No restart: the first read (``first``) reaps the build, and finishes what the kill cut
+    short. An environment's view read before its reap used to show the old version (the
+    kill loop's server trial: 'version 1' over a build that succeeded as version 2)."""
     service = ready
     store = service.local
     b = service.builds.prepare("local", "demo")
@@ -366,7 +379,13 @@ def test_a_kill_after_the_swap_leaves_a_succeeded_build_in_use(ready, point):
     assert worker.poll() is None, "the worker did not stop at the pause point"
     os.killpg(worker.pid, signal.SIGKILL)
     worker.wait()
-    # No restart: reading the build reaps it, and finishes what the kill cut short.
+    if first == "environment":
+        seen = service.envs.get("local", "demo")
+    elif first == "list":
+        (seen,) = [v for v in service.listing.views("local") if v["name"] == "demo"]
+    if first != "build":
+        assert (seen["version"], seen["status"]) == (2, "ready")
+        assert seen["latest_build"]["status"] == "succeeded"
     after = service.builds.get("local", "demo", b.version)
     assert (after.status, after.error) == ("succeeded", None)
     env = service.envs.get("local", "demo")

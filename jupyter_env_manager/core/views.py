@@ -130,10 +130,12 @@ class EnvViews:
         if data is None:
             raise NotFound(f"No environment {name!r} in the {store.scope} store")
         record = EnvRecord.from_dict(data)
-        state = read_json(os.path.join(env_dir, "state.json"), {}) or {}
         latest = _latest_build(os.path.join(env_dir, "builds"))
         if latest and latest.status in LIVE:
             latest = store.reap(name, latest)
+        # Read after the reap: ending a build a kill cut short between its swap and its record
+        # finishes the swap, and writes the version now in use.
+        state = read_json(os.path.join(env_dir, "state.json"), {}) or {}
         version = state.get("active_version")
         usual = os.path.join(store.root, name)
         python, packages = self._prefix_summary(usual) if version else (None, 0)
