@@ -28,6 +28,10 @@ module.exports = {
   // One server and one set of stores for all tests: run them one at a time.
   workers: 1,
   reporter: [[process.env.CI ? 'github' : 'list'], ['html', { open: 'never' }]],
+  // Screenshots leave out what each chromium release draws its own way (screenshot.css).
+  expect: {
+    toHaveScreenshot: { stylePath: path.join(__dirname, 'screenshot.css') }
+  },
   use: {
     ...baseConfig.use,
     baseURL: `http://localhost:${port}`,
