@@ -1,6 +1,6 @@
 import { expect, test } from '@jupyterlab/galata';
 import type { Page } from '@playwright/test';
-import { filterBox } from './helpers';
+import { filterBox, formDialog } from './helpers';
 
 const PANEL = 'jupyter-env-manager-panel';
 
@@ -9,7 +9,7 @@ async function openCreateDialog(page: Page) {
   const panel = page.locator(`#${PANEL}`);
   await expect(panel.locator('.jp-EnvManager-ServerInfo')).toBeVisible();
   await panel.getByRole('button', { name: 'New environment' }).click();
-  const dialog = page.locator('.jp-EnvManager-FormDialog');
+  const dialog = await formDialog(page);
   await expect(dialog).toBeVisible();
   return dialog;
 }

@@ -1,7 +1,7 @@
 import { expect, test } from '@jupyterlab/galata';
 import * as fs from 'fs';
 import type { Page } from '@playwright/test';
-import { API, PANEL, remove, row } from './helpers';
+import { API, formDialog, PANEL, remove, row } from './helpers';
 
 /**
  * What a new user sees: every banner and badge readable (WCAG AA, 4.5:1) in
@@ -215,7 +215,7 @@ test.describe('First run', () => {
     await page.sidebar.openTab(PANEL);
     const panel = page.locator(`#${PANEL}`);
     await panel.getByRole('button', { name: 'Import environment.yml' }).click();
-    const dialog = page.locator('.jp-EnvManager-FormDialog');
+    const dialog = await formDialog(page);
     await dialog.locator('input[type="file"]').setInputFiles(tar);
     await expect(dialog.locator(`[data-bundle="${GOOD}.tar"]`)).toBeVisible();
     await dialog.locator('input[name="name"]').fill(MOVED);

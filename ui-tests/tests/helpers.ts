@@ -12,6 +12,17 @@ export const PANEL = 'jupyter-env-manager-panel';
 export const API = 'env-manager/environments';
 
 /**
+ * The form dialog (new, edit, import) once JupyterLab focused its first field.
+ * Its body renders asynchronously and the dialog focuses that field then: text
+ * typed before (a test is faster than a person) went into that field instead.
+ */
+export async function formDialog(page: Page): Promise<Locator> {
+  const dialog = page.locator('.jp-EnvManager-FormDialog');
+  await expect(dialog.locator('.jp-Dialog-body :focus')).toHaveCount(1);
+  return dialog;
+}
+
+/**
  * Delete an environment if it exists (cancelling its build first), so that the
  * other tests find the stores as they left them. Polls the server's answer
  * (bounded), never sleeps a fixed time.

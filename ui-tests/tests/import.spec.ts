@@ -1,5 +1,5 @@
 import { expect, test } from '@jupyterlab/galata';
-import { remove } from './helpers';
+import { formDialog, remove } from './helpers';
 
 /**
  * Import an environment.yml from the panel: a bad conda spec in the file is
@@ -33,7 +33,7 @@ test.describe('Import environment.yml', () => {
     const panel = page.locator(`#${PANEL}`);
     await expect(panel.locator('.jp-EnvManager-ServerInfo')).toBeVisible();
     await panel.getByRole('button', { name: 'Import environment.yml' }).click();
-    const dialog = page.locator('.jp-EnvManager-FormDialog');
+    const dialog = await formDialog(page);
     await expect(dialog.locator('.jp-Dialog-header')).toHaveText('Import environment.yml');
     const yml = dialog.locator('textarea[name="environment_yml"]');
     const name = dialog.locator('input[name="name"]');

@@ -1,7 +1,7 @@
 import { expect, test } from '@jupyterlab/galata';
 import * as fs from 'fs';
 import * as path from 'path';
-import { action, API, expand, PANEL, remove, row, sectionTitle } from './helpers';
+import { action, API, expand, formDialog, PANEL, remove, row, sectionTitle } from './helpers';
 
 /**
  * The user journey of the issue, against the local test channel and wheelhouse
@@ -59,7 +59,7 @@ test.describe('Journey', () => {
 
     await test.step('a validation error in the dialog, then create and build', async () => {
       await panel.getByRole('button', { name: 'New environment' }).click();
-      const dialog = page.locator('.jp-EnvManager-FormDialog');
+      const dialog = await formDialog(page);
       await dialog.locator('[name="name"]').fill(NAME);
       await dialog.locator('[name="display_name"]').fill('Journey Env');
       await dialog.locator('[name="conda"]').fill('alpha');
@@ -190,7 +190,7 @@ test.describe('Journey', () => {
     await test.step('edit the spec and rebuild as version 2', async () => {
       await expand(local);
       await action(local, 'edit').click();
-      const dialog = page.locator('.jp-EnvManager-FormDialog');
+      const dialog = await formDialog(page);
       await expect(dialog.locator('.jp-Dialog-header')).toHaveText(`Edit ${NAME}`);
       await expect(dialog.locator('[name="conda"]')).toHaveValue('alpha');
       await dialog.locator('[name="pip"]').fill('envmgr-hello==2.0');

@@ -1,5 +1,5 @@
 import { expect, test } from '@jupyterlab/galata';
-import { API, PANEL, remove, row } from './helpers';
+import { API, formDialog, PANEL, remove, row } from './helpers';
 
 /**
  * The workflows over many environments from the panel: add a package to
@@ -86,7 +86,7 @@ test.describe('Workflows over many environments', () => {
     await page.sidebar.openTab(PANEL);
     const panel = page.locator(`#${PANEL}`);
     await panel.getByRole('button', { name: 'Import environment.yml' }).click();
-    const dialog = page.locator('.jp-EnvManager-FormDialog');
+    const dialog = await formDialog(page);
     await dialog.locator('input[type="file"]').setInputFiles({
       name: 'requirements.txt',
       mimeType: 'text/plain',
