@@ -190,25 +190,47 @@ def copy_to_shared(fx: Fixture, reps: int, log) -> list[Row]:
     return rows
 
 
+def _imports_run(fx: Fixture, every, name: str, reps_done: list[float], i: int) -> None:
+    """The same copy with verify's imports run (verify_once = False), for the notes."""
+    seconds, _parts, _prefix = _copy(every, "pip30", f"{name}{i}-every")
+    reps_done.append(seconds)
+    every.envs.delete("shared", f"{name}{i}-every")
+
+
+def _verify_note(checked: int, reps: int, imports: list[float], ratio: str) -> str:
+    """How many copies checked the lock's certificate instead of importing, and what the same
+    copies cost with the imports run."""
+    return (
+        f"verify done once per lock (core/verified.py): {checked} of {reps} copies checked the "
+        "certificate of the lock's verify (the source's build, or the first copy) instead of "
+        f"importing; the same copies with verify_once = False, interleaved: median "
+        f"{ms(median(imports))} ({ratio})"
+    )
+
+
 def _same_filesystem(fx: Fixture, source: Path, what: str, reps: int, log) -> Row:
     service = fx.service(like_for_like_priority=True)
-    ours, cpal, cpa, parts = [], [], [], []
+    every = fx.service(like_for_like_priority=True, verify_once=False)
+    ours, cpal, cpa, parts, imports, logs = [], [], [], [], [], []
     stale = None
     target = fx.shared_root.parent / "cp-same-fs"  # beside the shared store
     for i in range(reps):
         steps: list[Callable[[], None]] = [
             lambda: cpal.append(_cp("-al", source, target)),
             lambda: cpa.append(_cp("-a", source, target)),
+            lambda i=i: _imports_run(fx, every, "same", imports, i),
         ]
         seconds, got, prefix = _copy(service, "pip30", f"same{i}")
         ours.append(seconds)
         parts.append(got)
         if stale is None:
             stale = _stale_files(prefix, str(source))
+        logs.append(service.builds.read_log("shared", f"same{i}", 1)[0].decode())
         service.envs.delete("shared", f"same{i}")
-        for k in range(2):
-            steps[(i + k) % 2]()
+        for k in range(len(steps)):
+            steps[(i + k) % len(steps)]()
     o, al, a = median(ours), median(cpal), median(cpa)
+    checked = sum("checked, unchanged" in text for text in logs)
     log(f"copy, same filesystem: {ms(o)} vs cp -al {ms(al)}, cp -a {ms(a)}")
     return Row(
         "5",
@@ -220,6 +242,7 @@ def _same_filesystem(fx: Fixture, source: Path, what: str, reps: int, log) -> Ro
         o <= 1.5 * al,
         [
             summarize(parts),
+            _verify_note(checked, reps, imports, f"{median(imports) / al:.2f}× cp -al"),
             f"files naming the source prefix: our copy {stale}; a cp copy keeps every one",
         ],
     )
@@ -228,6 +251,9 @@ def _same_filesystem(fx: Fixture, source: Path, what: str, reps: int, log) -> Ro
 def _other_filesystem(fx: Fixture, source: Path, what: str, kind: str, reps: int, log) -> list[Row]:
     shared_root = MOUNT / "shared"
     service = fx.service(like_for_like_priority=True, shared_root=str(shared_root))
+    every = fx.service(like_for_like_priority=True, shared_root=str(shared_root), verify_once=False)
+    imports: list[float] = []
+    logs: list[str] = []
     target = MOUNT / "cp-a"
     unpacked = MOUNT / "conda-pack"
     on_it = MOUNT / "cp-src"  # the source prefix, already on the second filesystem
@@ -248,6 +274,7 @@ def _other_filesystem(fx: Fixture, source: Path, what: str, kind: str, reps: int
         steps: list[Callable[[], None]] = [
             lambda: cpa.append(_cp("-a", source, target)),
             lambda: cpal.append(_cp("-al", on_it, target)),
+            lambda i=i: _imports_run(fx, every, "other", imports, i),
         ]
         if pack_ok:
 
@@ -266,6 +293,7 @@ def _other_filesystem(fx: Fixture, source: Path, what: str, kind: str, reps: int
         if "ours" not in stale:
             stale["ours"] = _stale_files(prefix, str(source))
             linked = _linked_files(prefix)
+        logs.append(service.builds.read_log("shared", f"other{i}", 1)[0].decode())
         service.envs.delete("shared", f"other{i}")
         for k in range(len(steps)):
             steps[(i + k) % len(steps)]()
@@ -285,6 +313,12 @@ def _other_filesystem(fx: Fixture, source: Path, what: str, kind: str, reps: int
             o < a,
             [
                 summarize(parts),
+                _verify_note(
+                    sum("checked, unchanged" in text for text in logs),
+                    reps,
+                    imports,
+                    f"{median(imports) / a:.2f}× cp -a",
+                ),
                 "warm: the shared store's package cache on that filesystem already holds the "
                 "packages, as after a first build of them into the shared store; files are "
                 f"hard-linked from it ({cache}); files of the copy linked more than once: "

@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(bigenv.create_big(fx, 3 if quick else 5, log))
         rows.append(bigenv.create_big_fresh(fx, 3 if quick else 5, log))
         if not quick:
-            rows.append(envs.create_warm(fx, reps, log))
+            rows += envs.create_warm(fx, reps, log)
     if "10" in rows_wanted:
         rows.append(builds.fixed_cost(fx, 5 if quick else 11, log))
     if "6" in rows_wanted:

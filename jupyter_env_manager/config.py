@@ -161,6 +161,16 @@ class EnvManager(LoggingConfigurable):
         ),
     ).tag(config=True)
 
+    verify_once = Bool(
+        True,
+        help=(
+            "Verify a lock once: a build whose files python loads are those a build of the "
+            "same lock already imported the kernel packages from (hard links of the package "
+            "cache's files, unchanged) does not start its python to import them again. False "
+            "starts it at every build."
+        ),
+    ).tag(config=True)
+
     watch_interval_s = Float(
         2.0,
         help=(

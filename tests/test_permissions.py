@@ -42,7 +42,7 @@ from test_shared_store import (  # noqa: F401
 )
 
 from jupyter_env_manager.core.access import Access
-from jupyter_env_manager.core.engine import register_conda_env
+from jupyter_env_manager.core.conda_registry import register_conda_env
 from jupyter_env_manager.core.errors import Forbidden
 from jupyter_env_manager.core.store import Build, current_user
 

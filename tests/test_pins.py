@@ -33,6 +33,7 @@ from jupyter_env_manager.core.errors import Conflict, NotFound, ValidationError
 from jupyter_env_manager.core.pins import lock_sha256
 from jupyter_env_manager.core.retention import version_dirs
 from jupyter_env_manager.core.service import EnvService
+from jupyter_env_manager.core.verified import VERIFIED
 
 CODE = (
     "import os, envmgr_hello\n"
@@ -295,13 +296,18 @@ def test_du_matches_du_and_clean_frees_exactly_the_unreferenced(
     pkgs = Path(settings["pkgs_dir"])
     alpha1 = sorted(p.name for p in pkgs.iterdir() if p.name.startswith("alpha-1.0-"))
     assert alpha1  # the extracted package and its archive
+    # and what verify proved of v1's lock (alpha 1.0 in it); v2's stays
+    proofs = pkgs / VERIFIED
+    v1_proof = [f"{VERIFIED}/{p.name}" for p in proofs.iterdir() if "alpha-1.0-" in p.read_text()]
+    assert len(v1_proof) == 1 and len(list(proofs.iterdir())) == 2
     listed = svc.disk.clean(dry_run=True)
-    assert listed["removed"] == alpha1 and listed["freed_bytes"] > 0
-    assert all((pkgs / name).exists() for name in alpha1)
+    assert listed["removed"] == alpha1 + v1_proof and listed["freed_bytes"] > 0
+    assert all((pkgs / name).exists() for name in alpha1 + v1_proof)
     before = {p.name for p in pkgs.iterdir()}
     done = svc.disk.clean()
-    assert done["removed"] == alpha1
+    assert done["removed"] == alpha1 + v1_proof
     assert {p.name for p in pkgs.iterdir()} == before - set(alpha1)
+    assert len(list(proofs.iterdir())) == 1
     # what is in use still builds from the cache, and runs
     assert run(notebook(tmp_path / "nb.ipynb", "envmgr-mv")) == "2.0 2.0"
 

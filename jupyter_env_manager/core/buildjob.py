@@ -50,6 +50,9 @@ class BuildJob:
     # Offline (c.EnvManager.offline or --offline): cached repodata and file:// channels only,
     # packages from the package cache, the pip layer from pip_find_links only.
     offline: bool = False
+    # Not start the prefix's python again for a lock verified before, files unchanged
+    # (c.EnvManager.verify_once; see :mod:`.verified`).
+    verify_once: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

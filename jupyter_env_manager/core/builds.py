@@ -139,6 +139,7 @@ class Builds:
             kernel_stale_s=s.kernel_stale_s,
             pin_keep_s=s.pin_keep_s,
             offline=s.offline,
+            verify_once=s.verify_once,
         )
         fields.update(extra)  # e.g. a bundle's import: offline, its own wheels
         return BuildJob(**fields)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import bytecode
+from . import bytecode, verified
 from .pkgcache import shared_conda_cache
 from .retention import version_dirs
 from .store import Store
@@ -222,6 +222,11 @@ def _prune(pkgs: Path, used: set[str], dry_run: bool) -> tuple[list[str], int]:
         removed.append(f"{kept.parent.name}/{kept.name}")
         if not dry_run:
             shutil.rmtree(kept, ignore_errors=True)
+    for certificate in verified.unused(pkgs, used):  # what verify proved of those packages
+        freed += _freed_bytes(certificate)
+        removed.append(f"{certificate.parent.name}/{certificate.name}")
+        if not dry_run:
+            certificate.unlink(missing_ok=True)
     return removed, freed
 
 

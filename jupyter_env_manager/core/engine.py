@@ -25,9 +25,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import bytecode
-from .access import home_mkdir, home_mode, restrict_tree, user_umask
+from . import bytecode, verified
+from .access import restrict_tree, user_umask
 from .buildjob import BuildJob, BuildLog, Reporter
+from .conda_registry import register_conda_env
 from .diagnose import (
     channel_base_url,
     channel_error,
@@ -137,7 +138,7 @@ class Builder:
         pip = annotate(await self.pip_layer_seeding(pip_reqs, pip_pins), self.wheels)
         write_variables(self.staging, self.spec.variables, self.log)
         self.log.set_phase("verify")
-        await self.verify()
+        await self.verify(records, pip)
         if self.store.access is not None:  # after verify: its __pycache__ directories too
             opened = await asyncio.to_thread(self.store.access.open_tree, self.staging)
             self.log.write(f"shared store: {opened} paths given the store's permissions")
@@ -212,9 +213,9 @@ class Builder:
         self.staging.parent.mkdir(parents=True, exist_ok=True)
         try:
             await self.install(records, [])
-            await self.pip_layer_seeding([], pip_pins)
+            pip = await self.pip_layer_seeding([], pip_pins)
             self.log.set_phase("verify")
-            await self.verify()
+            await self.verify(records, pip)
             if self.store.access is not None:
                 await asyncio.to_thread(self.store.access.open_tree, self.staging)
             else:
@@ -443,21 +444,13 @@ class Builder:
                 os.chmod(tmp, path.stat().st_mode)
                 os.replace(tmp, path)
 
-    async def verify(self) -> None:
+    async def verify(self, records: list[Any], pip: list[dict[str, str]]) -> None:
         python = self.staging / "bin" / "python"
         if not python.exists():
             raise BuildFailed("The environment has no bin/python: add python (or a base) to it")
         modules = [m for p in self.job.kernel_packages for m in kernel_modules(p)]
         if modules:
-            self.log.write(f"checking that python imports {', '.join(modules)}")
-            code = "import " + ", ".join(modules)
-            try:
-                await self.run_logged([str(python), "-I", "-c", code], "verify", timeout=300)
-            except BuildFailed as err:
-                raise BuildFailed(
-                    f"The environment's python cannot import the kernel packages: {err}"
-                ) from None
-            await asyncio.to_thread(self.share_bytecode, "keep")
+            await self.import_check(str(python), modules, records, pip)
         stale = str(self.staging).encode()
         for path in (self.staging / "bin").iterdir():
             try:
@@ -467,6 +460,64 @@ class Builder:
                             raise BuildFailed(f"{path.name} still refers to the staging directory")
             except OSError:
                 continue
+
+    async def import_check(
+        self, python: str, modules: list[str], records: list[Any], pip: list[dict[str, str]]
+    ) -> None:
+        """Start the prefix's python to import ``modules``, unless a verify of the same lock
+        loaded these very files, unchanged (see :mod:`.verified`)."""
+        once = self.job.verify_once
+        cache = self.package_cache(records).conda
+        certificate = verified.path_of(cache, verified.key(records, pip, modules))
+        done = await asyncio.to_thread(verified.holds, certificate, self.staging) if once else None
+        if done is not None and await self.compile_missing(python, done):
+            self.log.write(
+                f"verified before: the {len(done['files'])} files python loads to import "
+                f"{', '.join(modules)} are those a build of this lock checked, unchanged"
+            )
+            return
+        self.log.write(f"checking that python imports {', '.join(modules)}")
+        code = "import " + ", ".join(modules) + (verified.REPORT if once else "")
+        report = str(self.staging / ".envmgr-verify.json")  # what python loaded; goes with it
+        try:
+            try:
+                await self.run_logged([python, "-I", "-c", code, report], "verify", timeout=300)
+            except BuildFailed as err:
+                raise BuildFailed(
+                    f"The environment's python cannot import the kernel packages: {err}"
+                ) from None
+            await asyncio.to_thread(self.share_bytecode, "keep")
+            if once:
+                await asyncio.to_thread(self.certify, certificate, Path(report), records)
+        finally:
+            Path(report).unlink(missing_ok=True)
+
+    async def compile_missing(self, python: str, certificate: dict[str, Any]) -> bool:
+        """Compile the modules the imports would have compiled (those written for this prefix,
+        whose byte-code is never shared); False if one fails (the imports then run)."""
+        missing = verified.uncompiled(self.staging, certificate)
+        missing = [str(self.staging / rel) for rel in missing]
+        if missing:
+            self.log.write(f"compiling {len(missing)} modules python loads")
+            argv = [python, "-I", "-S", "-c", verified.COMPILE, *missing]
+            try:
+                await self.run_logged(argv, "compiling", timeout=300)
+            except BuildFailed as err:
+                self.log.write(f"verify: {err}")
+                return False
+        return True
+
+    def certify(self, certificate: Path, report: Path, records: list[Any]) -> None:
+        """Keep what this verify proved for the next build of the same lock (best effort)."""
+        try:
+            loaded = json.loads(report.read_text())
+            done = verified.certify(self.staging, loaded, verified.packages(records))
+            if done is None:
+                self.log.write("verify: python loaded a file not made from the package cache")
+                return
+            verified.write(certificate, done)
+        except (OSError, ValueError) as err:
+            self.log.write(f"warning: what verify checked was not kept: {err}")
 
     async def run_logged(self, argv: list[str], what: str, timeout: float = 3600) -> None:
         env = {k: v for k, v in os.environ.items() if not _UV_INDEX_VARS.fullmatch(k)}
@@ -548,46 +599,3 @@ def write_variables(prefix: Path, variables: dict[str, str], log: BuildLog | Non
     path.write_text(json.dumps(variables, indent=1, sort_keys=True) + "\n")
     if log is not None:
         log.write("variables: " + ", ".join(sorted(variables)))
-
-
-def register_conda_env(prefix: Path) -> None:
-    """List the prefix in ~/.conda/environments.txt as conda does (conda env list finds it).
-
-    A file of the user's home: the user's own modes, also from a shared store's build worker.
-    """
-    path = Path.home() / ".conda" / "environments.txt"
-    try:
-        lines = path.read_text().splitlines() if path.exists() else []
-        if str(prefix) not in lines:
-            home_mkdir(path.parent)
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o600)
-                os.fchmod(fd, home_mode())  # exactly, whatever this process's umask
-            except FileExistsError:
-                fd = os.open(path, os.O_WRONLY | os.O_APPEND)
-            with open(fd, "a") as f:
-                _keep_home_mode(f.fileno())
-                f.write(f"{prefix}\n")
-    except OSError:
-        pass
-
-
-def unregister_conda_env(prefix: Path) -> None:
-    path = Path.home() / ".conda" / "environments.txt"
-    try:
-        lines = path.read_text().splitlines()
-    except OSError:
-        return
-    kept = [line for line in lines if line.strip() != str(prefix)]
-    if kept != lines:
-        fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
-        with open(fd, "w") as f:
-            _keep_home_mode(f.fileno())
-            f.write("".join(f"{line}\n" for line in kept))
-
-
-def _keep_home_mode(fd: int) -> None:
-    """Never writable by others (an older version made the file 0666 in shared builds)."""
-    st = os.fstat(fd)
-    if st.st_uid == os.geteuid() and st.st_mode & 0o022:
-        os.fchmod(fd, st.st_mode & 0o7755)

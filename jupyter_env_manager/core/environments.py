@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 from .actions import NO_SHARED, env_actions
 from .bodies import CreateRequest, create_request, import_request, update_fields
+from .conda_registry import register_conda_env, unregister_conda_env
 from .diagnose import redact
-from .engine import register_conda_env, unregister_conda_env
 from .envyml import to_environment_yml
 from .errors import Conflict, NotFound, ValidationError
 from .lockfile import read_lock, site_packages, write_locks
