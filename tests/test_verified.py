@@ -11,30 +11,12 @@ from pathlib import Path
 
 import pytest
 from helpers import build, run_in_kernel, umask
-from test_bytecode import PLACED
+from test_bytecode import envmgr_settings, placed_channel  # noqa: F401 (fixtures)
 
 from jupyter_env_manager.core.verified import VERIFIED
-from jupyter_env_manager.testing.channel import build_channel
 
 CHECKING = "checking that python imports ipykernel.kernelapp, ipykernel.ipkernel, pytool, placed"
 SKIPPED = "are those a build of this lock checked, unchanged"
-
-
-@pytest.fixture(scope="module")
-def placed_channel(tmp_path_factory) -> str:
-    """A package whose module has the prefix written into it at install (a copy, not a link)."""
-    path = tmp_path_factory.mktemp("placed-channel")
-    return build_channel(path, extra=[PLACED], defaults=False, host_packages=())
-
-
-@pytest.fixture
-def envmgr_settings(envmgr_settings, placed_channel):
-    return {
-        **envmgr_settings,
-        "channels": [*envmgr_settings["channels"], placed_channel],
-        "kernel_packages": ["ipykernel", "pytool", "placed"],
-        "pkgs_dir": str(Path(envmgr_settings["local_root"]).parent / "pkgs"),  # edited below
-    }
 
 
 def made(service, name: str, status: str = "succeeded") -> str:
@@ -96,15 +78,17 @@ def test_a_file_changed_in_the_package_cache_is_verified_again(service, package,
     assert kind in {how[0] for how in certificate(service)["files"].values()}
 
 
-def test_verify_once_false_imports_at_every_build(service, envmgr_settings, config_file):
+def test_verify_once_false_imports_at_every_build(service, config_file):
     from traitlets.config import Config
 
     from jupyter_env_manager.config import EnvManager
     from jupyter_env_manager.core.service import EnvService
 
     made(service, "first")
-    every = EnvService(EnvManager(config=Config({"EnvManager": {**envmgr_settings,
-        "verify_once": False}})))  # fmt: skip
+    settings = json.loads(config_file.read_text())["EnvManager"]  # this module's
+    every = EnvService(
+        EnvManager(config=Config({"EnvManager": {**settings, "verify_once": False}}))
+    )
     log = made(every, "second")
     assert CHECKING in log and SKIPPED not in log
 

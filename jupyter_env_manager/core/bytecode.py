@@ -24,12 +24,13 @@ that is read-only, on another filesystem) is one line in the build log.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from .lockfile import linked_records
 
 BYTECODE = ".envmgr-bytecode"
 _NOARCH_SITE = re.compile(r"^lib/python[^/]+/site-packages/")
@@ -64,20 +65,7 @@ def packages(prefix: Path) -> list[Package]:
     package cache as they are (no prefix placeholder rewritten into them), in a package that
     ships no byte-code of its own."""
     found: list[Package] = []
-    try:
-        metas = [e.path for e in os.scandir(prefix / "conda-meta") if e.name.endswith(".json")]
-    except OSError:
-        return found
-    for meta in metas:
-        try:
-            with open(meta, "rb") as f:
-                record = json.load(f)
-            entry = record.get("extracted_package_dir") or ""
-            paths = record.get("paths_data", {}).get("paths", [])
-        except (OSError, ValueError, AttributeError):
-            continue
-        if not entry or not os.path.isabs(entry):
-            continue
+    for _record, entry, paths in linked_records(prefix):
         package = Package(Path(entry), False)
         for item in paths:
             path = item.get("_path", "")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,25 @@ def conda_lock_entries(records: list[Any]) -> list[dict[str, Any]]:
         for r in records
     ]
     return sorted(entries, key=lambda e: e["name"])
+
+
+def linked_records(prefix: Path) -> Iterator[tuple[dict[str, Any], str, list[dict[str, Any]]]]:
+    """Each conda-meta record of ``prefix`` that names its package cache entry (an absolute
+    path): the record, that entry, and the paths it linked (``paths_data``)."""
+    try:
+        metas = [e.path for e in os.scandir(prefix / "conda-meta") if e.name.endswith(".json")]
+    except OSError:
+        return
+    for meta in metas:
+        try:
+            with open(meta, "rb") as f:
+                record = json.load(f)
+            entry = record.get("extracted_package_dir") or ""
+            paths = record.get("paths_data", {}).get("paths", [])
+        except (OSError, ValueError, AttributeError):
+            continue
+        if entry and os.path.isabs(entry):
+            yield record, entry, paths
 
 
 def site_packages(prefix: Path) -> Path | None:

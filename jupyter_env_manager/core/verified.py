@@ -39,7 +39,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from .lockfile import conda_lock_entries
+from .lockfile import conda_lock_entries, linked_records
 
 VERIFIED = ".envmgr-verified"
 FORMAT = 1
@@ -168,23 +168,9 @@ def write(certificate: Path, data: dict[str, Any]) -> None:
 def _sources(prefix: Path) -> dict[str, str]:
     """Each prefix file rattler made from the package cache: its path there (conda-meta)."""
     out: dict[str, str] = {}
-    try:
-        metas = [e.path for e in os.scandir(prefix / "conda-meta") if e.name.endswith(".json")]
-    except OSError:
-        return out
-    for meta in metas:
-        try:
-            with open(meta, "rb") as f:
-                record = json.load(f)
-            entry = record.get("extracted_package_dir") or ""
-            paths = record.get("paths_data", {}).get("paths", [])
-            noarch = record.get("noarch") == "python" or (
-                isinstance(record.get("noarch"), dict) and record["noarch"].get("type") == "python"
-            )
-        except (OSError, ValueError, AttributeError):
-            continue
-        if not entry or not os.path.isabs(entry):
-            continue
+    for record, entry, paths in linked_records(prefix):
+        kind = record.get("noarch")
+        noarch = kind == "python" or (isinstance(kind, dict) and kind.get("type") == "python")
         for item in paths:
             rel = item.get("_path", "")
             origin = rel
