@@ -214,6 +214,8 @@ test.describe('First run', () => {
     fs.writeFileSync(tar, await exported.body());
     await page.sidebar.openTab(PANEL);
     const panel = page.locator(`#${PANEL}`);
+    // Connected and listed: its commands are enabled (a click before may be lost).
+    await expect(row(page, 'local', GOOD)).toBeVisible();
     await panel.getByRole('button', { name: 'Import environment.yml' }).click();
     const dialog = await formDialog(page);
     await dialog.locator('input[type="file"]').setInputFiles(tar);

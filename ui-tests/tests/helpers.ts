@@ -18,7 +18,10 @@ export const API = 'env-manager/environments';
  */
 export async function formDialog(page: Page): Promise<Locator> {
   const dialog = page.locator('.jp-EnvManager-FormDialog');
-  await expect(dialog.locator('.jp-Dialog-body :focus')).toHaveCount(1);
+  // As long as the first action on the dialog would wait for it (a busy machine).
+  await expect(dialog.locator('.jp-Dialog-body :focus')).toHaveCount(1, {
+    timeout: 60_000
+  });
   return dialog;
 }
 

@@ -85,6 +85,8 @@ test.describe('Workflows over many environments', () => {
   test('imports a requirements.txt', async ({ page, request, baseURL }) => {
     await page.sidebar.openTab(PANEL);
     const panel = page.locator(`#${PANEL}`);
+    // Connected: its commands are enabled (a click before may be lost).
+    await expect(panel.getByRole('region', { name: 'Stores' })).toBeVisible();
     await panel.getByRole('button', { name: 'Import environment.yml' }).click();
     const dialog = await formDialog(page);
     await dialog.locator('input[type="file"]').setInputFiles({
