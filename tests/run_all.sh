@@ -25,6 +25,9 @@ if [ -z "${VIRTUAL_ENV:-}" ]; then
 fi
 
 # Python package (editable, with the labextension built and linked) and test dependencies.
+# An editable install writes install.json through the labextension link into the built
+# labextension; a second install in the same checkout would then add it twice (hatchling).
+rm -f jupyter_env_manager/labextension/install.json
 python -m pip install -q -e ".[test]"
 jupyter labextension develop . --overwrite >/dev/null
 

@@ -110,3 +110,28 @@ def test_cleaning_the_package_cache_removes_the_certificates_of_what_it_removes(
     done = service.disk.clean()
     assert f"{VERIFIED}/{path.name}" in done["removed"]
     assert not path.exists() and not os.listdir(path.parent)
+
+
+def test_a_loaded_file_not_made_from_the_package_cache_makes_no_certificate(service, tmp_path):
+    from jupyter_env_manager.core.verified import keep
+
+    made(service, "first")
+    prefix = service.local.active_prefix("first")
+    proved = certificate(service)
+    report = tmp_path / "report.json"
+    stray = prefix / "lib" / "stray.py"  # written by something else: one link, no source
+    stray.write_text("X = 1\n")
+    loaded = [str(prefix / rel) for rel in proved["files"]]
+    for extra, kept in (([str(stray)], False), ([], True)):
+        report.write_text(json.dumps({"tag": proved["tag"], "loaded": loaded + extra}))
+        note = keep(tmp_path / "cert.json", prefix, report, [])
+        assert (tmp_path / "cert.json").exists() == kept, note
+        if not kept:
+            assert note == "verify: python loaded a file not made from the package cache"
+    assert (
+        note is None
+        and json.loads((tmp_path / "cert.json").read_text())["files"] == proved["files"]
+    )
+    note = keep(tmp_path / "other.json", prefix, tmp_path / "no-report.json", [])
+    assert note.startswith("warning: what verify checked was not kept") and "no-report" in note
+    assert not (tmp_path / "other.json").exists()

@@ -488,7 +488,9 @@ class Builder:
                 ) from None
             await asyncio.to_thread(self.share_bytecode, "keep")
             if once:
-                await asyncio.to_thread(self.certify, certificate, Path(report), records)
+                args = (certificate, self.staging, Path(report), records)
+                if note := await asyncio.to_thread(verified.keep, *args):
+                    self.log.write(note)
         finally:
             Path(report).unlink(missing_ok=True)
 
@@ -506,18 +508,6 @@ class Builder:
                 self.log.write(f"verify: {err}")
                 return False
         return True
-
-    def certify(self, certificate: Path, report: Path, records: list[Any]) -> None:
-        """Keep what this verify proved for the next build of the same lock (best effort)."""
-        try:
-            loaded = json.loads(report.read_text())
-            done = verified.certify(self.staging, loaded, verified.packages(records))
-            if done is None:
-                self.log.write("verify: python loaded a file not made from the package cache")
-                return
-            verified.write(certificate, done)
-        except (OSError, ValueError) as err:
-            self.log.write(f"warning: what verify checked was not kept: {err}")
 
     async def run_logged(self, argv: list[str], what: str, timeout: float = 3600) -> None:
         env = {k: v for k, v in os.environ.items() if not _UV_INDEX_VARS.fullmatch(k)}

@@ -165,6 +165,20 @@ def write(certificate: Path, data: dict[str, Any]) -> None:
         raise
 
 
+def keep(certificate: Path, prefix: Path, report: Path, records: list[Any]) -> str | None:
+    """Keep what the verify of ``prefix`` proved (``report``: what its python loaded) for the
+    next build of the same lock; best effort: what to log when nothing was kept, else None."""
+    try:
+        loaded = json.loads(report.read_text())
+        done = certify(prefix, loaded, packages(records))
+        if done is None:
+            return "verify: python loaded a file not made from the package cache"
+        write(certificate, done)
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        return f"warning: what verify checked was not kept: {err}"
+    return None
+
+
 def _sources(prefix: Path) -> dict[str, str]:
     """Each prefix file rattler made from the package cache: its path there (conda-meta)."""
     out: dict[str, str] = {}
