@@ -157,7 +157,8 @@ class EnvManager(LoggingConfigurable):
         10,
         help=(
             "CPU priority (nice increment) of build workers, so that a running build never slows "
-            "the server or the kernels down; 0 keeps the server's priority."
+            "the server or the kernels down; 0 keeps the server's priority. With Linux's "
+            "autogroup scheduling the worker's session is lowered too (/proc/self/autogroup)."
         ),
     ).tag(config=True)
 

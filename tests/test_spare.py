@@ -228,3 +228,47 @@ async def test_a_server_configured_without_a_spare_starts_a_worker_per_build(
         with contextlib.suppress(OSError):  # one that ended meanwhile
             spares += [pid] if SPARE_FLAG in cmdline(int(pid)) else []
     assert spares == []
+
+
+def priority(pid: int) -> tuple[int, str | None]:
+    """The process's nice, and its session's (autogroup) nice where the kernel schedules by
+    session (None where it does not)."""
+    nice = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+    enabled = Path("/proc/sys/kernel/sched_autogroup_enabled")
+    if not enabled.exists() or enabled.read_text().strip() != "1":
+        return nice, None
+    return nice, Path(f"/proc/{pid}/autogroup").read_text().split()[-1]
+
+
+def test_a_build_runs_below_the_server_in_a_worker_of_its_own_or_in_the_spare(demo, monkeypatch):
+    """The server's queue starts each worker in a session of its own: with autogroup scheduling
+    (Linux's default) that session's nice is raised too, or nice would not slow it down against
+    the server at all."""
+    service = demo
+    monkeypatch.setenv(PAUSE_ENV, "phase:link")
+    base = os.nice(0)  # this process's: the server's here
+    session_nice = None if priority(os.getpid())[1] is None else "10"
+
+    async def paused(build) -> int:
+        for _ in range(3000):
+            owner = service.builds.get("local", "demo", build.version).owner or {}
+            if owner.get("pid") and stopped(owner["pid"]):
+                return owner["pid"]
+            await asyncio.sleep(0.01)
+        raise AssertionError("the build never reached its link phase")
+
+    async def scenario(queue):
+        first = submit(queue, service)  # the first build: a worker of its own
+        pid = await paused(first)
+        assert priority(pid) == (min(base + 10, 19), session_nice)
+        os.killpg(pid, signal.SIGCONT)
+        assert (await finished(queue, service, first)).status == "succeeded"
+        spare = await spare_pid(queue)
+        assert priority(spare) == (base, None if session_nice is None else "0")  # until its job
+        second = submit(queue, service)
+        assert await paused(second) == spare
+        assert priority(spare) == (min(base + 10, 19), session_nice)
+        os.killpg(spare, signal.SIGCONT)
+        assert (await finished(queue, service, second)).status == "succeeded"
+
+    with_queue(service, scenario)

@@ -48,10 +48,29 @@ def emit(**event) -> None:
         _reporting = False
 
 
+def lower_priority(niceness: int) -> None:
+    """Give the server and the kernels the CPU first: this process and what it starts (uv,
+    the verifying python) run ``niceness`` lower.
+
+    Linux's autogroup scheduling (on by default in Debian's and Ubuntu's kernels) shares the
+    CPU between sessions first, and nice orders only the processes of one session. A worker is
+    a session of its own (it outlives the server), so its nice alone would leave it an equal
+    share against the server: the session's own nice (``/proc/self/autogroup``) is raised too.
+    Without autogroup (another kernel, a CPU cgroup such as a container's) that file is absent
+    or not used, and nice is what counts.
+    """
+    os.nice(niceness)
+    try:
+        with open("/proc/self/autogroup", "w") as f:
+            f.write(str(min(niceness, 19)))
+    except OSError:
+        pass
+
+
 def run(build_dir: Path, build_id: str | None = None) -> int:
     job = BuildJob.from_dict(json.loads((build_dir / "job.json").read_text()))
     if job.niceness > 0:
-        os.nice(job.niceness)  # the server and the kernels come first; uv inherits it
+        lower_priority(job.niceness)
     store = Store(job.root, job.scope)
     if store.access is not None:  # a shared store: what the build makes is the team's too
         enter_store(store.access)  # files in the home keep the user's umask (see access.py)
