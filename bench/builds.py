@@ -115,7 +115,11 @@ class QueueThread:
         """Create and build, until the queue is done with the build (recorded, kernels told)."""
         started = time.perf_counter()
         self.service.envs.create({"scope": scope, "name": name, **create})
-        build = self.service.builds.prepare(scope, name)
+        return self.run(scope, name, self.service.builds.prepare(scope, name), started)
+
+    def run(self, scope: str, name: str, build, started: float) -> Built:
+        """Run a prepared build through the queue until it is done with it; timed from
+        ``started`` (perf_counter)."""
         self.queue.submit(scope, name, build)
         self._call(self.queue.wait(build.id))
         returned_perf, returned_wall = time.perf_counter(), time.time()
@@ -123,6 +127,14 @@ class QueueThread:
         if finished.status != "succeeded":
             raise RuntimeError(f"build of {scope}/{name} {finished.status}: {finished.error}")
         return Built(returned_perf - started, finished, returned_wall, returned_perf)
+
+    def start_spare(self) -> None:
+        """Start the spare worker now, as a server's queue does after its first build."""
+
+        async def refill() -> None:
+            self.queue.spare.refill()
+
+        self._call(refill())
 
     def spare_pid(self) -> int | None:
         spare = self.queue.spare
