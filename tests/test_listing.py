@@ -148,6 +148,44 @@ def test_a_restart_lists_from_the_kept_cache_and_sees_what_changed_meanwhile(
     assert fresh.envs.list("local") == again
 
 
+def test_a_restart_keeps_the_compact_lists_and_the_reasons_they_number(
+    service, envmgr_config, envmgr_settings, config_file, monkeypatch
+):
+    """Compact fragments come with the cache (making them again was half of a restart's first
+    lists at 3,000 environments), numbered by the reasons kept with them: a fragment made after
+    the restart numbers its reasons in the same table."""
+    from jupyter_env_manager.config import EnvManager
+    from jupyter_env_manager.core import listing
+
+    for name in ("a", "b"):
+        service.envs.create({"name": name})
+    age(envmgr_settings["local_root"])
+    before = service.listing.response("local", "compact")
+    service.listing.save()
+    made: list[str] = []
+    real = listing.compact_fragment
+    monkeypatch.setattr(
+        listing,
+        "compact_fragment",
+        lambda fragment, reasons: made.append(fragment) or real(fragment, reasons),
+    )
+    restarted = EnvService(EnvManager(config=envmgr_config))
+    assert restarted.listing.response("local", "compact").data == before.data
+    assert made == []  # every compact fragment came with the cache
+    envmgr("create", "c")  # while it runs, by another process
+    build(restarted, "local", "c")
+    after = restarted.listing.response("local", "compact")
+    assert any('"name":"c"' in fragment for fragment in made)  # numbered after the restart
+    fresh = EnvService(EnvManager(config=envmgr_config))
+    fresh.listing.cache_file = None
+    full = json.loads(fresh.listing.response("local").data)["environments"]
+    assert expanded(after.data) == full
+    assert (
+        json.loads(after.data)["reasons"][: len(json.loads(before.data)["reasons"])]
+        == (json.loads(before.data)["reasons"])
+    )
+
+
 def test_a_cache_of_other_stores_or_another_version_is_not_used(
     service, envmgr_config, envmgr_settings, config_file
 ):

@@ -61,6 +61,21 @@ class Reasons:
         """Every reason so far, as a JSON array (a response names some of them)."""
         return "[" + ",".join(self._texts) + "]"
 
+    def texts(self) -> list[str]:
+        """Their JSON texts, in number order (kept with the listing cache)."""
+        return list(self._texts)
+
+    @classmethod
+    def of(cls, texts: list[str]) -> Reasons:
+        """Reasons numbered as ``texts`` (a previous process's, whose compact fragments name
+        them by these numbers)."""
+        reasons = cls()
+        for text in texts:
+            if not isinstance(text, str) or text in reasons._index:
+                raise ValueError("not a list of distinct reasons")
+            reasons.index(text)
+        return reasons
+
 
 def compact_fragment(fragment: str, reasons: Reasons) -> str:
     """A full fragment's compact form: its actions as null (allowed) or a reason's number."""

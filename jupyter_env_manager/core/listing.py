@@ -35,7 +35,9 @@ sends ``If-None-Match`` with that ETag gets 304 Not Modified.
 
 The cache is written (off the request path) to the user's Jupyter data directory
 (``env_manager/listing-<digest>.jsonl``, mode 0600), so the first listing after a server
-start checks fingerprints instead of reading every record again.
+start checks fingerprints instead of reading every record again. It keeps each entry's compact
+fragment too, with the reasons they number (a line of their own): making them again from the
+full fragments was half of a restart's first lists at 3,000 environments.
 
 The list sends what the panel shows: a build's ``phases`` are left out of ``latest_build``
 (``GET environments/{scope}/{name}`` and ``GET .../builds/{version}`` carry them), and the
@@ -67,7 +69,8 @@ if TYPE_CHECKING:
     from .publishing import DecorateContext
     from .service import EnvService
 
-FORMAT = 3  # 2: an entry says whether it is a managed environment's; 3: no spaces in fragments
+FORMAT = 4  # 2: an entry says whether it is a managed environment's; 3: no spaces in fragments;
+# 4: the compact fragments and their reasons are kept too
 FRESH_NS = 2_000_000_000  # a change this recent could hide a second one in the same mtime tick
 PINS_RECHECK_S = 3600.0  # pins expire with time, not with an mtime: look again this often
 SAVE_EVERY_S = 30.0  # the cache only matters at the next start: a few late changes cost little
@@ -412,12 +415,13 @@ class Listing:
             with open(self.cache_file) as f:
                 if json.loads(f.readline()) != self._header():
                     return
+                reasons = Reasons.of(json.loads(f.readline()))
                 for line in f:
-                    meta, fragment = line.rstrip("\n").split("\t", 1)
+                    meta, fragment, compact = line.rstrip("\n").split("\t", 2)
                     scope, name, paths, stamps, dirs, inputs, expires, parents, managed = (
                         json.loads(meta)
                     )
-                    self._entries[(scope, name)] = Entry(
+                    self._entries[(scope, name)] = entry = Entry(
                         name,
                         tuple(paths),
                         tuple(stamps),
@@ -429,9 +433,16 @@ class Listing:
                         expires,
                         bool(managed),
                     )
+                    if compact:
+                        entry.compact = (fragment, compact)
         except (OSError, ValueError, TypeError):
             self._entries.clear()  # no cache, or not ours: read the records
             return
+        if not self._responses:  # no compact fragment was numbered yet in this process
+            self._reasons = reasons
+        else:  # (not reached: the first listing loads) theirs are not numbered as ours
+            for entry in self._entries.values():
+                entry.compact = None
         for (scope, name), entry in self._entries.items():
             if entry.inputs and entry.inputs[1] is not None:
                 self.svc.disk.seed(scope, name, entry.dirs, entry.inputs[1])
@@ -464,12 +475,17 @@ class Listing:
                         key,
                         (e.paths, e.stamps, e.dirs, e.inputs, e.expires, e.parents, e.managed),
                         e.fragment,
+                        e.compact[1] if e.compact and e.compact[0] is e.fragment else "",
                     )
                     for key, e in self._entries.items()
                     if e.fragment and e.stamps
                 ]
-            lines = [json.dumps(self._header())]
-            lines += [f"{json.dumps([*key, *meta])}\t{fragment}" for key, meta, fragment in rows]
+                reasons = self._reasons.texts()  # all those the compact fragments number
+            lines = [json.dumps(self._header()), json.dumps(reasons)]
+            lines += [
+                f"{json.dumps([*key, *meta])}\t{fragment}\t{compact}"
+                for key, meta, fragment, compact in rows
+            ]
             self.cache_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with open(fd, "w") as f:
