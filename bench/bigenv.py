@@ -24,13 +24,15 @@ import sys
 import time
 from pathlib import Path
 
+from builds import QueueThread
 from common import (
+    QUEUED,
     RUN,
     WORK,
     Fixture,
     Row,
     breakdown,
-    build_env,
+    cli_build,
     count_files,
     median,
     ms,
@@ -154,16 +156,24 @@ def create_big(fx: Fixture, reps: int, log, fresh: tuple[Path, str] | None = Non
     if fresh:
         settings["local_root"] = str(base / "local")
     service = fx.service(like_for_like_priority=True, **settings)
+    queue = QueueThread(service)
+    try:
+        return _create_big(service, queue, pkgs, scratch, reps, log, fresh)
+    finally:
+        queue.close()
+
+
+def _create_big(service, queue, pkgs: Path, scratch: Path, reps: int, log, fresh) -> Row:
     name, spec = "big", {"conda": [f"big-{N_PACKAGES - 1:03d}"]}
-    build_env(service, "local", name, spec)  # fills the package cache
+    queue.build("local", name, spec)  # fills the package cache; the queue's spare starts
     service.envs.delete("local", name)
     scratch.mkdir(exist_ok=True)
-    ours, cpal, cpa, parts, floor = [], [], [], [], []
+    ours, cpal, cpa, parts, floor, cli = [], [], [], [], [], []
     packages = files = placeholders = size = dirs = 0
     for i in range(reps):
-        built = build_env(service, "local", name, spec)
+        built = queue.build_ready("local", name, spec)
         ours.append(built.seconds)
-        parts.append(breakdown(built))
+        parts.append(breakdown(built, "queue done"))
         prefix = service.local.active_prefix(name)
         if not files:
             packages = len(list((prefix / "conda-meta").glob("*.json")))
@@ -174,9 +184,10 @@ def create_big(fx: Fixture, reps: int, log, fresh: tuple[Path, str] | None = Non
             lambda p=prefix: cpal.append(_cp("-al", p, scratch)),
             lambda p=prefix: cpa.append(_cp("-a", p, scratch)),
             lambda d=build_dir: floor.append(rattler_floor(pkgs, d, scratch / "rattler-floor")),
+            lambda: cli_build(service, "local", f"{name}-cli", spec, cli),
         ]
-        for k in range(3):  # rotate, so none always follows the others' disk writes
-            baselines[(i + k) % 3]()
+        for k in range(len(baselines)):  # rotate: none always follows the others' disk writes
+            baselines[(i + k) % len(baselines)]()
         if i < reps - 1:
             service.envs.delete("local", name)
     o, al, a, fl = median(ours), median(cpal), median(cpa), median(floor)
@@ -185,7 +196,9 @@ def create_big(fx: Fixture, reps: int, log, fresh: tuple[Path, str] | None = Non
         f"rattler floor {ms(fl)}"
     )
     notes = [
-        summarize(parts),
+        f"{QUEUED}; {summarize(parts)}",
+        f"the same create + build by the CLI (a worker started for it), interleaved: median "
+        f"{ms(median(cli))} ({median(cli) / al:.2f}× cp -al)",
         f"rattler.install() alone of the same records into an empty prefix, in-process: "
         f"{ms(fl)} = {fl / al:.1f}× cp -al (the library's floor: ours is {o / fl:.2f}× it)",
         f"{placeholders:,} files carry the prefix placeholder (rewritten, so copied: a new "

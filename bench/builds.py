@@ -128,6 +128,17 @@ class QueueThread:
             raise RuntimeError(f"build of {scope}/{name} {finished.status}: {finished.error}")
         return Built(returned_perf - started, finished, returned_wall, returned_perf)
 
+    def build_ready(self, scope: str, name: str, create: dict) -> Built:
+        """:meth:`build` in the queue's ready spare worker, as a server after its first build
+        and a user's pause; returns once the next spare is ready too (no baseline shares the
+        CPU with its imports)."""
+        spare = self.ready_spare()
+        built = self.build(scope, name, create)
+        if built.build.owner["pid"] != spare:
+            raise RuntimeError(f"the build of {scope}/{name} did not run in the spare worker")
+        self.ready_spare()
+        return built
+
     def start_spare(self) -> None:
         """Start the spare worker now, as a server's queue does after its first build."""
 

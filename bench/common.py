@@ -208,6 +208,19 @@ def build_env(service, scope: str, name: str, create: dict[str, Any] | None = No
     return Built(returned_perf - started, finished, returned_wall, returned_perf)
 
 
+def cli_build(service, scope: str, name: str, create: dict[str, Any], done: list[float]) -> None:
+    """The same create + build as ``jupyter envmgr create --build`` runs it (a worker started
+    for it), for the notes of rows measured through a server's queue; deleted after."""
+    done.append(build_env(service, scope, name, create).seconds)
+    service.envs.delete(scope, name)
+
+
+QUEUED = (
+    "ours through a server's build queue, its spare worker ready (core/spare.py), as the "
+    "panel's and REST's builds run"
+)
+
+
 def breakdown(built: Built, tail: str = "run_foreground returned") -> dict[str, float]:
     """Where a foreground build's time went: worker start, each phase, the tail after it."""
     b = built.build

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from builds import QueueThread
 from common import (
+    QUEUED,
     RUN,
     Built,
     Fixture,
@@ -234,12 +235,6 @@ def _queue(service) -> QueueThread:
     queue = QueueThread(service)
     queue.start_spare()
     return queue
-
-
-QUEUED = (
-    "ours through a server's build queue, its spare worker ready (core/spare.py), as the "
-    "panel's and REST's copies run"
-)
 
 
 def _same_filesystem(fx: Fixture, source: Path, what: str, reps: int, log) -> Row:

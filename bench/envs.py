@@ -11,12 +11,15 @@ import subprocess
 import time
 from pathlib import Path
 
+from builds import QueueThread
 from common import (
+    QUEUED,
     RUN,
     Fixture,
     Row,
     breakdown,
     build_env,
+    cli_build,
     count_files,
     median,
     ms,
@@ -43,21 +46,32 @@ def create_warm(fx: Fixture, reps: int, log) -> list[Row]:
     the same lock again, its verify done once (core/verified.py). Both in each repetition."""
     once = fx.service(like_for_like_priority=True)
     every = fx.service(like_for_like_priority=True, verify_once=False)
+    queues = {"once": QueueThread(once), "every": QueueThread(every)}
+    try:
+        return _create_warm(fx, once, every, queues, reps, log)
+    finally:
+        for queue in queues.values():
+            queue.close()
+
+
+def _create_warm(fx: Fixture, once, every, queues, reps: int, log) -> list[Row]:
     name = "warm200k"
     spec = {"conda": ["synth-198"]}
-    first = breakdown(build_env(once, "local", name, spec))  # fills the package cache
+    # fills the package cache (and compiles the byte-code); the queue's spare starts
+    first = breakdown(queues["once"].build("local", name, spec), "queue done")
     once.envs.delete("local", name)
+    queues["every"].start_spare()
     SCRATCH.mkdir(exist_ok=True)
     ours: dict[str, list[float]] = {"every": [], "once": []}
     parts: dict[str, list[dict[str, float]]] = {"every": [], "once": []}
-    cpal, cpa, floor = [], [], []
+    cpal, cpa, floor, cli = [], [], [], []
     packages = files = 0
     skipped = 0
     for i in range(reps):
         for kind, service in sorted({"every": every, "once": once}.items(), reverse=i % 2 == 1):
-            built = build_env(service, "local", name, spec)
+            built = queues[kind].build_ready("local", name, spec)
             ours[kind].append(built.seconds)
-            parts[kind].append(breakdown(built))
+            parts[kind].append(breakdown(built, "queue done"))
             log_text = service.builds.read_log("local", name, built.build.version)[0].decode()
             skipped += kind == "once" and "checked, unchanged" in log_text
             prefix = service.local.active_prefix(name)  # the version's own directory
@@ -70,16 +84,19 @@ def create_warm(fx: Fixture, reps: int, log) -> list[Row]:
                     lambda p=prefix: cpal.append(_cp("-al", p)),
                     lambda p=prefix: cpa.append(_cp("-a", p)),
                     lambda d=build_dir: floor.append(_rattler_install(fx, d)),
+                    lambda: cli_build(every, "local", f"{name}-cli", spec, cli),
                 ]
-                for k in range(3):  # rotate, so none always follows the others' disk writes
-                    baselines[(i + k) % 3]()
+                for k in range(len(baselines)):  # rotate: none always follows the others'
+                    baselines[(i + k) % len(baselines)]()  # disk writes
             service.envs.delete("local", name)
     e, o, al, a = median(ours["every"]), median(ours["once"]), median(cpal), median(cpa)
     log(f"create {name}: {ms(e)}, again {ms(o)} vs cp -al {ms(al)}, cp -a {ms(a)}")
     what = f"{packages} packages / {files:,} files"
     verify = {k: median([p["verify"] for p in parts[k]]) * 1000 for k in parts}
     notes = [
-        summarize(parts["every"]),
+        f"{QUEUED}; {summarize(parts['every'])}",
+        f"the same create + build by the CLI (a worker started for it), interleaved: median "
+        f"{ms(median(cli))} ({median(cli) / al:.2f}× cp -al)",
         f"rattler.install() alone of the same records into an empty prefix, in-process: "
         f"{ms(median(floor))} = {median(floor) / al:.1f}× cp -al",
         f"verify (python imports what ipykernel's kernel imports as it starts; its noarch "
@@ -88,7 +105,7 @@ def create_warm(fx: Fixture, reps: int, log) -> list[Row]:
         f"them: {first['verify'] * 1000:.0f} ms",
     ]
     again = [
-        summarize(parts["once"]),
+        f"{QUEUED}; {summarize(parts['once'])}",
         f"verify {verify['once']:.0f} ms: the certificate of the first build's verify checked "
         f"(a stat per file python loads) in {skipped} of {reps} builds, instead of "
         f"{verify['every']:.0f} ms of imports (row 4b, the same builds with verify_once = False, "

@@ -212,7 +212,8 @@ def _wait_saved(server: Server, cache_dir: Path, total: int) -> None:
         server.request("GET", PATH)
         for cache in cache_dir.glob("listing-*.jsonl"):
             with contextlib.suppress(OSError, ValueError, IndexError):
-                rows = [json.loads(line.split("\t", 1)[0]) for line in cache.open()][1:]
+                # (after the header and the reasons' line: see core/listing.py)
+                rows = [json.loads(line.split("\t", 1)[0]) for line in cache.open()][2:]
                 complete = [r for r in rows if r[5] and r[5][0] and r[5][1] is not None]
                 if len(complete) == total:
                     return
