@@ -137,13 +137,7 @@ class Builder:
         await self.install(records, requested)
         pip = annotate(await self.pip_layer_seeding(pip_reqs, pip_pins), self.wheels)
         write_variables(self.staging, self.spec.variables, self.log)
-        self.log.set_phase("verify")
-        await self.verify(records, pip)
-        if self.store.access is not None:  # after verify: its __pycache__ directories too
-            opened = await asyncio.to_thread(self.store.access.open_tree, self.staging)
-            self.log.write(f"shared store: {opened} paths given the store's permissions")
-        else:  # the user's umask, also for files a tool made 0666 (uv's .lock)
-            await asyncio.to_thread(restrict_tree, self.staging, user_umask())
+        await self.verify_and_set_modes(records, pip)
         write_locks(self.build_dir, records, pip, self.channels)
         pause_point("before-swap")
         if self.store.cancel_requested(job.name, job.version):
@@ -214,12 +208,7 @@ class Builder:
         try:
             await self.install(records, [])
             pip = await self.pip_layer_seeding([], pip_pins)
-            self.log.set_phase("verify")
-            await self.verify(records, pip)
-            if self.store.access is not None:
-                await asyncio.to_thread(self.store.access.open_tree, self.staging)
-            else:
-                await asyncio.to_thread(restrict_tree, self.staging, user_umask())
+            await self.verify_and_set_modes(records, pip)
             (self.staging / MARKER).write_text(
                 json.dumps({"version": job.version, "build_id": self.build_id})
             )
@@ -443,6 +432,22 @@ class Builder:
                 tmp.write_bytes(data.replace(old, new))
                 os.chmod(tmp, path.stat().st_mode)
                 os.replace(tmp, path)
+
+    async def verify_and_set_modes(self, records: list[Any], pip: list[dict[str, str]]) -> None:
+        """:meth:`verify`, and the files' modes: a shared store's after it (its ``__pycache__``
+        too); the local store's (the umask, also for uv's 0666 ``.lock``) by a walk in a thread
+        while verify's python, another process, runs (what it writes has the umask already)."""
+        self.log.set_phase("verify")
+        if self.store.access is not None:
+            await self.verify(records, pip)
+            opened = await asyncio.to_thread(self.store.access.open_tree, self.staging)
+            self.log.write(f"shared store: {opened} paths given the store's permissions")
+            return
+        walk = asyncio.ensure_future(asyncio.to_thread(restrict_tree, self.staging, user_umask()))
+        try:
+            await self.verify(records, pip)
+        finally:
+            await walk  # never left walking a staging directory a failed build removes
 
     async def verify(self, records: list[Any], pip: list[dict[str, str]]) -> None:
         python = self.staging / "bin" / "python"
