@@ -133,9 +133,13 @@ class QueueThread:
         and a user's pause; returns once the next spare is ready too (no baseline shares the
         CPU with its imports)."""
         spare = self.ready_spare()
-        built = self.build(scope, name, create)
+        return self.ran_in(spare, self.build(scope, name, create))
+
+    def ran_in(self, spare: int, built: Built) -> Built:
+        """``built``, checked to have run in the spare worker ``spare``, once the next spare
+        is ready (no baseline shares the CPU with its imports)."""
         if built.build.owner["pid"] != spare:
-            raise RuntimeError(f"the build of {scope}/{name} did not run in the spare worker")
+            raise RuntimeError(f"build v{built.build.version} did not run in the spare worker")
         self.ready_spare()
         return built
 
@@ -202,10 +206,7 @@ def fixed_cost(fx: Fixture, reps: int, log) -> Row:
         ours, parts, cold, cold_parts = [], [], [], []
         py_start, worker_import, solve_t, install_t = [], [], [], []
         for i in range(reps):
-            spare = queue.ready_spare()
-            built = queue.build("local", name, spec)
-            if built.build.owner["pid"] != spare:
-                raise RuntimeError("the build did not run in the spare worker")
+            built = queue.build_ready("local", name, spec)
             ours.append(built.seconds)
             parts.append(breakdown(built, "queue done"))
             service.envs.delete("local", name)

@@ -138,10 +138,7 @@ def _copy(service, source: str, new: str, queue=None) -> tuple[float, dict[str, 
     started = time.perf_counter()
     _view, build = service.sharing.copy("local", source, "shared", new)
     if queue is not None:
-        built = queue.run("shared", new, build, started)
-        if built.build.owner["pid"] != spare:
-            raise RuntimeError("the copy did not run in the queue's spare worker")
-        queue.ready_spare()  # the next spare's imports done before any baseline runs
+        built = queue.ran_in(spare, queue.run("shared", new, build, started))
         return built.seconds, breakdown(built, "queue done"), service.shared.active_prefix(new)
     result = run_foreground(service, "shared", new, build)
     returned_perf, returned_wall = time.perf_counter(), time.time()

@@ -205,6 +205,28 @@ def test_a_cache_of_other_stores_or_another_version_is_not_used(
     assert [e["description"] for e in other.envs.list("local")] == ["true"]
 
 
+@pytest.mark.parametrize("reasons", ['["same","same"]', '{"not":"a list"}', "[1]", "oops"])
+def test_a_cache_whose_reasons_are_broken_is_not_used(
+    service, envmgr_config, envmgr_settings, config_file, reasons
+):
+    """Its compact fragments would number reasons that are not there: the records are read."""
+    from jupyter_env_manager.config import EnvManager
+
+    service.envs.create({"name": "x", "description": "true"})
+    age(envmgr_settings["local_root"])
+    before = service.listing.response("local", "compact")
+    service.listing.save()
+    cache = service.listing.cache_file
+    lines = cache.read_text().splitlines()
+    assert json.loads(lines[1]), "no reasons were kept: this test would prove nothing"
+    forged = [line.replace('"true"', '"forged"') for line in lines[2:]]
+    cache.write_text("\n".join([lines[0], reasons, *forged]) + "\n")
+    other = EnvService(EnvManager(config=envmgr_config))
+    again = other.listing.response("local", "compact")
+    assert [e["description"] for e in json.loads(again.data)["environments"]] == ["true"]
+    assert expanded(again.data) == expanded(before.data)
+
+
 def test_disk_use_is_never_computed_by_a_listing_and_survives_a_restart(
     service, envmgr_config, envmgr_settings, config_file
 ):

@@ -69,6 +69,8 @@ class Reasons:
     def of(cls, texts: list[str]) -> Reasons:
         """Reasons numbered as ``texts`` (a previous process's, whose compact fragments name
         them by these numbers)."""
+        if not isinstance(texts, list):
+            raise ValueError("not a list of reasons")
         reasons = cls()
         for text in texts:
             if not isinstance(text, str) or text in reasons._index:

@@ -438,11 +438,7 @@ class Listing:
         except (OSError, ValueError, TypeError):
             self._entries.clear()  # no cache, or not ours: read the records
             return
-        if not self._responses:  # no compact fragment was numbered yet in this process
-            self._reasons = reasons
-        else:  # (not reached: the first listing loads) theirs are not numbered as ours
-            for entry in self._entries.values():
-                entry.compact = None
+        self._reasons = reasons  # (loaded by the first listing: none was numbered before)
         for (scope, name), entry in self._entries.items():
             if entry.inputs and entry.inputs[1] is not None:
                 self.svc.disk.seed(scope, name, entry.dirs, entry.inputs[1])
