@@ -270,6 +270,7 @@ class Server:
     token: str = field(default_factory=lambda: secrets.token_hex(16))
     port: int = 0
     proc: subprocess.Popen | None = None
+    answering_s: float = 0.0  # from its start until it answered (polled every 100 ms)
     _conn: http.client.HTTPConnection | None = None
 
     def start(self, timeout: float = 120) -> Server:
@@ -306,13 +307,15 @@ class Server:
             argv, env=env, stdout=log, stderr=log, stdin=subprocess.DEVNULL
         )
         log.close()
-        deadline = time.monotonic() + timeout
+        spawned = time.monotonic()
+        deadline = spawned + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server {self.name} exited {self.proc.returncode}; see logs/")
             try:
                 status, _ = self.request("GET", "env-manager/info")
                 if status == 200:
+                    self.answering_s = time.monotonic() - spawned
                     return self
             except OSError:
                 self._conn = None

@@ -236,13 +236,15 @@ def measure(fx: Fixture, scales: list[int], requests: dict[int, int], restarts: 
         r: dict = {}
         with _server(fx, base, f"listing-{total}") as server:
             r["first"], _ = _first_get(server)  # the first start ever: every record is read
+            r["first_answering"] = server.answering_s
             wait_ready(server, total)
             _wait_saved(server, cache_dir, total)
-        colds = []
+        colds, answering = [], []
         for i in range(restarts):
             with _server(fx, base, f"listing-{total}-restart{i}") as server:
                 cold, body = _first_get(server)
                 colds.append(cold)
+                answering.append(server.answering_s)
                 if i < restarts - 1:
                     continue
                 # Warm: this restarted server once its start-up kernel sync is done.
@@ -265,6 +267,7 @@ def measure(fx: Fixture, scales: list[int], requests: dict[int, int], restarts: 
             read=median(reads),
             cold=median(colds),
             colds=colds,
+            answering=answering,
             n=len(times),
         )
         results[total] = r
@@ -298,10 +301,15 @@ def _rows(results: dict[int, dict]) -> list[Row]:
                 for n in scales
             ]
             + [
-                "the first request comes as soon as the server answers: the start-up makes "
-                "the list (and its gzip) first, then the watcher's first scan, the recovery "
-                "and the kernel sync run in threads of the same process (they wait while a "
-                "listing runs)",
+                "the first request comes as soon as the server answers: the extension makes "
+                "the lists (and their gzip) in a thread begun when it is loaded, while the "
+                "server loads the others; then the watcher's first scan, the recovery and the "
+                "kernel sync run in threads of the same process (they wait while a listing "
+                "runs)",
+                f"{top}: the restarted servers answered "
+                f"{', '.join(ms(a) for a in r['answering'])} after they were started (polled "
+                "every 100 ms), the first start ever "
+                f"{ms(r['first_answering'])}",
                 "restart: the listing cache of the previous run (data dir, "
                 "env_manager/listing-*.jsonl) is checked by stat, not re-read",
             ],

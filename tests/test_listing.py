@@ -9,6 +9,7 @@ listing then really answers from its cache, and only a fingerprint can tell it w
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import gzip
 import json
 import os
@@ -184,6 +185,45 @@ def test_a_restart_keeps_the_compact_lists_and_the_reasons_they_number(
         json.loads(after.data)["reasons"][: len(json.loads(before.data)["reasons"])]
         == (json.loads(before.data)["reasons"])
     )
+
+
+def test_compact_fragments_made_after_a_restart_are_kept_for_the_next(
+    service, envmgr_config, envmgr_settings, config_file, monkeypatch
+):
+    """A cache saved when only the full list had been made again (after a change the panel had
+    not asked about yet) holds no compact fragments: those the next server makes are saved by
+    themselves, so that the restart after it does not make them again."""
+    from jupyter_env_manager.config import EnvManager
+    from jupyter_env_manager.core import listing
+
+    for name in ("a", "b"):
+        service.envs.create({"name": name})
+    age(envmgr_settings["local_root"])
+    service.listing.response("local")  # the full list only
+    service.listing.save()
+    cache = service.listing.cache_file
+
+    def compacts() -> list[str]:
+        return [line.split("\t")[2] for line in cache.read_text().splitlines()[2:]]
+
+    assert len(compacts()) == 2 and not any(compacts())
+    restarted = EnvService(EnvManager(config=envmgr_config))
+    panel = restarted.listing.response("local", "compact")  # made here: saved soon after
+    for _ in range(600):
+        if all(compacts()):
+            break
+        time.sleep(0.1)
+    assert len(compacts()) == 2 and all(compacts()), "the compact fragments were never saved"
+    made: list[str] = []
+    real = listing.compact_fragment
+    monkeypatch.setattr(
+        listing,
+        "compact_fragment",
+        lambda fragment, reasons: made.append(fragment) or real(fragment, reasons),
+    )
+    again = EnvService(EnvManager(config=envmgr_config))
+    assert again.listing.response("local", "compact").data == panel.data
+    assert made == []
 
 
 def test_a_cache_of_other_stores_or_another_version_is_not_used(
@@ -381,15 +421,27 @@ async def test_per_user_inputs_change_the_list_disk_use_and_kernels(
     assert json.loads(shown.body) == json.loads(sized.body)
 
 
-async def test_the_list_is_made_before_the_rest_of_the_start_up(jp_serverapp):
-    """The panel's first request after a restart finds the list made: the start-up primes it
-    (and its gzip) before the watcher's first snapshot, the recovery and the kernel sync."""
-    extension = next(iter(jp_serverapp.extension_manager.extension_apps["jupyter_env_manager"]))
-    svc = extension.service
-    made = svc.listing._responses
-    # The start-up made them: the full list, and the panel's (compact, per store).
+def test_the_lists_are_made_while_the_server_loads_its_other_extensions(
+    jp_configurable_serverapp, jp_server_config, jp_argv
+):
+    """The lists are begun in a thread as soon as the extension is loaded, not when the
+    server's loop starts the extensions: there JupyterLab's language-server discovery (a thread
+    pool) would share the interpreter with them, and a panel's first request would wait."""
+    app = jp_configurable_serverapp(config=jp_server_config, argv=jp_argv)  # loaded, not started
+    extension = next(iter(app.extension_manager.extension_apps["jupyter_env_manager"]))
+    assert extension.startup is None  # no extension's start has run
+    extension.primed.result(timeout=60)
+    made = extension.service.listing._responses
+    # The full list, and the panel's (compact, per store), with their gzip.
     for key in ((None, "full"), ("local", "compact"), ("shared", "compact")):
         assert made[key].compressed is not None, key
+
+
+async def test_the_rest_of_the_start_up_waits_for_the_lists(jp_serverapp):
+    """The watcher's first snapshot, the recovery and the kernel sync begin once the lists are
+    made, so that they do not share the interpreter with them."""
+    extension = next(iter(jp_serverapp.extension_manager.extension_apps["jupyter_env_manager"]))
+    svc = extension.service
     await extension.watcher.stop()
     order: list[str] = []
 
@@ -400,12 +452,17 @@ async def test_the_list_is_made_before_the_rest_of_the_start_up(jp_serverapp):
 
         return call
 
-    svc.listing.prime = spy("list", svc.listing.prime)
     extension.watcher.start = spy("watcher", extension.watcher.start)
     svc.recover = spy("recovery", svc.recover)
     svc.kernels.sync = spy("kernel sync", svc.kernels.sync)
-    await extension._start_up()
-    assert order == ["list", "watcher", "recovery", "kernel sync"]
+    extension.primed = concurrent.futures.Future()  # the lists still being made
+    start_up = asyncio.ensure_future(extension._start_up())
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert order == [] and not start_up.done()
+    extension.primed.set_result(None)
+    await asyncio.wait_for(start_up, 60)
+    assert order == ["watcher", "recovery", "kernel sync"]
 
 
 def test_an_adopted_prefix_is_listed_as_managed_at_once(service, envmgr_settings, config_file):

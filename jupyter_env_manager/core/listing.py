@@ -258,6 +258,7 @@ class Listing:
         fragment = entry.fragment
         if entry.compact is None or entry.compact[0] is not fragment:
             entry.compact = (fragment, compact_fragment(fragment, self._reasons))
+            self._dirty = self._dirty or bool(entry.stamps)  # the cache keeps it (see save)
         return entry.compact[1]
 
     def _managed(self, store: Store, name: str, parents: tuple[int, ...]) -> Entry | None:

@@ -4,7 +4,9 @@ work off the event loop, and stops the build queue and the watcher with the serv
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
+import threading
 
 from jupyter_server.extension.application import ExtensionApp
 
@@ -66,6 +68,7 @@ class EnvManagerExtension(ExtensionApp):
             settings.local_root,
             settings.shared_root or "(none)",
         )
+        self.primed = self._prime()
 
     def initialize_handlers(self) -> None:
         self.handlers.extend((f"/{NAMESPACE}{path}", handler) for path, handler in ROUTES)
@@ -78,14 +81,33 @@ class EnvManagerExtension(ExtensionApp):
         if self.service.settings.retention_interval_s > 0:
             self.retention_task = asyncio.ensure_future(self._retention_loop())
 
+    def _prime(self) -> concurrent.futures.Future:
+        """Make the lists in a thread begun as soon as the service exists. They are made while
+        the server loads its other extensions, instead of when its loop starts: there
+        JupyterLab's language-server discovery (jupyter_lsp's thread pool) would share the
+        interpreter with them, and a panel's first request after a restart would wait."""
+        done: concurrent.futures.Future = concurrent.futures.Future()
+
+        def prime() -> None:
+            try:
+                self.service.listing.prime()
+            except Exception as e:  # reported by _start_up
+                done.set_exception(e)
+            finally:
+                if not done.done():  # (never left waiting for)
+                    done.set_result(None)
+
+        threading.Thread(target=prime, name="envmgr-prime", daemon=True).start()
+        return done
+
     async def _start_up(self) -> None:
-        """The list first, alone: a panel's first request after a restart finds it made (and
-        its gzip), instead of sharing the interpreter with the rest. Then the watcher's first
-        snapshot, the recovery and the kernel sync. Nothing they change is missed by the list:
-        they write through the stores and the kernelspec directory, whose mtimes the next
-        listing checks."""
+        """The list first, alone (begun in a thread, see _prime): a panel's first request
+        after a restart finds it made (and its gzip), instead of sharing the interpreter with
+        the rest. Then the watcher's first snapshot, the recovery and the kernel sync. Nothing
+        they change is missed by the list: they write through the stores and the kernelspec
+        directory, whose mtimes the next listing checks."""
         try:
-            await asyncio.to_thread(self.service.listing.prime)
+            await asyncio.wrap_future(self.primed)
         except Exception:  # a broken store must not keep the server from starting
             self.service.log.exception("jupyter_env_manager: making the list failed")
         if self.stopping.is_set():
@@ -141,6 +163,7 @@ class EnvManagerExtension(ExtensionApp):
             await asyncio.gather(self.retention_task, return_exceptions=True)
         if self.startup is not None:
             await asyncio.gather(self.startup, return_exceptions=True)
+        await asyncio.gather(asyncio.wrap_future(self.primed), return_exceptions=True)
         if self.watcher is not None:
             await self.watcher.stop()
         await self.queue.shutdown()
