@@ -149,20 +149,10 @@ def test_a_restart_lists_from_the_kept_cache_and_sees_what_changed_meanwhile(
     assert fresh.envs.list("local") == again
 
 
-def test_a_restart_keeps_the_compact_lists_and_the_reasons_they_number(
-    service, envmgr_config, envmgr_settings, config_file, monkeypatch
-):
-    """Compact fragments come with the cache (making them again was half of a restart's first
-    lists at 3,000 environments), numbered by the reasons kept with them: a fragment made after
-    the restart numbers its reasons in the same table."""
-    from jupyter_env_manager.config import EnvManager
+def compact_fragments_made(monkeypatch) -> list[str]:
+    """The full fragments that compact ones are made from, from now on (in this process)."""
     from jupyter_env_manager.core import listing
 
-    for name in ("a", "b"):
-        service.envs.create({"name": name})
-    age(envmgr_settings["local_root"])
-    before = service.listing.response("local", "compact")
-    service.listing.save()
     made: list[str] = []
     real = listing.compact_fragment
     monkeypatch.setattr(
@@ -170,6 +160,23 @@ def test_a_restart_keeps_the_compact_lists_and_the_reasons_they_number(
         "compact_fragment",
         lambda fragment, reasons: made.append(fragment) or real(fragment, reasons),
     )
+    return made
+
+
+def test_a_restart_keeps_the_compact_lists_and_the_reasons_they_number(
+    service, envmgr_config, envmgr_settings, config_file, monkeypatch
+):
+    """Compact fragments come with the cache (making them again was half of a restart's first
+    lists at 3,000 environments), numbered by the reasons kept with them: a fragment made after
+    the restart numbers its reasons in the same table."""
+    from jupyter_env_manager.config import EnvManager
+
+    for name in ("a", "b"):
+        service.envs.create({"name": name})
+    age(envmgr_settings["local_root"])
+    before = service.listing.response("local", "compact")
+    service.listing.save()
+    made = compact_fragments_made(monkeypatch)
     restarted = EnvService(EnvManager(config=envmgr_config))
     assert restarted.listing.response("local", "compact").data == before.data
     assert made == []  # every compact fragment came with the cache
@@ -187,43 +194,27 @@ def test_a_restart_keeps_the_compact_lists_and_the_reasons_they_number(
     )
 
 
-def test_compact_fragments_made_after_a_restart_are_kept_for_the_next(
+def test_the_cache_holds_compact_fragments_the_panel_never_asked_for(
     service, envmgr_config, envmgr_settings, config_file, monkeypatch
 ):
-    """A cache saved when only the full list had been made again (after a change the panel had
-    not asked about yet) holds no compact fragments: those the next server makes are saved by
-    themselves, so that the restart after it does not make them again."""
+    """A server left alone makes fragments again (its disk use pass) with no panel asking for
+    the compact list: the cache it writes still holds every compact fragment, so that the next
+    start does not make them all."""
     from jupyter_env_manager.config import EnvManager
-    from jupyter_env_manager.core import listing
 
     for name in ("a", "b"):
         service.envs.create({"name": name})
     age(envmgr_settings["local_root"])
     service.listing.response("local")  # the full list only
     service.listing.save()
-    cache = service.listing.cache_file
-
-    def compacts() -> list[str]:
-        return [line.split("\t")[2] for line in cache.read_text().splitlines()[2:]]
-
-    assert len(compacts()) == 2 and not any(compacts())
+    made = compact_fragments_made(monkeypatch)
     restarted = EnvService(EnvManager(config=envmgr_config))
-    panel = restarted.listing.response("local", "compact")  # made here: saved soon after
-    for _ in range(600):
-        if all(compacts()):
-            break
-        time.sleep(0.1)
-    assert len(compacts()) == 2 and all(compacts()), "the compact fragments were never saved"
-    made: list[str] = []
-    real = listing.compact_fragment
-    monkeypatch.setattr(
-        listing,
-        "compact_fragment",
-        lambda fragment, reasons: made.append(fragment) or real(fragment, reasons),
-    )
-    again = EnvService(EnvManager(config=envmgr_config))
-    assert again.listing.response("local", "compact").data == panel.data
-    assert made == []
+    panel = restarted.listing.response("local", "compact").data
+    assert made == []  # every compact fragment came with the cache
+    fresh = EnvService(EnvManager(config=envmgr_config))
+    fresh.listing.cache_file = None
+    full = json.loads(fresh.listing.response("local").data)["environments"]
+    assert expanded(panel) == full and len(full) == 2
 
 
 def test_a_cache_of_other_stores_or_another_version_is_not_used(

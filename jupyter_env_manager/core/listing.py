@@ -258,7 +258,6 @@ class Listing:
         fragment = entry.fragment
         if entry.compact is None or entry.compact[0] is not fragment:
             entry.compact = (fragment, compact_fragment(fragment, self._reasons))
-            self._dirty = self._dirty or bool(entry.stamps)  # the cache keeps it (see save)
         return entry.compact[1]
 
     def _managed(self, store: Store, name: str, parents: tuple[int, ...]) -> Entry | None:
@@ -467,12 +466,15 @@ class Listing:
             with self._lock:
                 self._dirty = False
                 self._saved_at = time.monotonic()
+                # Each with its compact fragment, made here if no panel asked since it changed
+                # (a server left alone, whose disk use pass made fragments again): the next
+                # start then makes none.
                 rows = [
                     (
                         key,
                         (e.paths, e.stamps, e.dirs, e.inputs, e.expires, e.parents, e.managed),
                         e.fragment,
-                        e.compact[1] if e.compact and e.compact[0] is e.fragment else "",
+                        self._compact(e),
                     )
                     for key, e in self._entries.items()
                     if e.fragment and e.stamps
