@@ -428,6 +428,31 @@ def test_the_lists_are_made_while_the_server_loads_its_other_extensions(
         assert made[key].compressed is not None, key
 
 
+def test_lists_that_cannot_be_made_do_not_keep_the_server_from_starting(
+    jp_configurable_serverapp, jp_server_config, jp_argv, jp_asyncio_loop, monkeypatch
+):
+    """A store that cannot be listed at the start is logged, and the rest of the start-up
+    (the watcher, the recovery, the kernel sync) runs all the same."""
+    from jupyter_env_manager.core.listing import Listing
+
+    def unreadable(self):
+        raise OSError("the store cannot be read")
+
+    monkeypatch.setattr(Listing, "prime", unreadable)
+    app = jp_configurable_serverapp(config=jp_server_config, argv=jp_argv)
+    extension = next(iter(app.extension_manager.extension_apps["jupyter_env_manager"]))
+    svc = extension.service
+    logged: list[str] = []
+    monkeypatch.setattr(svc.log, "exception", lambda message, *args: logged.append(message))
+    synced: list[bool] = []
+    real_sync = svc.kernels.sync
+    svc.kernels.sync = lambda *a, **k: synced.append(True) or real_sync(*a, **k)
+    jp_asyncio_loop.run_until_complete(app.extension_manager.start_all_extensions())
+    jp_asyncio_loop.run_until_complete(asyncio.wait_for(extension.startup, 60))
+    assert logged == ["jupyter_env_manager: making the list failed"]
+    assert synced == [True]
+
+
 async def test_the_rest_of_the_start_up_waits_for_the_lists(jp_serverapp):
     """The watcher's first snapshot, the recovery and the kernel sync begin once the lists are
     made, so that they do not share the interpreter with them."""

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import threading
 
 from jupyter_server.extension.application import ExtensionApp
 
@@ -86,19 +85,11 @@ class EnvManagerExtension(ExtensionApp):
         the server loads its other extensions, instead of when its loop starts: there
         JupyterLab's language-server discovery (jupyter_lsp's thread pool) would share the
         interpreter with them, and a panel's first request after a restart would wait."""
-        done: concurrent.futures.Future = concurrent.futures.Future()
-
-        def prime() -> None:
-            try:
-                self.service.listing.prime()
-            except Exception as e:  # reported by _start_up
-                done.set_exception(e)
-            finally:
-                if not done.done():  # (never left waiting for)
-                    done.set_result(None)
-
-        threading.Thread(target=prime, name="envmgr-prime", daemon=True).start()
-        return done
+        pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="envmgr-prime")
+        try:
+            return pool.submit(self.service.listing.prime)  # its error: see _start_up
+        finally:
+            pool.shutdown(wait=False)  # the thread ends with the lists
 
     async def _start_up(self) -> None:
         """The list first, alone (begun in a thread, see _prime): a panel's first request
