@@ -219,3 +219,23 @@ def test_the_stores_are_listed_again_only_when_their_folders_changed(watched, se
     service.envs.create({"name": "managed"})  # a new folder in the metadata: listed again
     events = watcher.run_round()
     assert ("environment", {"action": "created", "scope": "local", "name": "managed"}) in events
+
+
+def test_a_root_changed_with_the_same_environments_keeps_their_names(watched):
+    """A version switched in replaces a symlink in the store's root, so the root is listed
+    again; with no environment come or gone, the round keeps the names it had and compares no
+    sets of every environment (at each build's end, with thousands of environments)."""
+    watcher, root, _names = watched
+    names = watcher.names()
+    assert watcher.run_round() == []
+    switching = Path(root) / ".e03.switch"  # made and renamed away, as a version switch does
+    switching.symlink_to("e03")
+    switching.unlink()
+    assert watcher.run_round() == []
+    assert watcher._listings["local"].stamp[1] == os.stat(root).st_mtime_ns  # listed again
+    assert watcher.names() is names
+    (Path(root) / "fresh" / "conda-meta").mkdir(parents=True)  # one more: new names
+    assert ("environment", {"action": "created", "scope": "local", "name": "fresh"}) in (
+        watcher.run_round()
+    )
+    assert ("local", "fresh") in watcher.names() and watcher.names() is not names

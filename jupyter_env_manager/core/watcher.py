@@ -50,6 +50,7 @@ RACY_NS = 2_000_000_000  # a folder changed this recently may change again withi
 class _Listing:
     stamp: tuple[int, int]  # mtimes of the store's metadata folder and root
     managed: list[str]
+    unmanaged: list[str]  # sorted
     names: dict[Key, bool]  # (scope, name) -> managed
     others: list[str]  # folders in the root that are not prefixes (yet)
     generation: int  # one number per listing made
@@ -131,27 +132,35 @@ class StoreWatcher:
         if known is not None and managed_ok and root_ok:
             return known
         managed = known.managed if known is not None and managed_ok else store.managed_names()
-        unmanaged: list[str] = []
-        others: list[str] = []
         try:
-            entries = list(os.scandir(store.root))
+            entries = os.listdir(store.root)
         except FileNotFoundError:
             entries = []
         except PermissionError:
             raise store.unreadable() from None
-        skip = set(managed)
-        for e in entries:  # as Store.unmanaged_names, remembering the folders that are not prefixes
-            if e.name[0] == "." or e.name in skip or not e.is_dir():
+        unmanaged: list[str] = []
+        others: list[str] = []
+        # As Store.unmanaged_names, remembering the folders that are not prefixes: only the
+        # root's entries that are not managed environments are looked at (a few, of thousands).
+        for name in sorted(set(entries).difference(managed)):
+            if name[0] == ".":
                 continue
-            if os.path.isdir(os.path.join(e.path, "conda-meta")):
-                unmanaged.append(e.name)
-            else:
-                others.append(e.path)
+            path = os.path.join(store.root, name)
+            if os.path.isdir(os.path.join(path, "conda-meta")):
+                unmanaged.append(name)
+            elif os.path.isdir(path):
+                others.append(path)
+        stamp = (meta_mtime, root_mtime)
+        if known is not None and (managed, unmanaged) == (known.managed, known.unmanaged):
+            # A folder changed, no environment came or went (a version switched in): the same
+            # names, so the round compares no sets of thousands.
+            known.stamp, known.others = stamp, others
+            return known
         scope = store.scope
         names: dict[Key, bool] = {(scope, name): True for name in managed}
         names.update(((scope, name), False) for name in unmanaged)
         self._generation += 1
-        listing = _Listing((meta_mtime, root_mtime), managed, names, others, self._generation)
+        listing = _Listing(stamp, managed, unmanaged, names, others, self._generation)
         self._listings[store.scope] = listing
         return listing
 
