@@ -52,14 +52,6 @@ def main(argv: list[str] | None = None) -> int:
     import search
     import server_cpu
 
-    def settle() -> None:
-        """The disk's dirty pages written before a row: none pays for the rows before it (the
-        big environments' 20,000 files deleted, say), whose writeback would otherwise meet its
-        builds' fsyncs."""
-        began = time.monotonic()
-        os.sync()
-        log(f"disk settled in {time.monotonic() - began:.1f}s")
-
     log(f"work tree {common.RUN}")
     fx = common.make_fixture(n_synthetic=200, files=15, n_wheels=30)
     log("channel and wheelhouse written")
@@ -72,19 +64,14 @@ def main(argv: list[str] | None = None) -> int:
         if not quick:
             rows += envs.create_warm(fx, reps, log)
     if "10" in rows_wanted:
-        settle()
         rows.append(builds.fixed_cost(fx, 5 if quick else 11, log))
     if "6" in rows_wanted:
-        settle()
         rows.append(envs.pip_layer(fx, reps, log))
     if "5" in rows_wanted:
-        settle()
         rows += copies.copy_to_shared(fx, 3 if quick else 5, log)
     if "7" in rows_wanted:
-        settle()
         rows.append(kernelstart.kernel_start(service, 4 if quick else 10, log))
     if rows_wanted & {"1", "2"}:
-        settle()
         if quick:
             scales, requests, restarts = [10, 100, 1000], {10: 20, 100: 20, 1000: 20}, 1
         else:
@@ -93,21 +80,17 @@ def main(argv: list[str] | None = None) -> int:
         got = listing.measure(fx, scales, requests, restarts, log)
         rows += [r for r in got if r.number.rstrip("b") in rows_wanted]  # 2b comes with 2
     if rows_wanted & {"3", "11"}:
-        settle()
         with builds.server(fx) as srv:
             if "3" in rows_wanted:
                 rows.append(builds.kernel_visible(srv, service, 3 if quick else 7, log))
             if "11" in rows_wanted:
                 rows.append(builds.by_hand(srv, service, fx, 2 if quick else 5, log))
     if "8" in rows_wanted:
-        settle()
         rows.append(responsiveness.measure(fx, 100 if quick else 300, log))
     if "9" in rows_wanted:
-        settle()
         scales = [3000, 10000] if quick else [3000, 10000, 31000]
         rows.append(search.measure(service, scales, reps, log))
     if rows_wanted & {"20", "21"}:
-        settle()
         got = server_cpu.measure(
             fx, 1000 if quick else 3000, 2 if quick else 3, 10 if quick else 30, log
         )
