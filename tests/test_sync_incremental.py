@@ -228,7 +228,7 @@ def test_a_root_changed_with_the_same_environments_keeps_their_names(watched):
     watcher, root, _names = watched
     names = watcher.names()
     assert watcher.run_round() == []
-    switching = Path(root) / ".e03.switch"  # made and renamed away, as a version switch does
+    switching = Path(root) / ".e03.switch"  # a switch makes one, renames it over the old
     switching.symlink_to("e03")
     switching.unlink()
     assert watcher.run_round() == []

@@ -35,7 +35,7 @@ import fcntl
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -239,19 +239,29 @@ class StoreLayout:
     def unmanaged_names(self, managed: set[str] | None = None) -> list[str]:
         """Conda prefixes in the root that we did not create (made by conda, mamba, ...)."""
         managed = set(self.managed_names()) if managed is None else managed
-        names = []
+        return self.root_folders(managed)[0]
+
+    def root_folders(self, managed: Iterable[str]) -> tuple[list[str], list[str]]:
+        """(unmanaged prefixes' names, paths of the other folders), sorted, of the root's
+        entries that are not ``managed`` and not hidden: only those are looked at (a few, of
+        thousands of environments' symlinks and folders)."""
         try:
-            entries = list(os.scandir(self.root))
+            entries = os.listdir(self.root)
         except FileNotFoundError:
-            return []
+            return [], []
         except PermissionError:
             raise self.unreadable() from None
-        for e in entries:
-            if e.name[0] == "." or e.name in managed or not e.is_dir():
+        prefixes: list[str] = []
+        others: list[str] = []
+        for name in sorted(set(entries).difference(managed)):
+            if name[0] == ".":
                 continue
-            if os.path.isdir(os.path.join(e.path, "conda-meta")):
-                names.append(e.name)
-        return sorted(names)
+            path = os.path.join(self.root, name)
+            if os.path.isdir(os.path.join(path, "conda-meta")):
+                prefixes.append(name)
+            elif os.path.isdir(path):
+                others.append(path)
+        return prefixes, others
 
     def exists(self, name: str) -> bool:
         try:

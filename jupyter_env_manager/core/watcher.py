@@ -132,24 +132,7 @@ class StoreWatcher:
         if known is not None and managed_ok and root_ok:
             return known
         managed = known.managed if known is not None and managed_ok else store.managed_names()
-        try:
-            entries = os.listdir(store.root)
-        except FileNotFoundError:
-            entries = []
-        except PermissionError:
-            raise store.unreadable() from None
-        unmanaged: list[str] = []
-        others: list[str] = []
-        # As Store.unmanaged_names, remembering the folders that are not prefixes: only the
-        # root's entries that are not managed environments are looked at (a few, of thousands).
-        for name in sorted(set(entries).difference(managed)):
-            if name[0] == ".":
-                continue
-            path = os.path.join(store.root, name)
-            if os.path.isdir(os.path.join(path, "conda-meta")):
-                unmanaged.append(name)
-            elif os.path.isdir(path):
-                others.append(path)
+        unmanaged, others = store.root_folders(managed)  # the folders that are not prefixes too
         stamp = (meta_mtime, root_mtime)
         if known is not None and (managed, unmanaged) == (known.managed, known.unmanaged):
             # A folder changed, no environment came or went (a version switched in): the same
