@@ -282,3 +282,37 @@ def test_a_build_runs_below_the_server_in_a_worker_of_its_own_or_in_the_spare(de
         assert (await finished(queue, service, second)).status == "succeeded"
 
     with_queue(service, scenario)
+
+
+def test_a_build_is_over_once_its_worker_recorded_its_end_not_when_it_exits(demo, monkeypatch):
+    """A worker's exit (its threads, its memory: a few ms) is not waited for once it has
+    recorded its end and let go of the build lock: the build's end is told, and the
+    environment's next build runs, while that worker is still there."""
+    service = demo
+    monkeypatch.setenv(PAUSE_ENV, "after-end")  # every worker stops after its last line
+
+    async def over_and_stopped(queue, build) -> int:
+        done = await asyncio.wait_for(finished(queue, service, build), 60)
+        assert done.status == "succeeded", done.error
+        pid = done.owner["pid"]
+        for _ in range(1000):
+            if stopped(pid):
+                return pid
+            await asyncio.sleep(0.01)
+        raise AssertionError(f"worker {pid} did not stop after its end")
+
+    async def scenario(queue):
+        first = await over_and_stopped(queue, submit(queue, service))
+        second = submit(queue, service)  # the first worker holds no lock any more
+        pid = await over_and_stopped(queue, second)
+        assert pid != first
+        assert service.envs.get("local", "demo")["version"] == second.version
+        for worker in (first, pid):
+            os.killpg(worker, signal.SIGCONT)
+        for _ in range(1000):
+            if not queue._reaping:
+                break
+            await asyncio.sleep(0.01)
+        assert not queue._reaping and not alive(first) and not alive(pid)  # reaped aside
+
+    with_queue(service, scenario)

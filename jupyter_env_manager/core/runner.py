@@ -87,6 +87,7 @@ class BuildQueue:
         self._slots = asyncio.Semaphore(max_concurrent)
         self._jobs: dict[str, _Job] = {}
         self.spare = Spare(service.log) if spare else None
+        self._reaping: set[asyncio.Future] = set()  # workers past their end, still exiting
 
     def submit(self, scope: str, name: str, build: Build) -> Build:
         """Queue a recorded build (from any thread); it runs when a slot is free."""
@@ -187,10 +188,22 @@ class BuildQueue:
                 event = json.loads(raw)
             except ValueError:
                 continue
-            if event.get("event") in ("phase", "status"):
+            kind = event.get("event")
+            if kind in ("phase", "status"):
                 now = Build(job.version, event.get("status", "running"), phase=event.get("phase"))
                 self.service.emit("build", now.event("phase", job.scope, job.name))
+            elif kind == "finished" and event.get("status") != "cancelled":
+                # Its end is recorded and its build lock released: the build is over, and the
+                # process's own end (a few ms: its threads, its memory) is awaited aside. A
+                # cancelled worker's threads may still write in staging: awaited here.
+                self._reap(proc)
+                return
         await proc.wait()
+
+    def _reap(self, proc: asyncio.subprocess.Process) -> None:
+        task = asyncio.ensure_future(proc.wait())
+        self._reaping.add(task)
+        task.add_done_callback(self._reaping.discard)
 
     async def _settle(self, job: _Job, status: str, error: str) -> None:
         """Record the end (if the worker did not) and tell the clients; a build that is gone
@@ -300,6 +313,10 @@ class BuildQueue:
         for job in waiting:
             if not job.cancelled:
                 await self._settle(job, "interrupted", "The server stopped before it started")
+        if self._reaping:  # their builds are recorded: only their exits are awaited
+            _, late = await asyncio.wait(list(self._reaping), timeout=CANCEL_GRACE_S)
+            for task in late:
+                task.cancel()
 
 
 class ForegroundRunner:

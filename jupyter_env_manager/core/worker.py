@@ -183,7 +183,12 @@ def run(build_dir: Path, build_id: str | None = None) -> int:
     except NotFound:  # deleted meanwhile (only possible before the swap)
         status, error = "gone", "The environment was deleted"
     log.close()
+    if status != "cancelled":  # whose rattler threads may still write: its exit releases it
+        # The end is recorded: a next build of this environment may start before we exit.
+        os.close(lock_fd)
+    # The parent takes this line as our end (but for a cancel): we only exit after it.
     emit(event="finished", status=status, error=error)
+    pause_point("after-end")
     return 0 if status == "succeeded" else 1
 
 
