@@ -26,6 +26,7 @@ from pathlib import Path
 
 from builds import QueueThread
 from common import (
+    CLIENTS_TOLD,
     QUEUED,
     RUN,
     WORK,
@@ -173,7 +174,7 @@ def _create_big(service, queue, pkgs: Path, scratch: Path, reps: int, log, fresh
     for i in range(reps):
         built = queue.build_ready("local", name, spec)
         ours.append(built.seconds)
-        parts.append(breakdown(built, "queue done"))
+        parts.append(breakdown(built, CLIENTS_TOLD))
         prefix = service.local.active_prefix(name)
         if not files:
             packages = len(list((prefix / "conda-meta").glob("*.json")))

@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 from common import (
+    CLIENTS_TOLD,
     RUN,
     WORK,
     Built,
@@ -93,12 +94,17 @@ def _library_floor(fx: Fixture, service) -> tuple[float, float]:
 
 class QueueThread:
     """A server's build queue in this process: its event loop runs in a thread, as the
-    server's does; builds are submitted and awaited from the caller's thread."""
+    server's does; builds are submitted and awaited from the caller's thread. A build is timed
+    until its ``finished`` event is emitted, as the server's clients are told (the panel waits
+    for it): its end recorded and its kernelspec synced; what the queue does after it (the
+    next spare's start) is not the user's wait."""
 
     def __init__(self, service):
         from jupyter_env_manager.core.runner import BuildQueue
 
         self.service = service
+        self.told: dict[tuple[str, str, int], tuple[float, float]] = {}
+        service._door_emit = self._heard
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
@@ -107,6 +113,11 @@ class QueueThread:
             return BuildQueue(service, 1, loop=asyncio.get_running_loop())
 
         self.queue = self._call(make())
+
+    def _heard(self, kind: str, data: dict) -> None:
+        if kind == "build" and data.get("action") == "finished":
+            key = (data["scope"], data["name"], data["version"])
+            self.told[key] = (time.perf_counter(), time.time())
 
     def _call(self, coro):
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
@@ -118,15 +129,15 @@ class QueueThread:
         return self.run(scope, name, self.service.builds.prepare(scope, name), started)
 
     def run(self, scope: str, name: str, build, started: float) -> Built:
-        """Run a prepared build through the queue until it is done with it; timed from
-        ``started`` (perf_counter)."""
+        """Run a prepared build through the queue until the queue is done with it; timed from
+        ``started`` (perf_counter) until its ``finished`` event."""
         self.queue.submit(scope, name, build)
         self._call(self.queue.wait(build.id))
-        returned_perf, returned_wall = time.perf_counter(), time.time()
         finished = self.service.builds.get(scope, name, build.version)
         if finished.status != "succeeded":
             raise RuntimeError(f"build of {scope}/{name} {finished.status}: {finished.error}")
-        return Built(returned_perf - started, finished, returned_wall, returned_perf)
+        told_perf, told_wall = self.told.pop((scope, name, build.version))
+        return Built(told_perf - started, finished, told_wall, told_perf)
 
     def build_ready(self, scope: str, name: str, create: dict) -> Built:
         """:meth:`build` in the queue's ready spare worker, as a server after its first build
@@ -192,6 +203,45 @@ def _idle_spare(pid: int) -> str:
     return f"the idle spare worker: RSS {int(rss) / 1024:.0f} MiB, CPU {cpu * 1000:.0f} ms over 1 s"
 
 
+def _cpu_loop() -> float:
+    """The CPU time of a fixed pure-Python workload: how fast this machine's CPU is right now
+    (a virtual CPU whose physical core others share runs slower without showing as steal)."""
+    started = time.thread_time()
+    total = 0
+    for i in range(300_000):
+        total += i * i % 7
+    return time.thread_time() - started
+
+
+def _machine() -> tuple[list[int], dict[str, float]]:
+    """/proc/stat's CPU ticks (user ... steal) and the pressure stall totals (µs) of cpu and io
+    ("some": a task waited for it)."""
+    ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    stalls = {}
+    for kind in ("cpu", "io"):
+        try:
+            line = Path(f"/proc/pressure/{kind}").read_text().split("\n", 1)[0]
+        except OSError:  # no PSI in this kernel
+            continue
+        stalls[kind] = float(line.rsplit("total=", 1)[1])
+    return ticks, stalls
+
+
+def _machine_note(start, end, seconds: float, cpu_loop: list[float]) -> str:
+    """What the machine was doing over the row's builds: its CPU's speed, steal, stalls."""
+    (t0, p0), (t1, p1) = start, end
+    spent = [b - a for a, b in zip(t0, t1, strict=True)]
+    total = sum(spent) or 1
+    stalls = ", ".join(f"{k} {(p1[k] - p0[k]) / 1e6 / seconds * 100:.1f}%" for k in p1 if k in p0)
+    return (
+        f"the machine over these builds ({seconds:.1f} s): a fixed CPU-bound loop "
+        f"{ms(median(cpu_loop))} (thread CPU time, median; the same code's in other runs tells "
+        f"the CPU's speed then); steal {spent[7] / total * 100:.1f}% and idle "
+        f"{spent[3] / total * 100:.0f}% of the CPUs' time; pressure stalls (some task waiting) "
+        f"{stalls or 'not available'} of the time"
+    )
+
+
 def fixed_cost(fx: Fixture, reps: int, log) -> Row:
     """Row 10: create + build of a python-only environment, with its parts."""
     service = fx.service(like_for_like_priority=True, kernel_packages=[])
@@ -204,11 +254,12 @@ def fixed_cost(fx: Fixture, reps: int, log) -> Row:
         service.envs.delete("local", name)
         SCRATCH.mkdir(exist_ok=True)
         ours, parts, cold, cold_parts = [], [], [], []
-        py_start, worker_import, solve_t, install_t = [], [], [], []
+        py_start, worker_import, solve_t, install_t, cpu_loop = [], [], [], [], []
+        machine_start, row_start = _machine(), time.perf_counter()
         for i in range(reps):
             built = queue.build_ready("local", name, spec)
             ours.append(built.seconds)
-            parts.append(breakdown(built, "queue done"))
+            parts.append(breakdown(built, CLIENTS_TOLD))
             service.envs.delete("local", name)
 
             def by_cli() -> None:
@@ -229,9 +280,13 @@ def fixed_cost(fx: Fixture, reps: int, log) -> Row:
                 ),
                 floor,
                 by_cli,
+                lambda: cpu_loop.append(_cpu_loop()),
             ]
             for k in range(len(steps)):
                 steps[(i + k) % len(steps)]()
+        machine = _machine_note(
+            machine_start, _machine(), time.perf_counter() - row_start, cpu_loop
+        )
         idle = _idle_spare(queue.ready_spare())
     finally:
         queue.close()
@@ -241,7 +296,8 @@ def fixed_cost(fx: Fixture, reps: int, log) -> Row:
     notes = [
         summarize(parts) + " (a server's queue after its first build: the build is handed to "
         "its spare worker; download = the package cache check, link = linking 1 package; "
-        "queue done = the end recorded, kernels synced and the caller woken)",
+        "clients told = the end recorded, the kernelspec synced and the finished event "
+        "emitted; its worker's exit is not waited for)",
         f"cold start, a worker started for the build (`run_foreground`, as the CLI and the "
         f"magics run every build, and a server its first): median {ms(c)}; "
         + summarize(cold_parts),
@@ -249,6 +305,7 @@ def fixed_cost(fx: Fixture, reps: int, log) -> Row:
         f"side by side: `python -c pass` {ms(p)}; `python -I -c 'import "
         f"jupyter_env_manager.core.worker'` {ms(w)} (a worker's start before it does anything); "
         f"rattler in-process: solve {ms(s)} (new gateway, cached repodata), install {ms(n)}",
+        machine,
     ]
     notes += _with_kernel(fx, log)
     notes += _profile_fixed(service, name, spec, log)

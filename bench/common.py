@@ -217,8 +217,9 @@ def cli_build(service, scope: str, name: str, create: dict[str, Any], done: list
 
 QUEUED = (
     "ours through a server's build queue, its spare worker ready (core/spare.py), as the "
-    "panel's and REST's builds run"
+    "panel's and REST's builds run, until the build's finished event (what the panel waits for)"
 )
+CLIENTS_TOLD = "clients told"  # a queued build's tail: its finished event emitted
 
 
 def breakdown(built: Built, tail: str = "run_foreground returned") -> dict[str, float]:

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from builds import QueueThread
 from common import (
+    CLIENTS_TOLD,
     QUEUED,
     RUN,
     Built,
@@ -139,7 +140,7 @@ def _copy(service, source: str, new: str, queue=None) -> tuple[float, dict[str, 
     _view, build = service.sharing.copy("local", source, "shared", new)
     if queue is not None:
         built = queue.ran_in(spare, queue.run("shared", new, build, started))
-        return built.seconds, breakdown(built, "queue done"), service.shared.active_prefix(new)
+        return built.seconds, breakdown(built, CLIENTS_TOLD), service.shared.active_prefix(new)
     result = run_foreground(service, "shared", new, build)
     returned_perf, returned_wall = time.perf_counter(), time.time()
     if result.status != "succeeded":

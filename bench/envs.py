@@ -13,6 +13,7 @@ from pathlib import Path
 
 from builds import QueueThread
 from common import (
+    CLIENTS_TOLD,
     QUEUED,
     RUN,
     Fixture,
@@ -58,7 +59,7 @@ def _create_warm(fx: Fixture, once, every, queues, reps: int, log) -> list[Row]:
     name = "warm200k"
     spec = {"conda": ["synth-198"]}
     # fills the package cache (and compiles the byte-code); the queue's spare starts
-    first = breakdown(queues["once"].build("local", name, spec), "queue done")
+    first = breakdown(queues["once"].build("local", name, spec), CLIENTS_TOLD)
     once.envs.delete("local", name)
     queues["every"].start_spare()
     SCRATCH.mkdir(exist_ok=True)
@@ -71,7 +72,7 @@ def _create_warm(fx: Fixture, once, every, queues, reps: int, log) -> list[Row]:
         for kind, service in sorted({"every": every, "once": once}.items(), reverse=i % 2 == 1):
             built = queues[kind].build_ready("local", name, spec)
             ours[kind].append(built.seconds)
-            parts[kind].append(breakdown(built, "queue done"))
+            parts[kind].append(breakdown(built, CLIENTS_TOLD))
             log_text = service.builds.read_log("local", name, built.build.version)[0].decode()
             skipped += kind == "once" and "checked, unchanged" in log_text
             prefix = service.local.active_prefix(name)  # the version's own directory
