@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from killloop import alive, stopped
 
-from jupyter_env_manager.core import spare
+from jupyter_env_manager.core import runner, spare
 from jupyter_env_manager.core.records import PAUSE_ENV
 from jupyter_env_manager.core.runner import BuildQueue
 from jupyter_env_manager.core.spare import SPARE_FLAG
@@ -284,6 +284,19 @@ def test_a_build_runs_below_the_server_in_a_worker_of_its_own_or_in_the_spare(de
     with_queue(service, scenario)
 
 
+async def over_and_stopped(queue: BuildQueue, service, build) -> int:
+    """The pid of ``build``'s worker, once the queue is done with the build (succeeded) and
+    that worker is stopped at its pause point after its end (PAUSE_ENV "after-end")."""
+    done = await asyncio.wait_for(finished(queue, service, build), 60)
+    assert done.status == "succeeded", done.error
+    pid = done.owner["pid"]
+    for _ in range(1000):
+        if stopped(pid):
+            return pid
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"worker {pid} did not stop after its end")
+
+
 def test_a_build_is_over_once_its_worker_recorded_its_end_not_when_it_exits(demo, monkeypatch):
     """A worker's exit (its threads, its memory: a few ms) is not waited for once it has
     recorded its end and let go of the build lock: the build's end is told, and the
@@ -291,20 +304,10 @@ def test_a_build_is_over_once_its_worker_recorded_its_end_not_when_it_exits(demo
     service = demo
     monkeypatch.setenv(PAUSE_ENV, "after-end")  # every worker stops after its last line
 
-    async def over_and_stopped(queue, build) -> int:
-        done = await asyncio.wait_for(finished(queue, service, build), 60)
-        assert done.status == "succeeded", done.error
-        pid = done.owner["pid"]
-        for _ in range(1000):
-            if stopped(pid):
-                return pid
-            await asyncio.sleep(0.01)
-        raise AssertionError(f"worker {pid} did not stop after its end")
-
     async def scenario(queue):
-        first = await over_and_stopped(queue, submit(queue, service))
+        first = await over_and_stopped(queue, service, submit(queue, service))
         second = submit(queue, service)  # the first worker holds no lock any more
-        pid = await over_and_stopped(queue, second)
+        pid = await over_and_stopped(queue, service, second)
         assert pid != first
         assert service.envs.get("local", "demo")["version"] == second.version
         for worker in (first, pid):
@@ -316,3 +319,33 @@ def test_a_build_is_over_once_its_worker_recorded_its_end_not_when_it_exits(demo
         assert not queue._reaping and not alive(first) and not alive(pid)  # reaped aside
 
     with_queue(service, scenario)
+
+
+def test_a_stopping_server_awaits_a_while_the_workers_past_their_end(demo, monkeypatch):
+    """shutdown() awaits the exit of a worker whose build is over, so that none is left
+    unreaped; one that does not exit within CANCEL_GRACE_S is killed (its build is recorded)."""
+    service = demo
+    monkeypatch.setenv(PAUSE_ENV, "after-end")
+    monkeypatch.setattr(runner, "CANCEL_GRACE_S", 1.0)
+
+    async def main():
+        queue = BuildQueue(service, 1, spare=False)
+        pid = await over_and_stopped(queue, service, submit(queue, service))
+        stopping = asyncio.create_task(queue.shutdown())
+        await asyncio.sleep(0.3)
+        assert not stopping.done()  # waiting for that worker
+        os.killpg(pid, signal.SIGCONT)
+        await asyncio.wait_for(stopping, 30)
+        assert not alive(pid)
+        # One still stopped when the grace is over: killed, reaped, the server stopped.
+        queue = BuildQueue(service, 1, spare=False)
+        pid = await over_and_stopped(queue, service, submit(queue, service))
+        try:
+            await asyncio.wait_for(queue.shutdown(), 30)
+            assert not alive(pid)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+        assert service.builds.get("local", "demo", 2).status == "succeeded"
+
+    asyncio.run(main())

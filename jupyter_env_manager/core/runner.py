@@ -87,7 +87,8 @@ class BuildQueue:
         self._slots = asyncio.Semaphore(max_concurrent)
         self._jobs: dict[str, _Job] = {}
         self.spare = Spare(service.log) if spare else None
-        self._reaping: set[asyncio.Future] = set()  # workers past their end, still exiting
+        # Workers past their end, still exiting: the wait for each, and its process.
+        self._reaping: dict[asyncio.Future, asyncio.subprocess.Process] = {}
 
     def submit(self, scope: str, name: str, build: Build) -> Build:
         """Queue a recorded build (from any thread); it runs when a slot is free."""
@@ -202,8 +203,8 @@ class BuildQueue:
 
     def _reap(self, proc: asyncio.subprocess.Process) -> None:
         task = asyncio.ensure_future(proc.wait())
-        self._reaping.add(task)
-        task.add_done_callback(self._reaping.discard)
+        self._reaping[task] = proc
+        task.add_done_callback(lambda done: self._reaping.pop(done, None))
 
     async def _settle(self, job: _Job, status: str, error: str) -> None:
         """Record the end (if the worker did not) and tell the clients; a build that is gone
@@ -315,8 +316,10 @@ class BuildQueue:
                 await self._settle(job, "interrupted", "The server stopped before it started")
         if self._reaping:  # their builds are recorded: only their exits are awaited
             _, late = await asyncio.wait(list(self._reaping), timeout=CANCEL_GRACE_S)
-            for task in late:
-                task.cancel()
+            for task in late:  # stuck past its end: nothing of the build is lost
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self._reaping[task].pid, signal.SIGKILL)
+            await asyncio.gather(*late)
 
 
 class ForegroundRunner:
